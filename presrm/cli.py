@@ -1,0 +1,222 @@
+"""The ``presrm`` command line (Typer). Thin: parses arguments, calls the library.
+
+User mistakes (PresrmError) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from presrm import __version__
+from presrm.errors import PresrmError
+
+# Nothing presrm does may reach a model hub (design.md §5).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+app = typer.Typer(
+    name="presrm",
+    help="Process-based self-rewarding LMs: sample, self-judge each step, train, evaluate; every step score in DuckDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"presrm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """presrm command line."""
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Argument(help="TOML config file; omit to use the embedded default run.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a config key, e.g. --set width=4 --set train.lr=1e-4."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run file to write (overrides config.out).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this run file from its last finished stage.")
+    ] = None,
+) -> None:
+    """Run the self-rewarding loop: warm-up, then per iteration search -> self-judge -> train -> evaluate."""
+    from presrm.config import load_config
+    from presrm.loop import resume_run, start_run
+
+    if resume is not None:
+        if config is not None or set_:
+            raise PresrmError("--resume continues with the run's stored config; drop CONFIG and --set")
+        result = resume_run(resume)
+    else:
+        overrides = list(set_ or [])
+        if out is not None:
+            overrides.append(f"out={json.dumps(str(out))}")
+        cfg = load_config(config, overrides)
+        result = start_run(cfg)
+    console.print(f"run file: [bold]{result}[/bold]")
+    console.print(
+        Text.assemble(
+            "next: ",
+            (f"presrm inspect {result}", "cyan"),
+            "  |  ",
+            (f'presrm sql {result} "SELECT * FROM eval_metrics"', "cyan"),
+        )
+    )
+
+
+@app.command()
+def inspect(
+    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb) to browse.")],
+    web: Annotated[bool, typer.Option("--web", help="Serve the app to a browser on localhost.")] = False,
+    port: Annotated[int, typer.Option(help="Port for --web.")] = 8000,
+) -> None:
+    """Browse reasoning trees, compare self-scores with correctness, flag judge errors (Textual TUI)."""
+    from presrm.store.db import open_run
+
+    with open_run(run_file):  # a clear one-line error before the TUI starts
+        pass
+    if web:
+        from textual_serve.server import Server
+
+        command = f"{sys.executable} -m presrm.tui {json.dumps(str(run_file))}"
+        Server(command, host="localhost", port=port).serve()
+        return
+    from presrm.tui.app import InspectorApp
+
+    InspectorApp(run_file).run()
+
+
+@app.command()
+def sql(
+    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
+    query: Annotated[str, typer.Argument(help="SQL to run read-only, e.g. \"SELECT * FROM step_scores LIMIT 5\".")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    limit: Annotated[int, typer.Option(help="Rows shown in table format (0 = all).")] = 200,
+) -> None:
+    """Run read-only SQL over a run (works while the run is being written)."""
+    from presrm.store.reader import query_arrow
+
+    result = query_arrow(run_file, query)
+    names = result.column_names
+    rows = result.to_pylist()
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(rows, default=str, ensure_ascii=False, indent=1))
+    elif fmt is OutputFormat.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(names)
+        writer.writerows([[row[n] for n in names] for row in rows])
+        typer.echo(buf.getvalue(), nl=False)
+    else:
+        table = Table(show_lines=False, header_style="bold")
+        for name in names:
+            table.add_column(name, overflow="fold")
+        shown = rows if limit <= 0 else rows[:limit]
+        for row in shown:
+            # Text(...) keeps model output verbatim: no Rich markup is interpreted.
+            table.add_row(*[Text(_fmt_cell(row[n])) for n in names])
+        console.print(table)
+        if len(shown) < len(rows):
+            console.print(f"({len(rows)} rows, {len(shown)} shown; --limit 0 shows all)")
+
+
+def _fmt_cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@app.command()
+def schema() -> None:
+    """Print the documented schema of a run file (tables, columns, views)."""
+    from presrm.store.schema import describe_schema
+
+    typer.echo(describe_schema())
+
+
+@app.command()
+def export(
+    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
+    to: Annotated[Path, typer.Option("--to", help="Directory for one Parquet file per table.")],
+) -> None:
+    """Export every table of a run as Parquet (for sharing or a bigger engine)."""
+    from presrm.store.reader import export_parquet
+
+    for path in export_parquet(run_file, to):
+        typer.echo(str(path))
+
+
+@app.command("config")
+def show_config() -> None:
+    """List every config key with its type, default and meaning."""
+    from presrm.config import describe_fields
+
+    table = Table(header_style="bold")
+    for col in ("key", "type", "default", "meaning"):
+        table.add_column(col)
+    for row in describe_fields():
+        table.add_row(*[Text(c) for c in row])
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry: run the app, turning user errors into one line."""
+    try:
+        app(standalone_mode=False)
+    except PresrmError as err:
+        err_console.print(Text(f"error: {err}", style="red"), soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Run configuration: typed, validated, loaded from TOML, overridable with ``--set``.
+
+A run's configuration is stored inside its DuckDB file (``runs.config_json``), so
+``presrm run --resume RUN.duckdb`` continues with exactly the settings it started with.
+
+Every mistake is reported as one line naming the key and what was expected, e.g.
+``config: width: expected an integer >= 2, got 1``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from presrm.errors import ConfigError
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SamplingConfig(_Section):
+    """How candidate next steps are sampled (the paper: temperature 0.5, top-p 0.95)."""
+
+    temperature: float = Field(0.5, ge=0.0, le=5.0, description="sampling temperature (0 = greedy)")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_step_tokens: int = Field(48, ge=1, description="token limit of one step")
+
+
+class JudgeConfig(_Section):
+    """How the policy judges its own candidate steps."""
+
+    mode: Literal["pairwise", "pointwise"] = Field("pairwise", description="pairwise [[A]]/[[B]] or pointwise P(Yes)")
+    verdict: Literal["text", "probs"] = Field(
+        "text", description="read the verdict from generated text or from P(A) vs P(B)"
+    )
+    check: bool = Field(True, description="let the judge write a short check before its verdict")
+    max_judge_tokens: int = Field(48, ge=1, description="token limit of a judge's written check + verdict")
+
+
+class TrainConfig(_Section):
+    """Optimisation settings shared by the trainers."""
+
+    finetune: Literal["auto", "lora", "full"] = Field("auto", description="LoRA, full fine-tuning, or auto by size")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0.0, description="learning rate of the self-rewarding iterations")
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    beta: float = Field(0.1, gt=0.0, description="step-DPO beta")
+    kl_coef: float = Field(0.05, ge=0.0, description="PPO per-token KL penalty")
+    ppo_epochs: int = Field(2, ge=1)
+    reward: Literal["process", "outcome", "both"] = Field(
+        "process", description="process = self-judged step scores; outcome = ground-truth final answers"
+    )
+
+
+class WarmupConfig(_Section):
+    """The IFT + EFT supervised warm-up that turns M0 into M1."""
+
+    enabled: bool = True
+    ift_examples: int = Field(400, ge=0, description="step-formatted solutions")
+    eft_examples: int = Field(400, ge=0, description="judge examples (pairs of candidate steps)")
+    eft_test_examples: int = Field(100, ge=0, description="held-out judge pairs (the paper's Table 3)")
+    eft_jsonl: str | None = Field(None, description="extra EFT examples from a JSONL file")
+    lr: float = Field(3e-4, gt=0.0)
+    epochs: int = Field(1, ge=1)
+
+
+class RunConfig(_Section):
+    """Everything a run needs; see ``presrm schema`` / README for how it is stored."""
+
+    model: str = Field("default", description="default | tiny | smollm2 | HF id | local dir | file.gguf")
+    task: str = Field("arith", description="arith | jsonl:PATH | rg:NAME")
+    task_options: dict[str, Any] = Field(default_factory=dict, description="task difficulty knobs")
+    iterations: int = Field(2, ge=0, description="self-rewarding iterations after the warm-up")
+    problems: int = Field(64, ge=1, description="training questions per iteration")
+    eval_problems: int = Field(64, ge=0, description="held-out questions evaluated each iteration")
+    width: int = Field(6, ge=2, description="candidate next steps per step (w)")
+    max_steps: int = Field(20, ge=1, description="step expansions per question, rollbacks included")
+    algo: Literal["ppo", "step-dpo"] = Field("step-dpo", description="trainer of the self-rewarding iterations")
+    seed: int = Field(0, description="seed of everything random in the run")
+    out: str = Field("runs/run.duckdb", description="the run's DuckDB trace file")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    batch_problems: int = Field(16, ge=1, description="problems searched together in one batch")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return validate_config(json.loads(text))
+
+
+def _type_name(annotation: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(annotation, str(annotation).replace("typing.", ""))
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    given = first.get("input")
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{key}'"
+    if kind == "missing":
+        return f"{source}: missing key '{key}'"
+    ctx = first.get("ctx") or {}
+    expected = {
+        "int_parsing": "an integer",
+        "int_from_float": "an integer",
+        "int_type": "an integer",
+        "float_parsing": "a number",
+        "float_type": "a number",
+        "bool_parsing": "true or false",
+        "bool_type": "true or false",
+        "string_type": "a string",
+        "dict_type": "a table",
+        "model_type": "a table",
+        "literal_error": "one of " + str(ctx.get("expected", "")),
+        "greater_than_equal": f"a value >= {ctx.get('ge')}",
+        "greater_than": f"a value > {ctx.get('gt')}",
+        "less_than_equal": f"a value <= {ctx.get('le')}",
+        "less_than": f"a value < {ctx.get('lt')}",
+    }.get(kind, first["msg"])
+    return f"{source}: {key}: expected {expected}, got {given!r}"
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig` from plain data, turning validation errors into one line."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def _parse_value(raw: str) -> Any:
+    # `--set width=4` should give an int, `--set model=tiny` a string: reuse TOML's literal rules.
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` / ``a.b=value`` overrides to a nested config dict (in place)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set width=4")
+        parts = key.split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(raw.strip())
+    return data
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a TOML config file (or the defaults), apply ``--set`` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    if overrides:
+        apply_overrides(data, overrides)
+    return validate_config(data, source)
+
+
+def describe_fields() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every config key — used by docs and `presrm config`."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str, defaults: BaseModel) -> None:
+        for name, field in model.model_fields.items():
+            value = getattr(defaults, name)
+            if isinstance(value, BaseModel):
+                walk(type(value), f"{prefix}{name}.", value)
+                continue
+            ann = field.annotation
+            type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            rows.append((f"{prefix}{name}", type_name, json.dumps(value), field.description or ""))
+
+    walk(RunConfig, "", RunConfig())
+    return rows

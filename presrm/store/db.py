@@ -1,0 +1,103 @@
+"""Opening run files: locking-aware connections, identity and version checks.
+
+DuckDB lets one process hold a file read-write and then blocks every other
+process, readers included (design.md §3). presrm therefore never keeps a run file
+open: the writer opens it for one short transaction per flush and closes it;
+readers (``presrm sql``, the TUI) open it read-only per query and close it. Both
+sides retry while the other holds the lock, so a live run and a reader coexist
+and neither fails because of the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from presrm.errors import StoreError
+from presrm.store.schema import MAGIC, SCHEMA_VERSION, create_statements
+
+LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "different configuration", "database is locked")
+
+
+def is_lock_error(err: BaseException) -> bool:
+    """True when DuckDB refused the open because another connection holds the file."""
+    return any(marker in str(err) for marker in LOCK_MARKERS)
+
+
+def connect(path: str | Path, *, read_only: bool, timeout: float = 30.0) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, retrying with jittered backoff while another process holds its lock.
+
+    Raises StoreError after ``timeout`` seconds (the message says who to blame).
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"run file not found: {path}")
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.IOException, duckdb.ConnectionException) as err:
+            if not is_lock_error(err):
+                raise StoreError(f"{path}: cannot open as a DuckDB database ({_first_line(err)})") from None
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: still locked by another process after {timeout:.0f} s"
+                    " (a reader that keeps the file open blocks writers)"
+                ) from None
+        except duckdb.Error as err:
+            raise StoreError(f"{path}: cannot open as a DuckDB database ({_first_line(err)})") from None
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 0.25)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def check_identity(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Raise StoreError unless ``con`` is a presrm run file of this schema version."""
+    try:
+        rows = dict(con.execute("SELECT key, value FROM presrm_meta").fetchall())
+    except duckdb.CatalogException:
+        raise StoreError(f"{path}: not a presrm run database (no presrm_meta table)") from None
+    if rows.get("magic") != MAGIC:
+        raise StoreError(f"{path}: not a presrm run database (wrong magic in presrm_meta)")
+    version = rows.get("schema_version")
+    if version != str(SCHEMA_VERSION):
+        raise StoreError(
+            f"{path}: schema version {version} but this presrm reads version {SCHEMA_VERSION};"
+            " use the presrm version that wrote it"
+        )
+
+
+def initialize(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schema version 1 and the identity rows (one transaction)."""
+    con.execute("BEGIN")
+    for stmt in create_statements():
+        con.execute(stmt)
+    con.execute(
+        "INSERT OR REPLACE INTO presrm_meta VALUES ('magic', ?), ('schema_version', ?)",
+        [MAGIC, str(SCHEMA_VERSION)],
+    )
+    con.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def open_run(path: str | Path, *, read_only: bool = True, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open an existing run file, check it is presrm's, and close it on exit."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"run file not found: {path}")
+    con = connect(path, read_only=read_only, timeout=timeout)
+    try:
+        check_identity(con, path)
+        yield con
+    finally:
+        con.close()

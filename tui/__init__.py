@@ -1,0 +1,1 @@
+"""The Textual trace inspector (installed as presrm.tui)."""
