@@ -88,7 +88,9 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
             (
                 "self_score",
                 "DOUBLE",
-                "the model's own score of the step among its siblings, see score_kind; NULL if not judged",
+                "the model's own judgment of the step, 0..1: win_rate (pairwise) = consistent wins against"
+                " its siblings / (siblings - 1), a pair whose two orders disagree counting 0.5 to each;"
+                " p_yes (pointwise) = P(Yes | 'is this step correct?'); NULL when not judged",
             ),
             (
                 "score_kind",
