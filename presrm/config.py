@@ -10,10 +10,10 @@ Every mistake is reported as one line naming the key and what was expected, e.g.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from presrm.errors import ConfigError

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from presrm import __version__
@@ -31,6 +32,11 @@ from presrm.store.schema import table_columns
 
 # id counters: which table/column each one numbers
 ID_COLUMNS = {"node": ("nodes", "node_id"), "judgment": ("judgments", "judgment_id"), "tree": ("nodes", "tree_id")}
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> int:
+    row = con.execute(sql, list(params)).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def utcnow() -> dt.datetime:
@@ -103,7 +109,7 @@ class RunStore:
                 raise StoreError(f"{path}: has no run row")
             counters = {}
             for kind, (table, column) in ID_COLUMNS.items():
-                counters[kind] = con.execute(f"SELECT coalesce(max({column}) + 1, 0) FROM {table}").fetchone()[0]
+                counters[kind] = _scalar(con, f"SELECT coalesce(max({column}) + 1, 0) FROM {table}")
         finally:
             con.close()
         return cls(path, row[0], RunConfig.from_json(row[1]), counters)
@@ -222,14 +228,10 @@ class RunStore:
         try:
             con.execute("BEGIN")
             for table, where, params in deletes:
-                deleted += con.execute(
-                    f"DELETE FROM {table} WHERE run_id = ? AND ({where})", [self.run_id, *params]
-                ).fetchone()[0]
+                deleted += _scalar(con, f"DELETE FROM {table} WHERE run_id = ? AND ({where})", [self.run_id, *params])
             con.execute("COMMIT")
             for kind, (table, column) in ID_COLUMNS.items():
-                self._counters[kind] = con.execute(
-                    f"SELECT coalesce(max({column}) + 1, 0) FROM {table}"
-                ).fetchone()[0]
+                self._counters[kind] = _scalar(con, f"SELECT coalesce(max({column}) + 1, 0) FROM {table}")
         finally:
             con.close()
         return deleted

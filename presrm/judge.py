@@ -1,0 +1,131 @@
+"""Step-wise LLM-as-a-judge: the policy judges its own candidate next steps.
+
+Pairwise (the paper's): one call per ordered pair; the search asks for both orders.
+The judge writes (greedily) an optional short check and a verdict ``[[A]]``/``[[B]]``;
+the probabilities of the ``A``/``B`` tokens right after ``[[`` are read as well, so
+every judgment stores both, and ``JudgeConfig.verdict`` picks which one counts.
+
+Pointwise (a cheaper baseline): P(Yes) to "is this next step correct?", one forward
+pass per candidate, no generation.
+
+All calls of one search round are batched: generation for every pair of every
+problem in one ``generate_steps`` call, the verdict probabilities in one batched
+forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from presrm.config import JudgeConfig
+from presrm.generation import generate_steps, next_token_logprobs
+from presrm.judge_format import (
+    POINTWISE_TOKENS,
+    VERDICT_TOKENS,
+    pairwise_user_text,
+    parse_pairwise,
+    pointwise_user_text,
+    verdict_prefix,
+)
+from presrm.models import Policy
+
+
+@dataclass(frozen=True)
+class PairRequest:
+    """Judge which of two next steps is better; ``step_a`` is shown first."""
+
+    question: str
+    previous_steps: tuple[str, ...]
+    step_a: str
+    step_b: str
+
+
+@dataclass(frozen=True)
+class PointRequest:
+    """Judge whether one next step is correct."""
+
+    question: str
+    previous_steps: tuple[str, ...]
+    step: str
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """One judge call. For pointwise, ``verdict`` is Yes/No and ``p_a``/``p_b`` are P(Yes)/P(No)."""
+
+    verdict: str | None
+    raw_output: str
+    check_text: str | None
+    p_a: float | None
+    p_b: float | None
+
+
+class StepJudge(Protocol):
+    """What the search needs from a judge (the model judge, or a scripted verdict source in tests)."""
+
+    mode: str
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]: ...
+
+    def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]: ...
+
+
+def _two_way(logp_x: float, logp_y: float) -> tuple[float, float]:
+    """Renormalise two log-probs into probabilities that sum to 1."""
+    m = max(logp_x, logp_y)
+    ex, ey = math.exp(logp_x - m), math.exp(logp_y - m)
+    return ex / (ex + ey), ey / (ex + ey)
+
+
+class ModelJudge:
+    """The policy model acting as its own step judge."""
+
+    def __init__(self, policy: Policy, config: JudgeConfig, *, batch_size: int = 32) -> None:
+        self.policy = policy
+        self.config = config
+        self.mode = config.mode
+        self.batch_size = batch_size
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
+        if not requests:
+            return []
+        prompts = [
+            self.policy.complete_prompt(pairwise_user_text(r.question, list(r.previous_steps), r.step_a, r.step_b))
+            for r in requests
+        ]
+        # Without a check the judge only needs room for "[[A]]".
+        max_tokens = self.config.max_judge_tokens if self.config.check else 8
+        generated = generate_steps(self.policy, prompts, 1, temperature=0.0, max_new_tokens=max_tokens, seed=0)
+        raws = [samples[0].text for samples in generated]
+        # Read P(A) vs P(B) right after "[[" — appended when the model never wrote it,
+        # so a probability verdict exists even for unparseable text.
+        logps = next_token_logprobs(
+            self.policy,
+            [p + verdict_prefix(raw) for p, raw in zip(prompts, raws, strict=True)],
+            list(VERDICT_TOKENS),
+            batch_size=self.batch_size,
+        )
+        results = []
+        for raw, row in zip(raws, logps.tolist(), strict=True):
+            parsed = parse_pairwise(raw)
+            p_a, p_b = _two_way(row[0], row[1])
+            verdict = parsed.verdict if self.config.verdict == "text" else ("A" if p_a >= p_b else "B")
+            results.append(JudgeResult(verdict, raw, parsed.check_text, p_a, p_b))
+        return results
+
+    def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
+        if not requests:
+            return []
+        prompts = [
+            self.policy.complete_prompt(pointwise_user_text(r.question, list(r.previous_steps), r.step))
+            for r in requests
+        ]
+        logps = next_token_logprobs(self.policy, prompts, list(POINTWISE_TOKENS), batch_size=self.batch_size)
+        results = []
+        for row in logps.tolist():
+            p_yes, p_no = _two_way(row[0], row[1])
+            verdict = POINTWISE_TOKENS[0] if p_yes >= p_no else POINTWISE_TOKENS[1]
+            results.append(JudgeResult(verdict, verdict, None, p_yes, p_no))
+        return results

@@ -1,0 +1,360 @@
+"""The per-problem step tree: expand ``width`` candidates, self-judge, select, roll back.
+
+One round, for every unfinished problem of a batch at once:
+
+1. sample ``width`` candidate next steps after the accepted prefix (one batched call);
+2. judge the candidates (pairwise in both orders, or pointwise), all problems in one
+   batched judge call; candidates with identical text are judged once and share a score;
+3. score: win rate among the distinct siblings (a pair whose two orders disagree, or
+   that has no verdict, is a tie worth 0.5 to each) or P(Yes);
+4. if the distinct candidates all score the same, roll back: drop the last accepted
+   step (it is marked ``rolled_back``, so its preference pair is dropped too) and
+   re-expand its parent; otherwise accept the best (``chosen``) and mark the worst
+   (``rejected``) — the (chosen, rejected) pair is the step preference pair;
+5. stop at a final answer or after ``max_steps`` expansions.
+
+A single distinct candidate (the model is sure) is accepted without a pair.
+``width == 1`` is plain step-by-step decoding (no judge): greedy evaluation uses it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from presrm.generation import generate_steps
+from presrm.judge import PairRequest, PointRequest, StepJudge
+from presrm.models import Policy
+from presrm.steps import parse_step, render_prefix, step_header
+from presrm.tasks import Problem, Task
+
+
+class IdSource(Protocol):
+    def new_ids(self, kind: str, n: int) -> range: ...
+
+
+class LocalIds:
+    """Id counters for searches that are not written to a run file."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def new_ids(self, kind: str, n: int) -> range:
+        start = self._next.get(kind, 0)
+        self._next[kind] = start + n
+        return range(start, start + n)
+
+
+@dataclass
+class SearchSettings:
+    width: int = 6
+    max_steps: int = 20
+    temperature: float = 0.5
+    top_p: float = 0.95
+    max_step_tokens: int = 48
+    seed: int = 0
+
+
+@dataclass
+class Node:
+    """One candidate step (a future ``nodes`` row)."""
+
+    node_id: int
+    parent_id: int | None
+    depth: int
+    expansion: int
+    text: str
+    n_tokens: int
+    logprob: float
+    finish: str
+    parse_status: str
+    is_final: bool
+    final_answer: str | None
+    step_check: bool | None
+    correct: bool | None
+    self_score: float | None = None
+    score_kind: str | None = None
+    chosen: bool = False
+    rejected: bool = False
+    rolled_back: bool = False
+
+
+@dataclass
+class Judgment:
+    """One judge call (a future ``judgments`` row)."""
+
+    judgment_id: int
+    mode: str
+    node_a: int
+    node_b: int | None
+    order: int
+    check_text: str | None
+    raw_output: str
+    verdict: str | None
+    p_a: float | None
+    p_b: float | None
+    winner: int | None
+    expected: str | None
+
+
+@dataclass
+class Tree:
+    """The search tree of one problem."""
+
+    tree_id: int
+    problem: Problem
+    nodes: list[Node] = field(default_factory=list)
+    judgments: list[Judgment] = field(default_factory=list)
+    path: list[Node] = field(default_factory=list)
+    expansions: int = 0
+    done: bool = False
+
+    @property
+    def final(self) -> Node | None:
+        return self.path[-1] if self.path and self.path[-1].is_final else None
+
+    @property
+    def correct(self) -> bool:
+        final = self.final
+        return bool(final is not None and final.correct)
+
+    def step_pairs(self) -> list[tuple[list[Node], Node, Node]]:
+        """(accepted prefix, chosen, rejected) for every kept preference pair, in order."""
+        pairs = []
+        for i, node in enumerate(self.path):
+            group = [n for n in self.nodes if n.parent_id == node.parent_id and n.expansion == node.expansion]
+            rejected = [n for n in group if n.rejected]
+            if rejected:
+                pairs.append((self.path[:i], node, rejected[0]))
+        return pairs
+
+
+@dataclass
+class _Group:
+    """The candidates of one expansion round of one tree."""
+
+    tree: Tree
+    nodes: list[Node]
+    distinct: list[Node]  # first node of each distinct text
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _round_seed(seed: int, round_no: int) -> int:
+    return random.Random(f"{seed}:{round_no}").randrange(2**63)
+
+
+def search(
+    policy: Policy,
+    judge: StepJudge | None,
+    task: Task,
+    problems: list[Problem],
+    settings: SearchSettings,
+    ids: IdSource,
+    *,
+    on_round: Callable[[int, int], None] | None = None,
+) -> list[Tree]:
+    """Grow one tree per problem, all problems batched together. Returns the trees."""
+    if settings.width > 1 and judge is None:
+        raise ValueError("width > 1 needs a judge")
+    tree_ids = ids.new_ids("tree", len(problems))
+    trees = [Tree(tid, p) for tid, p in zip(tree_ids, problems, strict=True)]
+    prompts = {t.tree_id: policy.solution_prompt(t.problem.question) for t in trees}
+    round_no = 0
+    while True:
+        active = [t for t in trees if not t.done]
+        if not active:
+            break
+        prefixes = [
+            render_prefix(prompts[t.tree_id], [n.text for n in t.path]) + step_header(len(t.path) + 1)
+            for t in active
+        ]
+        samples = generate_steps(
+            policy,
+            prefixes,
+            settings.width,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            max_new_tokens=settings.max_step_tokens,
+            seed=_round_seed(settings.seed, round_no),
+        )
+        groups = [_make_group(t, cands, task, ids) for t, cands in zip(active, samples, strict=True)]
+        if settings.width > 1 and judge is not None:
+            _judge_groups(groups, judge, ids)
+        for group in groups:
+            _select(group, settings)
+        round_no += 1
+        if on_round is not None:
+            on_round(round_no, sum(t.done for t in trees))
+    return trees
+
+
+def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource) -> _Group:
+    depth = len(tree.path) + 1
+    parent = tree.path[-1].node_id if tree.path else None
+    previous = [n.text for n in tree.path]
+    node_ids = ids.new_ids("node", len(candidates))
+    nodes: list[Node] = []
+    for node_id, sample in zip(node_ids, candidates, strict=True):
+        parsed = parse_step(sample.text, depth, truncated=sample.finish == "length")
+        nodes.append(
+            Node(
+                node_id=node_id,
+                parent_id=parent,
+                depth=depth,
+                expansion=tree.expansions,
+                text=parsed.text,
+                n_tokens=sample.n_tokens,
+                logprob=sample.logprob,
+                finish=sample.finish,
+                parse_status=parsed.status,
+                is_final=parsed.is_final,
+                final_answer=parsed.final_answer,
+                step_check=task.check_step(tree.problem, previous, parsed.text),
+                correct=task.check_answer(tree.problem, parsed.final_answer) if parsed.is_final else None,
+            )
+        )
+    tree.nodes.extend(nodes)
+    distinct = list({n.text: n for n in reversed(nodes)}.values())[::-1]
+    return _Group(tree, nodes, distinct)
+
+
+def _expected(a: Node, b: Node) -> str | None:
+    """The right pairwise verdict when the step checker tells exactly one side correct."""
+    if a.step_check is None or b.step_check is None or a.step_check == b.step_check:
+        return None
+    return "A" if a.step_check else "B"
+
+
+def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None:
+    if judge.mode == "pointwise":
+        _judge_pointwise(groups, judge, ids)
+        return
+    requests: list[PairRequest] = []
+    meta: list[tuple[_Group, Node, Node, int]] = []
+    for g in groups:
+        previous = tuple(n.text for n in g.tree.path)
+        for i, a in enumerate(g.distinct):
+            for b in g.distinct[i + 1 :]:
+                for order, (x, y) in enumerate(((a, b), (b, a))):
+                    requests.append(PairRequest(g.tree.problem.question, previous, x.text, y.text))
+                    meta.append((g, x, y, order))
+    results = judge.pairwise(requests)
+    judgment_ids = ids.new_ids("judgment", len(results))
+    wins: dict[int, dict[str, float]] = {id(g): {n.text: 0.0 for n in g.distinct} for g in groups}
+    first_winner: dict[tuple[int, int], int | None] = {}
+    for jid, (g, x, y, order), res in zip(judgment_ids, meta, results, strict=True):
+        winner = x.node_id if res.verdict == "A" else y.node_id if res.verdict == "B" else None
+        g.tree.judgments.append(
+            Judgment(jid, "pairwise", x.node_id, y.node_id, order, res.check_text, res.raw_output, res.verdict,
+                     res.p_a, res.p_b, winner, _expected(x, y))
+        )
+        key = (min(x.node_id, y.node_id), max(x.node_id, y.node_id))
+        if order == 0:
+            first_winner[key] = winner
+            continue
+        # Both orders seen: a consistent verdict is a win, anything else a tie.
+        agreed = first_winner[key] if first_winner[key] == winner else None
+        by_id = {x.node_id: x, y.node_id: y}
+        if agreed is None:
+            wins[id(g)][x.text] += 0.5
+            wins[id(g)][y.text] += 0.5
+        else:
+            wins[id(g)][by_id[agreed].text] += 1.0
+    for g in groups:
+        others = max(1, len(g.distinct) - 1)
+        g.scores = {text: w / others for text, w in wins[id(g)].items()}
+        for n in g.nodes:
+            if len(g.distinct) > 1:
+                n.self_score = g.scores[n.text]
+                n.score_kind = "win_rate"
+
+
+def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None:
+    requests: list[PointRequest] = []
+    meta: list[tuple[_Group, Node]] = []
+    for g in groups:
+        previous = tuple(n.text for n in g.tree.path)
+        for n in g.distinct:
+            requests.append(PointRequest(g.tree.problem.question, previous, n.text))
+            meta.append((g, n))
+    results = judge.pointwise(requests)
+    for jid, (g, n), res in zip(ids.new_ids("judgment", len(results)), meta, results, strict=True):
+        expected = None if n.step_check is None else ("Yes" if n.step_check else "No")
+        g.tree.judgments.append(
+            Judgment(jid, "pointwise", n.node_id, None, 0, None, res.raw_output, res.verdict, res.p_a, res.p_b,
+                     n.node_id if res.verdict == "Yes" else None, expected)
+        )
+        g.scores[n.text] = res.p_a if res.p_a is not None else 0.5
+    for g in groups:
+        for n in g.nodes:
+            n.self_score = g.scores[n.text]
+            n.score_kind = "p_yes"
+
+
+def _select(group: _Group, settings: SearchSettings) -> None:
+    tree = group.tree
+    tree.expansions += 1
+    if len(group.distinct) == 1 or not group.scores:
+        best = group.distinct[0]
+        worst = None
+    else:
+        values = [group.scores[n.text] for n in group.distinct]
+        if max(values) - min(values) < 1e-9:
+            _roll_back(tree, settings)
+            return
+        # Ties on the best score go to the likelier step (per token), then the first sampled.
+        best = max(group.distinct, key=lambda n: (group.scores[n.text], n.logprob / max(1, n.n_tokens)))
+        worst = min(group.distinct, key=lambda n: (group.scores[n.text], n.logprob / max(1, n.n_tokens)))
+    best.chosen = True
+    if worst is not None:
+        worst.rejected = True
+    tree.path.append(best)
+    if best.is_final or tree.expansions >= settings.max_steps:
+        tree.done = True
+
+
+def _roll_back(tree: Tree, settings: SearchSettings) -> None:
+    """All candidates tie: the prefix itself is doubtful, so drop its last step (and its pair)."""
+    if tree.path:
+        tree.path.pop().rolled_back = True
+    if tree.expansions >= settings.max_steps:
+        tree.done = True
+
+
+# ---- trace rows ---------------------------------------------------------------------------------
+
+
+def node_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[str, list[Any]]:
+    """The ``nodes`` rows of ``trees`` as columns (for RunStore.append_columns)."""
+    cols: dict[str, list[Any]] = {k: [] for k in (
+        "iteration", "phase", "problem_id", "tree_id", "node_id", "parent_id", "depth", "expansion", "text",
+        "n_tokens", "logprob", "finish", "self_score", "score_kind", "chosen", "rejected", "rolled_back",
+        "is_final", "final_answer", "parse_status", "correct", "step_check")}
+    for tree in trees:
+        for n in tree.nodes:
+            cols["iteration"].append(iteration)
+            cols["phase"].append(phase)
+            cols["problem_id"].append(tree.problem.problem_id)
+            cols["tree_id"].append(tree.tree_id)
+            for key in ("node_id", "parent_id", "depth", "expansion", "text", "n_tokens", "logprob", "finish",
+                        "self_score", "score_kind", "chosen", "rejected", "rolled_back", "is_final",
+                        "final_answer", "parse_status", "correct", "step_check"):
+                cols[key].append(getattr(n, key))
+    return cols
+
+
+def judgment_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[str, list[Any]]:
+    """The ``judgments`` rows of ``trees`` as columns."""
+    keys = ("judgment_id", "mode", "node_a", "node_b", "order", "check_text", "raw_output", "verdict", "p_a",
+            "p_b", "winner", "expected")
+    cols: dict[str, list[Any]] = {k: [] for k in ("iteration", "phase", "tree_id", *keys)}
+    for tree in trees:
+        for j in tree.judgments:
+            cols["iteration"].append(iteration)
+            cols["phase"].append(phase)
+            cols["tree_id"].append(tree.tree_id)
+            for key in keys:
+                cols[key].append(getattr(j, key))
+    return cols

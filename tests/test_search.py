@@ -1,0 +1,151 @@
+"""Tree search on the tiny model: stored trees, both-orders rule, ties and rollback, bad judge text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from presrm.config import RunConfig
+from presrm.judge import JudgeResult, PairRequest, PointRequest
+from presrm.models import load_policy
+from presrm.search import LocalIds, SearchSettings, judgment_columns, node_columns, search
+from presrm.store import RunStore, query_rows
+from presrm.tasks import load_task
+
+
+class ScriptedJudge:
+    """A fixed verdict source on the real search code path (no model API is mocked)."""
+
+    mode = "pairwise"
+
+    def __init__(self, decide, raw: str | None = None) -> None:
+        self.decide = decide
+        self.raw = raw
+        self.calls: list[PairRequest] = []
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
+        self.calls.extend(requests)
+        out = []
+        for r in requests:
+            verdict = self.decide(r)
+            raw = self.raw if self.raw is not None else f"Check: scripted. [[{verdict}]]"
+            out.append(JudgeResult(verdict, raw, "scripted", None, None))
+        return out
+
+    def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
+        raise NotImplementedError
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_policy("tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def arith():
+    return load_task("arith")
+
+
+def longer_wins(r: PairRequest) -> str:
+    # Consistent in both orders: depends on the steps, not on their position.
+    return "A" if (len(r.step_a), r.step_a) > (len(r.step_b), r.step_b) else "B"
+
+
+def test_tree_w3_is_built_stored_and_rebuilt_by_sql(tiny, arith, tmp_path: Path) -> None:
+    problems = arith.sample(3, "train", seed=1)
+    store = RunStore.create(tmp_path / "run.duckdb", RunConfig(model="tiny", width=3))
+    judge = ScriptedJudge(longer_wins)
+    settings = SearchSettings(width=3, max_steps=4, max_step_tokens=12, seed=3)
+    trees = search(tiny, judge, arith, problems, settings, store)
+    store.append_columns("nodes", node_columns(trees, iteration=1, phase="train"))
+    store.append_columns("judgments", judgment_columns(trees, iteration=1, phase="train"))
+    store.flush()
+    for tree in trees:
+        assert tree.done
+        assert len(tree.path) == 4  # random tiny model never finishes: stops at max_steps
+        assert all(n.chosen for n in tree.path)
+        # every expansion produced `width` candidates
+        assert len(tree.nodes) == 3 * tree.expansions
+        rows = query_rows(
+            store.path,
+            """WITH RECURSIVE t AS (
+                   SELECT node_id, parent_id, depth, text, self_score, chosen FROM nodes
+                   WHERE tree_id = ? AND parent_id IS NULL
+                   UNION ALL
+                   SELECT n.node_id, n.parent_id, n.depth, n.text, n.self_score, n.chosen
+                   FROM nodes n JOIN t ON n.parent_id = t.node_id)
+               SELECT * FROM t ORDER BY node_id""",
+            [tree.tree_id],
+        )
+        reachable = {n.node_id for n in tree.nodes if n.parent_id is None}
+        changed = True
+        while changed:
+            new = {n.node_id for n in tree.nodes if n.parent_id in reachable} - reachable
+            reachable |= new
+            changed = bool(new)
+        expected = sorted(
+            (n.node_id, n.parent_id, n.depth, n.text, n.self_score, n.chosen)
+            for n in tree.nodes if n.node_id in reachable
+        )
+        assert rows == expected
+        # chosen = the longest distinct candidate of its group
+        for node in tree.path:
+            group = [n for n in tree.nodes if n.parent_id == node.parent_id and n.expansion == node.expansion]
+            assert node.text == max((n.text for n in group), key=lambda t: (len(t), t))
+    pairs = query_rows(store.path, "SELECT count(*), count(*) FILTER (WHERE consistent) FROM judge_pairs")[0]
+    assert pairs[0] > 0 and pairs[0] == pairs[1]
+    n_steps = query_rows(store.path, "SELECT sum(n_steps) FROM chosen_paths")[0][0]
+    assert n_steps == sum(len(t.path) for t in trees)
+
+
+def test_position_biased_judge_is_inconsistent_so_all_tie_and_roll_back(tiny, arith) -> None:
+    problems = arith.sample(2, "train", seed=2)
+    judge = ScriptedJudge(lambda r: "A")  # always the first shown: both orders disagree
+    settings = SearchSettings(width=3, max_steps=5, max_step_tokens=8, seed=4)
+    trees = search(tiny, judge, arith, problems, settings, LocalIds())
+    for tree in trees:
+        assert tree.expansions == 5
+        assert tree.path == []  # nothing is ever accepted
+        assert not any(n.chosen for n in tree.nodes)
+        scored = [n.self_score for n in tree.nodes if n.self_score is not None]
+        assert scored and all(s == pytest.approx(0.5) for s in scored)
+        for j in tree.judgments:
+            assert j.winner == j.node_a
+
+
+def test_rollback_drops_the_previous_step_and_its_pair(tiny, arith) -> None:
+    problems = arith.sample(1, "train", seed=5)
+    # consistent at depth 1, position-biased (all ties) at depth 2 -> roll back depth 1
+    def decide(r: PairRequest) -> str:
+        return longer_wins(r) if not r.previous_steps else "A"
+
+    settings = SearchSettings(width=3, max_steps=4, max_step_tokens=8, seed=6)
+    (tree,) = search(tiny, ScriptedJudge(decide), arith, problems, settings, LocalIds())
+    first_steps = [n for n in tree.nodes if n.depth == 1 and n.chosen]
+    # expansions alternate: accept step 1, tie at step 2 (roll back), accept a new step 1, tie again
+    assert len(first_steps) == 2
+    assert all(n.rolled_back for n in first_steps)
+    assert tree.path == []
+    assert tree.step_pairs() == []
+
+
+def test_unparseable_judge_output_is_kept_and_counts_as_no_verdict(tiny, arith) -> None:
+    problems = arith.sample(1, "train", seed=7)
+    judge = ScriptedJudge(lambda r: None, raw="I think [[C]] '); DROP TABLE nodes; -- [bold]")
+    settings = SearchSettings(width=2, max_steps=2, max_step_tokens=6, seed=8)
+    (tree,) = search(tiny, judge, arith, problems, settings, LocalIds())
+    assert tree.judgments
+    for j in tree.judgments:
+        assert j.verdict is None and j.winner is None
+        assert j.raw_output == "I think [[C]] '); DROP TABLE nodes; -- [bold]"
+
+
+def test_width_one_is_plain_decoding_without_judge(tiny, arith) -> None:
+    problems = arith.sample(2, "eval", seed=0)
+    settings = SearchSettings(width=1, max_steps=3, temperature=0.0, max_step_tokens=8)
+    trees = search(tiny, None, arith, problems, settings, LocalIds())
+    for tree in trees:
+        assert len(tree.path) == 3 and len(tree.nodes) == 3
+        assert tree.judgments == []
+        assert all(n.self_score is None for n in tree.nodes)
