@@ -33,6 +33,12 @@ _FRACTION_RE = re.compile(r"([-+]?\d+)\s*/\s*([-+]?\d+)")
 _LATEX_FRAC_RE = re.compile(r"(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}")
 _THOUSANDS_RE = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
 _BOXED_RE = re.compile(r"^\\boxed\s*\{(.*)\}$", re.DOTALL)
+_WORDS_RE = re.compile(r"[^\W\d_]{2,}(?:[ '-][^\W\d_]+)*")  # "Paris", "New York", "don't"
+_MATHY_RE = re.compile(r"[\d\\]")
+
+
+def _is_words(text: str) -> bool:
+    return _WORDS_RE.fullmatch(text) is not None
 
 
 def _normalize(text: str) -> str:
@@ -54,6 +60,8 @@ def _normalize(text: str) -> str:
 
 def as_number(text: str) -> Fraction | None:
     """The exact value of a plain number ("14", "-2.5", "3/4", "\\frac{3}{4}"), else None."""
+    if len(text) > 4000:  # Python refuses longer int conversions; such text is junk anyway
+        return None
     if _NUMBER_RE.fullmatch(text):
         return Fraction(text)
     for pattern in (_FRACTION_RE, _LATEX_FRAC_RE):
@@ -90,7 +98,9 @@ def answers_match(predicted: str | None, gold: str) -> bool | None:
         return pred_num == ref_num
     if pred.replace(" ", "").casefold() == ref.replace(" ", "").casefold():
         return True
-    if not pred or not ref:
-        return False
+    if not pred or not ref or _is_words(pred) or _is_words(ref):
+        return False  # words only match exactly (sympy would read "no" as n*o, slowly)
+    if (pred_num is None) != (ref_num is None) and not _MATHY_RE.search(pred if pred_num is None else ref):
+        return False  # a number never equals digit-free, LaTeX-free text
     verdict = _symbolic_match(pred, ref)
     return bool(verdict)

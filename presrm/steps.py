@@ -62,9 +62,10 @@ def render_prefix(prompt: str, steps: list[str]) -> str:
 _HEADER = r"[*#]*\s*(?:step\b\s*)+(?:\d+\s*)?(?:[:)]|\.(?!\d))\s*\**"
 _LEADING_HEADERS_RE = re.compile(rf"^\s*(?:{_HEADER}\s*)+", re.IGNORECASE)
 # Segment markers: a numbered header anywhere, or a number-less "Step:" at a line start.
+# Deliberately without leading repetitions (linear time on junk like "step step step ...");
+# a doubled "Step Step 2:" leaves a trailing "Step" on the previous piece, removed below.
 _MARKER_RE = re.compile(
-    r"(?:[*#]*\s*\b(?:step\s+)*step\s*\d+\s*(?:[:)]|\.(?!\d))\s*\**)"
-    r"|(?:^[ \t]*[*#]*\s*(?:step\s+)*step\s*:\s*\**)",
+    r"\bstep\s*\d+\s*(?:[:)]|\.(?!\d))\s*\**|^[ \t]*[*#]*[ \t]*(?:step[ \t]+)*step\s*:\s*\**",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -131,19 +132,26 @@ def parse_step(raw_generated: str, k: int, *, truncated: bool = False) -> Parsed
 
 
 def _boxed_contents(text: str) -> list[str]:
-    """Contents of every complete ``\\boxed{...}`` (balanced braces), in order."""
-    found: list[str] = []
-    for match in _BOXED_RE.finditer(text):
-        depth, start = 1, match.end()
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    found.append(text[start:i])
-                    break
-    return found
+    """Contents of every complete ``\\boxed{...}`` (balanced braces), by opening position.
+
+    One pass over the text (a stack of open boxes), so junk like ``\\boxed{`` repeated
+    thousands of times stays linear.
+    """
+    opens = {m.end() - 1: m.end() for m in _BOXED_RE.finditer(text)}  # "{" index -> content start
+    found: list[tuple[int, str]] = []
+    stack: list[tuple[int, int]] = []  # (brace depth of the box, content start)
+    depth = 0
+    for i, char in enumerate(text):
+        if char == "{":
+            depth += 1
+            if i in opens:
+                stack.append((depth, opens[i]))
+        elif char == "}" and depth > 0:
+            if stack and stack[-1][0] == depth:
+                start = stack.pop()[1]
+                found.append((start, text[start:i]))
+            depth -= 1
+    return [content for _, content in sorted(found)]
 
 
 def _clean_answer(raw: str) -> str | None:
@@ -207,8 +215,16 @@ def segment_steps(text: str) -> list[str]:
         pieces = [text[b:e] for b, e in zip(bounds, ends, strict=True)]
     else:
         pieces = text.splitlines()
-    contents = [_collapse(_strip_headers(piece)) for piece in pieces]
+    contents = [_drop_marker_remains(_collapse(_strip_headers(piece))) for piece in pieces]
     return [f"{step_header(i)} {c}" for i, c in enumerate((c for c in contents if c), start=1)]
+
+
+def _drop_marker_remains(content: str) -> str:
+    """Drop what the next marker left behind: "Step" of "Step Step 2:", "**" of "**Step 2:**"."""
+    words = content.split(" ")
+    while words and words[-1].strip("*#").lower() in ("step", ""):
+        words.pop()
+    return " ".join(words)
 
 
 def step_content(step_text: str) -> str:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from presrm.steps import (
     STATUSES,
@@ -187,3 +192,46 @@ def test_segment_round_trips_render_prefix() -> None:
     rendered = render_prefix("", steps)
     assert segment_steps(rendered) == steps
     assert [step_content(s) for s in steps] == ["4 + 5 = 9", "9 - 3 = 6", "The answer is 6."]
+
+
+# Text built from the pieces that the parsers look for, so the fuzzing reaches them.
+_TOKENS = st.sampled_from(
+    ["Step", "step", " ", "\n", "1", "2", "12", ":", ".", "=", "+", "-", "*", "{", "}", "\\boxed{", "$", ",",
+     "answer", "The answer is", "is", "####", "**", "[b]", "'", "{0}", "é", "∑"]
+)  # fmt: skip
+MESSY_TEXT = st.one_of(st.text(max_size=200), st.lists(_TOKENS, max_size=60).map("".join))
+
+
+@settings(max_examples=300, deadline=None)
+@given(MESSY_TEXT, st.integers(min_value=1, max_value=30), st.booleans())
+def test_parsers_never_raise(text: str, k: int, truncated: bool) -> None:
+    step = parse_step(text, k, truncated=truncated)
+    assert step.status in STATUSES
+    assert step.text.startswith(f"Step {k}:") and "\n" not in step.text
+    assert step.is_final == (step.final_answer is not None)
+    for segment in segment_steps(text):
+        assert re.fullmatch(r"Step \d+: \S.*", segment)
+    extract_final_answer(text)
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "step " * 5000,
+        "Step 1: " * 3000,
+        "Step Step " * 3000 + "2:",
+        "\\boxed{" * 3000,
+        "\\boxed{" + "{" * 5000 + "}" * 5001,
+        "answer is " * 3000,
+        "*" * 10000,
+        "1," * 10000,
+        "The answer is " + "9" * 5000,
+    ],
+)
+def test_parsers_are_fast_on_junk(junk: str) -> None:
+    # Runaway generations can be long; no regex may go quadratic on them.
+    start = time.perf_counter()
+    parse_step(junk, 1)
+    segment_steps(junk)
+    extract_final_answer(junk)
+    assert time.perf_counter() - start < 0.5

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from presrm.answers import answers_match
 from presrm.errors import TaskError
@@ -382,3 +384,42 @@ def test_jsonl_hash_split_and_ids(tmp_path: Path) -> None:
     assert by_q["What is 1233 + 1?"].answer == "1234"  # "#### 1,234"
     with pytest.raises(TaskError, match="split"):
         task.sample(1, "test", 0)
+
+
+# -- robustness on model-written junk -------------------------------------------------------
+
+_TOKENS = st.sampled_from(
+    ["12", "7", "5", "19", "14", "0", " ", "+", "-", "*", "x", "/", "=", "$", ",", ".", "The answer is",
+     "\\boxed{", "}", "Step 2:", "\n", "é", "'", "{0}"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_TOKENS, max_size=40).map("".join),
+    st.lists(st.lists(_TOKENS, max_size=12).map("".join), max_size=3),
+)
+def test_arith_checker_never_raises(step: str, previous: list[str]) -> None:
+    p = Problem("t", "Tom has 12 apples. He buys 7 more, then gives away 5.", "14",
+                ("12 + 7 = 19", "19 - 5 = 14", "The answer is 14."), "arith")  # fmt: skip
+    assert ArithTask().check_step(p, previous, f"Step 1: {step}") in (True, False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=40), st.lists(_TOKENS, max_size=10).map("".join)))
+def test_answers_match_never_raises(predicted: str | None) -> None:
+    assert answers_match(predicted, "14") in ((None,) if predicted is None else (True, False))
+
+
+def test_arith_checker_is_fast_on_junk() -> None:
+    p = ArithTask().sample(1, "train", 0)[0]  # 4 + 5 - 3
+    cases = [
+        ("12 + " * 3000 + "12 = 5", False),
+        ("4 + 5 = 9 " * 2000, True),  # repetitive but every claim is right
+        ("9" * 5000 + " = 9", False),
+        ("1 + 1 + 1 + 1 " * 30 + "= 30", False),
+    ]
+    for junk, expected in cases:
+        start = time.perf_counter()
+        assert ArithTask().check_step(p, [], f"Step 1: {junk}") is expected
+        assert time.perf_counter() - start < 1.0

@@ -44,6 +44,7 @@ _VERBS = {
 _QUESTIONS = ("How many {item} does {pron} have now?", "How many {item} does {name} have in the end?")
 _QUESTION_LEFT = "How many {item} does {pron} have left?"  # only after a final "-"
 
+_MAX_OPERANDS = 8  # longer expressions are junk; matching them is exponential
 _MAX_MULTIPLIER = 9  # keeps products readable for a character-level model
 _OPTIONS = {"n_ops": 2, "max_operand": 20, "ops": "+-", "eval_fraction": 0.2}
 
@@ -208,7 +209,7 @@ class ArithTask(Task):
                     continue  # a bare number states the chain's value, checked above
                 if any(x not in available for x in operands):
                     return False
-                if not _meaningful(operands, value, quantities):
+                if len(operands) > _MAX_OPERANDS or not _meaningful(operands, value, quantities):
                     return False
             available.add(value)
         return answer is None or bool(self.check_answer(problem, answer))
@@ -240,7 +241,8 @@ def _int_option(key: str, value: Any, minimum: int) -> int:
 
 # -- equations -----------------------------------------------------------------------
 
-_NUM = r"\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+# Bounded digit counts: a 5000-digit junk number is no equation (and int() refuses it).
+_NUM = r"\$?(?:\d{1,3}(?:,\d{3}){1,10}|\d{1,30})(?:\.\d{1,30})?"
 _OP = r"[-+*/x×·÷−]"
 _EXPR = rf"{_NUM}(?:\s*{_OP}\s*{_NUM})*"
 _CHAIN_RE = re.compile(rf"(?<![\w.,$]){_EXPR}(?:\s*=\s*{_EXPR})+(?![\d,])")
