@@ -1,0 +1,371 @@
+"""Per-iteration evaluation summary, computed from a run file's stored rows.
+
+Everything here reads the run file (read-only, one short connection per call) and
+recomputes its numbers from ``evals``, ``judgments`` and ``nodes`` with the SQL
+below plus the pure functions of :mod:`presrm.metrics`. Old runs can therefore be
+re-summarised with a newer presrm: :func:`recompute_metrics` rewrites their
+``eval_metrics`` rows.
+
+Metric definitions (iteration ``i``; a metric whose inputs are absent is left out,
+never reported as 0):
+
+accuracy_greedy / accuracy_search
+    ``evals`` rows of mode greedy / search: mean of ``correct`` with NULL (no final
+    answer) counted as wrong.
+search_gain
+    accuracy_search - accuracy_greedy (both present).
+judge_accuracy
+    held-out EFT pairs (``judgments.phase = 'eft_test'``, pairwise, order 0 with
+    ``expected`` A/B) matched with their order-1 row (same iteration, node_a/node_b
+    swapped). Right only when both orders give the right verdict (the paper's Table 3
+    with the consistency rule); unparseable or missing order counts as wrong. Left out
+    when the iteration has no order-1 EFT rows at all (see judge_accuracy_order0).
+judge_accuracy_order0
+    the same pairs judged on their first presentation alone.
+judge_consistency
+    ``judge_pairs`` view, phases train + eval: fraction of pairs whose two orders name
+    the same winner (an unparseable verdict is inconsistent; the view's ``consistent``
+    is NULL then, so it is coalesced to false).
+auroc_{min,mean,last}, ece_{min,mean,last}
+    ``evals`` rows of mode search: the solution's min / mean / last step self-score
+    against its final correctness (NULL correct = wrong; rows with a NULL score are
+    dropped). ECE uses 10 equal-width bins.
+judge_step_precision / judge_step_recall
+    every judged node of the iteration (``self_score`` and ``step_check`` not NULL, all
+    phases): "the judge says wrong" = ``self_score < 0.5``; truth = ``NOT step_check``.
+processbench_f1
+    each tree's chosen path (``chosen AND NOT rolled_back``), trees whose path steps all
+    have a step_check and at least one self_score: predicted first error = the first
+    depth with ``self_score < 0.5`` (None if none), true first error = the first depth
+    with ``step_check = false`` (None if none); ProcessBench F1 of the two.
+steps_per_solution / tokens_per_step
+    greedy ``evals`` rows: mean ``n_steps``; ``sum(n_tokens) / sum(n_steps)``.
+n_eval_greedy / n_eval_search / n_eft_pairs / n_judge_pairs / n_judged_steps / n_paths
+    the sample sizes behind the metrics above.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from presrm.errors import PresrmError
+from presrm.metrics import (
+    ReliabilityBin,
+    auroc,
+    expected_calibration_error,
+    judge_accuracy,
+    judge_step_detection,
+    processbench_f1,
+    reliability_table,
+)
+from presrm.store.db import open_run
+from presrm.store.writer import RunStore
+
+
+class EvaluationError(PresrmError):
+    """An evaluation request names something the run does not have."""
+
+
+AGGREGATES = ("min", "mean", "last")
+WRONG_BELOW = 0.5
+"""A judged step with ``self_score`` below this counts as "the judge says wrong"."""
+
+METRICS: dict[str, str] = {
+    "accuracy_greedy": "final-answer accuracy, greedy decoding",
+    "accuracy_search": "final-answer accuracy, best-of-w step search with the self-judge",
+    "search_gain": "accuracy_search - accuracy_greedy",
+    "judge_accuracy": "held-out judge pairs right in both orders (paper's Table 3)",
+    "judge_accuracy_order0": "held-out judge pairs right in their first order",
+    "judge_consistency": "search judgments whose two orders agree",
+    "auroc_min": "AUROC of min step self-score vs final correctness (search)",
+    "auroc_mean": "AUROC of mean step self-score vs final correctness (search)",
+    "auroc_last": "AUROC of last step self-score vs final correctness (search)",
+    "ece_min": "calibration error of min step self-score (search)",
+    "ece_mean": "calibration error of mean step self-score (search)",
+    "ece_last": "calibration error of last step self-score (search)",
+    "judge_step_precision": "steps scored < 0.5 that the step checker rejects",
+    "judge_step_recall": "checker-rejected steps scored < 0.5",
+    "processbench_f1": "first wrong step on chosen paths: F1 of erroneous/correct accuracy",
+    "steps_per_solution": "mean steps per greedy solution",
+    "tokens_per_step": "generated tokens per greedy step",
+    "n_eval_greedy": "greedy eval problems",
+    "n_eval_search": "search eval problems",
+    "n_eft_pairs": "held-out judge pairs",
+    "n_judge_pairs": "search judgment pairs (both orders)",
+    "n_judged_steps": "judged steps with a step check",
+    "n_paths": "chosen paths scored by ProcessBench",
+}
+"""Every metric :func:`summarize_iteration` can return, in report order, with a one-line meaning."""
+
+# --- SQL ----------------------------------------------------------------------------------
+
+EVAL_MODES_SQL = """
+SELECT mode, count(*) AS n, avg(CASE WHEN correct THEN 1.0 ELSE 0.0 END) AS accuracy
+FROM evals WHERE iteration = ? GROUP BY mode
+"""
+
+LENGTH_SQL = """
+SELECT avg(n_steps), sum(n_tokens)::DOUBLE / nullif(sum(n_steps), 0)
+FROM evals
+WHERE iteration = ? AND mode = 'greedy' AND n_steps IS NOT NULL AND n_tokens IS NOT NULL
+"""
+
+SEARCH_SCORES_SQL = """
+SELECT min_score, mean_score, last_score, coalesce(correct, false) AS correct
+FROM evals WHERE iteration = ? AND mode = 'search'
+"""
+
+# Order-0 rows of held-out pairs, with their order-1 partner when it exists.
+EFT_PAIRS_SQL = """
+SELECT f.iteration, f.verdict AS v0, s.verdict AS v1, f.expected, s.judgment_id IS NOT NULL AS has_order1
+FROM judgments f
+LEFT JOIN judgments s
+  ON s.run_id = f.run_id AND s.iteration = f.iteration AND s.phase = f.phase AND s.mode = f.mode
+ AND s."order" = 1 AND s.node_a = f.node_b AND s.node_b = f.node_a
+WHERE f.phase = 'eft_test' AND f.mode = 'pairwise' AND f."order" = 0 AND f.expected IN ('A', 'B')
+  AND (? IS NULL OR f.iteration = ?)
+ORDER BY f.iteration, f.judgment_id
+"""
+
+CONSISTENCY_SQL = """
+SELECT count(*), avg(CASE WHEN coalesce(consistent, false) THEN 1.0 ELSE 0.0 END)
+FROM judge_pairs WHERE iteration = ? AND phase IN ('train', 'eval')
+"""
+
+STEP_DETECTION_SQL = """
+SELECT self_score < ? AS says_wrong, NOT step_check AS is_wrong
+FROM nodes WHERE iteration = ? AND self_score IS NOT NULL AND step_check IS NOT NULL
+"""
+
+FIRST_ERROR_SQL = """
+SELECT tree_id,
+       min(depth) FILTER (WHERE self_score < ?) AS predicted_first,
+       min(depth) FILTER (WHERE NOT step_check) AS true_first
+FROM nodes
+WHERE iteration = ? AND chosen AND NOT coalesce(rolled_back, false)
+GROUP BY tree_id
+HAVING count(*) FILTER (WHERE step_check IS NULL) = 0 AND count(self_score) > 0
+ORDER BY tree_id
+"""
+
+ITERATIONS_SQL = """
+SELECT iteration FROM iterations UNION SELECT iteration FROM evals
+UNION SELECT iteration FROM judgments UNION SELECT iteration FROM nodes
+UNION SELECT iteration FROM eval_metrics ORDER BY iteration
+"""
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> list[tuple]:
+    return con.execute(sql, list(params)).fetchall()
+
+
+def run_iterations(run_file: str | Path) -> list[int]:
+    """Every iteration that has any row in the run (iterations, evals, judgments, nodes, eval_metrics)."""
+    with open_run(run_file) as con:
+        return [int(r[0]) for r in _fetch(con, ITERATIONS_SQL, []) if r[0] is not None]
+
+
+def summarize_iteration(run_file: str | Path, iteration: int) -> dict[str, float | None]:
+    """All metrics of one iteration recomputed from the stored rows (see the module doc).
+
+    Metrics whose inputs are absent, or which are undefined on them (AUROC with one
+    class only, precision with nothing flagged, ...), are left out of the dict.
+    Raises :class:`EvaluationError` when the run has no row for ``iteration``.
+    """
+    with open_run(run_file) as con:
+        known = [int(r[0]) for r in _fetch(con, ITERATIONS_SQL, []) if r[0] is not None]
+        if iteration not in known:
+            listed = ", ".join(map(str, known)) or "none"
+            raise EvaluationError(f"{run_file}: no rows for iteration {iteration} (iterations: {listed})")
+        out: dict[str, float | None] = {}
+        _accuracy(con, iteration, out)
+        _calibration(con, iteration, out)
+        _judge(con, iteration, out)
+        _steps(con, iteration, out)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _accuracy(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
+    for mode, n, acc in _fetch(con, EVAL_MODES_SQL, [iteration]):
+        if mode in ("greedy", "search"):
+            out[f"accuracy_{mode}"] = float(acc)
+            out[f"n_eval_{mode}"] = float(n)
+    if "accuracy_greedy" in out and "accuracy_search" in out:
+        out["search_gain"] = _sub(out["accuracy_search"], out["accuracy_greedy"])
+    steps, tokens_per_step = _fetch(con, LENGTH_SQL, [iteration])[0]
+    out["steps_per_solution"] = None if steps is None else float(steps)
+    out["tokens_per_step"] = None if tokens_per_step is None else float(tokens_per_step)
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _calibration(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
+    rows = _fetch(con, SEARCH_SCORES_SQL, [iteration])
+    for k, agg in enumerate(AGGREGATES):
+        pairs = [(r[k], bool(r[3])) for r in rows if r[k] is not None]
+        scores = [p[0] for p in pairs]
+        labels = [p[1] for p in pairs]
+        out[f"auroc_{agg}"] = auroc(scores, labels)
+        out[f"ece_{agg}"] = expected_calibration_error(scores, labels)
+
+
+def _judge(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
+    eft = _fetch(con, EFT_PAIRS_SQL, [iteration, iteration])
+    if eft:
+        out["n_eft_pairs"] = float(len(eft))
+        v0 = [r[1] for r in eft]
+        expected = [r[3] for r in eft]
+        out["judge_accuracy_order0"] = sum(a == e for a, e in zip(v0, expected, strict=True)) / len(eft)
+        if any(r[4] for r in eft):  # the iteration judged both orders
+            out["judge_accuracy"] = judge_accuracy(v0, [r[2] for r in eft], expected)
+    n_pairs, consistency = _fetch(con, CONSISTENCY_SQL, [iteration])[0]
+    if n_pairs:
+        out["n_judge_pairs"] = float(n_pairs)
+        out["judge_consistency"] = float(consistency)
+    det_rows = _fetch(con, STEP_DETECTION_SQL, [WRONG_BELOW, iteration])
+    if det_rows:
+        det = judge_step_detection([bool(r[0]) for r in det_rows], [bool(r[1]) for r in det_rows])
+        out["n_judged_steps"] = float(len(det_rows))
+        out["judge_step_precision"] = det.precision
+        out["judge_step_recall"] = det.recall
+
+
+def _steps(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
+    paths = _fetch(con, FIRST_ERROR_SQL, [WRONG_BELOW, iteration])
+    if paths:
+        pb = processbench_f1([_int(r[1]) for r in paths], [_int(r[2]) for r in paths])
+        out["n_paths"] = float(len(paths))
+        out["processbench_f1"] = pb.f1
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def reliability(
+    run_file: str | Path, iteration: int, aggregate: str = "min", n_bins: int = 10
+) -> list[ReliabilityBin]:
+    """Reliability-diagram bins of the search solutions' ``aggregate`` self-score vs correctness.
+
+    ``aggregate`` is min, mean or last (the evals columns min_score / mean_score /
+    last_score). Rows with a NULL score are dropped; NULL correctness counts as wrong.
+    Returns ``n_bins`` bins (empty ones included, see :func:`presrm.metrics.reliability_table`).
+    """
+    if aggregate not in AGGREGATES:
+        raise EvaluationError(f"unknown score aggregate {aggregate!r}: use one of {', '.join(AGGREGATES)}")
+    if n_bins < 1:
+        raise EvaluationError(f"n_bins must be at least 1, got {n_bins}")
+    column = f"{aggregate}_score"  # from the fixed list above, never user text
+    rows = _with_run(
+        run_file,
+        f"SELECT {column}, coalesce(correct, false) FROM evals "
+        f"WHERE iteration = ? AND mode = 'search' AND {column} IS NOT NULL",
+        [iteration],
+    )
+    return reliability_table([r[0] for r in rows], [bool(r[1]) for r in rows], n_bins)
+
+
+def _with_run(run_file: str | Path, sql: str, params: Sequence[Any]) -> list[tuple]:
+    with open_run(run_file) as con:
+        return _fetch(con, sql, params)
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    """One line of the judge-accuracy table (the paper's Table 3) for one iteration."""
+
+    iteration: int
+    n_pairs: int
+    accuracy: float | None  # both orders right; None when only one order was judged
+    accuracy_order0: float
+    consistency: float | None  # both orders name the same candidate
+    unparseable: float  # fraction of stored verdicts (both orders) that could not be read
+
+
+def judge_table(run_file: str | Path) -> list[JudgeRow]:
+    """Held-out judge accuracy per iteration (iterations without eft_test pairs are omitted)."""
+    rows = _with_run(run_file, EFT_PAIRS_SQL, [None, None])
+    by_iter: dict[int, list[tuple]] = defaultdict(list)
+    for r in rows:
+        by_iter[int(r[0])].append(r)
+    table: list[JudgeRow] = []
+    for it in sorted(by_iter):
+        pairs = by_iter[it]
+        v0 = [r[1] for r in pairs]
+        v1 = [r[2] for r in pairs]
+        exp = [r[3] for r in pairs]
+        both = any(r[4] for r in pairs)
+        # unparseable among the verdicts that exist (a missing order-1 row is not a verdict)
+        stored = v0 + [r[2] for r in pairs if r[4]]
+        n_bad = sum(v is None for v in stored)
+        consistent = sum((a, b) in (("A", "B"), ("B", "A")) for a, b in zip(v0, v1, strict=True))
+        table.append(
+            JudgeRow(
+                iteration=it,
+                n_pairs=len(pairs),
+                accuracy=judge_accuracy(v0, v1, exp) if both else None,
+                accuracy_order0=sum(a == e for a, e in zip(v0, exp, strict=True)) / len(pairs),
+                consistency=consistent / len(pairs) if both else None,
+                unparseable=n_bad / len(stored),
+            )
+        )
+    return table
+
+
+def write_summary(store: RunStore, iteration: int, summary: dict[str, float | None]) -> int:
+    """Queue ``summary`` as ``eval_metrics`` rows; the store's next flush commits them.
+
+    The same transaction first deletes this iteration's rows of every metric this
+    module defines (so a recomputed summary replaces the old one and a metric that is
+    now undefined disappears); rows of other metric names are kept. ``None`` values
+    are skipped. Returns the number of rows queued.
+    """
+    names = sorted(set(METRICS) | set(summary))
+    placeholders = ", ".join("?" for _ in names)
+    store.execute_on_flush(
+        f"DELETE FROM eval_metrics WHERE run_id = ? AND iteration = ? AND metric IN ({placeholders})",
+        [store.run_id, iteration, *names],
+    )
+    items = [(k, float(v)) for k, v in summary.items() if v is not None]
+    if items:
+        values = ", ".join("(?, ?, ?, ?)" for _ in items)
+        params: list[Any] = []
+        for metric, value in items:
+            params += [store.run_id, iteration, metric, value]
+        store.execute_on_flush(f"INSERT INTO eval_metrics (run_id, iteration, metric, value) VALUES {values}", params)
+    return len(items)
+
+
+def recompute_metrics(
+    run_file: str | Path, iterations: Iterable[int] | None = None
+) -> dict[int, dict[str, float | None]]:
+    """Re-summarise ``iterations`` (default: all) from the stored rows and rewrite their eval_metrics.
+
+    For runs written by an older presrm, or after the definitions here changed.
+    Iterations with nothing to summarise get no rows. Returns the summaries.
+    """
+    wanted = run_iterations(run_file) if iterations is None else list(iterations)
+    summaries = {it: summarize_iteration(run_file, it) for it in wanted}
+    store = RunStore.open(run_file)
+    for it, summary in summaries.items():
+        write_summary(store, it, summary)
+    store.flush()
+    return summaries
+
+
+def stored_metrics(run_file: str | Path) -> dict[int, dict[str, float]]:
+    """The ``eval_metrics`` rows as ``{iteration: {metric: value}}`` (last row wins on duplicates)."""
+    rows = _with_run(run_file, "SELECT iteration, metric, value FROM eval_metrics ORDER BY rowid", [])
+    out: dict[int, dict[str, float]] = defaultdict(dict)
+    for it, metric, value in rows:
+        if value is not None:
+            out[int(it)][str(metric)] = float(value)
+    return dict(out)
