@@ -88,6 +88,7 @@ class RunConfig(_Section):
     out: str = Field("runs/run.duckdb", description="the run's DuckDB trace file")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     batch_problems: int = Field(16, ge=1, description="problems searched together in one batch")
+    eval_search: bool = Field(True, description="also evaluate with self-judged best-of-width search")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

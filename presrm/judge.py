@@ -85,7 +85,7 @@ class ModelJudge:
     def __init__(self, policy: Policy, config: JudgeConfig, *, batch_size: int = 32) -> None:
         self.policy = policy
         self.config = config
-        self.mode = config.mode
+        self.mode: str = config.mode
         self.batch_size = batch_size
 
     def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:

@@ -227,7 +227,7 @@ VIEWS: list[tuple[str, str, str]] = [
         SELECT f.run_id, f.iteration, f.phase, f.tree_id, f.node_a, f.node_b,
                f.judgment_id AS first_judgment, s.judgment_id AS swapped_judgment,
                f.winner AS first_winner, s.winner AS swapped_winner,
-               (f.winner IS NOT NULL AND f.winner = s.winner) AS consistent,
+               coalesce(f.winner IS NOT NULL AND f.winner = s.winner, false) AS consistent,
                CASE WHEN f.winner = s.winner THEN f.winner END AS agreed_winner,
                f.expected
         FROM judgments f

@@ -1,0 +1,61 @@
+"""Judge accuracy on held-out judge pairs (the paper's Table 3), written to the run file.
+
+Pairs come from the task's eval split (problems never used for training), built the
+same way as the warm-up's EFT pairs and fixed by the run seed, so every iteration is
+judged on the same pairs. Each pair's two steps are stored as ``nodes`` (phase
+``eft_test``, one tree per pair) and each call as a ``judgments`` row whose
+``expected`` column holds the right verdict; both orders are judged.
+"""
+
+from __future__ import annotations
+
+import random
+
+from presrm.config import RunConfig
+from presrm.judge import ModelJudge, PairRequest
+from presrm.models import Policy
+from presrm.store import RunStore
+from presrm.tasks import Task
+from presrm.train.eft import JudgePair, build_eft_pairs
+
+
+def eft_test_pairs(cfg: RunConfig, task: Task) -> list[JudgePair]:
+    n = cfg.warmup.eft_test_examples
+    problems = task.sample(max(1, min(n, cfg.eval_problems or n)), "eval", seed=cfg.seed)
+    return build_eft_pairs(task, problems, random.Random(f"{cfg.seed}:eft_test"), n)
+
+
+def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, iteration: int) -> int:
+    """Judge every held-out pair in both orders; returns the number of judge calls."""
+    pairs = eft_test_pairs(cfg, task)
+    if not pairs:
+        return 0
+    judge = ModelJudge(policy, cfg.judge)
+    requests = []
+    for p in pairs:
+        requests.append(PairRequest(p.question, p.previous_steps, p.step_a, p.step_b))
+        requests.append(PairRequest(p.question, p.previous_steps, p.step_b, p.step_a))
+    results = judge.pairwise(requests)
+    tree_ids = store.new_ids("tree", len(pairs))
+    node_ids = store.new_ids("node", 2 * len(pairs))
+    judgment_ids = store.new_ids("judgment", len(results))
+    nodes, judgments = [], []
+    for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True)):
+        a, b = node_ids[2 * i], node_ids[2 * i + 1]
+        depth = len(pair.previous_steps) + 1
+        for node_id, text, right in ((a, pair.step_a, pair.verdict == "A"), (b, pair.step_b, pair.verdict == "B")):
+            nodes.append({"iteration": iteration, "phase": "eft_test", "problem_id": pair.problem_id,
+                          "tree_id": tree_id, "node_id": node_id, "parent_id": None, "depth": depth,
+                          "expansion": 0, "text": text, "chosen": False, "rejected": False,
+                          "rolled_back": False, "is_final": False, "step_check": right})
+        for order, (x, y) in enumerate(((a, b), (b, a))):
+            res = results[2 * i + order]
+            expected = pair.verdict if order == 0 else ("B" if pair.verdict == "A" else "A")
+            winner = x if res.verdict == "A" else y if res.verdict == "B" else None
+            judgments.append({"iteration": iteration, "phase": "eft_test", "judgment_id": judgment_ids[2 * i + order],
+                              "tree_id": tree_id, "mode": "pairwise", "node_a": x, "node_b": y, "order": order,
+                              "check_text": res.check_text, "raw_output": res.raw_output, "verdict": res.verdict,
+                              "p_a": res.p_a, "p_b": res.p_b, "winner": winner, "expected": expected})
+    store.append_rows("nodes", nodes)
+    store.append_rows("judgments", judgments)
+    return len(results)

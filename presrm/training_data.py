@@ -1,0 +1,98 @@
+"""Training data read back from the run file: step-DPO pairs and PPO step rollouts.
+
+Reading from the store (not from in-memory trees) means a resumed train stage
+sees exactly what the search committed, and anyone can rebuild the same data
+with SQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from presrm.generation import encode_continuations, encode_prompts
+from presrm.models import Policy
+from presrm.steps import STEP_END, render_prefix, step_header
+from presrm.store import query_rows
+from presrm.train.dpo import StepPair
+from presrm.train.ppo import StepRollout
+
+_ACCEPTED_SQL = """
+SELECT n.tree_id, n.node_id, n.parent_id, n.depth, n.expansion, n.text, n.is_final, n.self_score, n.correct,
+       p.question
+FROM nodes n JOIN problems p ON p.problem_id = n.problem_id AND p.run_id = n.run_id
+WHERE n.iteration = ? AND n.phase = 'train' AND n.chosen AND NOT n.rolled_back
+ORDER BY n.tree_id, n.depth
+"""
+
+_PAIRS_SQL = """
+SELECT c.node_id, r.text, r.is_final
+FROM nodes c JOIN nodes r
+  ON r.tree_id = c.tree_id AND r.parent_id IS NOT DISTINCT FROM c.parent_id AND r.expansion = c.expansion
+ AND r.rejected
+WHERE c.iteration = ? AND c.phase = 'train' AND c.chosen AND NOT c.rolled_back
+"""
+
+
+def _after_header(text: str, depth: int) -> str:
+    header = step_header(depth)
+    return text[len(header):] if text.startswith(header) else " " + text
+
+
+def _accepted_paths(run_file: str | Path, iteration: int) -> dict[int, list[tuple[Any, ...]]]:
+    paths: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in query_rows(run_file, _ACCEPTED_SQL, [iteration]):
+        paths[row[0]].append(row)
+    return paths
+
+
+def dpo_pairs_from_store(run_file: str | Path, policy: Policy, iteration: int) -> list[StepPair]:
+    """(prefix, chosen step, rejected step) for every kept preference pair of an iteration's search."""
+    paths = _accepted_paths(run_file, iteration)
+    rejected = {row[0]: (row[1], row[2]) for row in query_rows(run_file, _PAIRS_SQL, [iteration])}
+    pairs: list[StepPair] = []
+    for rows in paths.values():
+        question = rows[0][9]
+        prompt = policy.solution_prompt(question)
+        for i, row in enumerate(rows):
+            node_id, depth, text, is_final = row[1], row[3], row[5], row[6]
+            if node_id not in rejected:
+                continue
+            rej_text, rej_final = rejected[node_id]
+            prefix = render_prefix(prompt, [r[5] for r in rows[:i]]) + step_header(depth)
+            pairs.append(StepPair(prefix, _after_header(text, depth), _after_header(rej_text, depth),
+                                  bool(is_final), bool(rej_final)))
+    return pairs
+
+
+def step_rewards(scores: list[float | None], correct: bool | None, finished: bool, reward: str) -> list[float]:
+    """Per-step rewards: process = self-scores (unjudged = 0.5), outcome = final correctness on the
+    last step (0 elsewhere; not self-rewarding, for comparison), both = their sum."""
+    process = [0.5 if s is None else float(s) for s in scores]
+    outcome = [0.0] * len(scores)
+    if scores:
+        outcome[-1] = 1.0 if (finished and correct) else 0.0
+    if reward == "process":
+        return process
+    if reward == "outcome":
+        return outcome
+    if reward == "both":
+        return [p + o for p, o in zip(process, outcome, strict=True)]
+    raise ValueError(f"unknown reward {reward!r}")
+
+
+def ppo_rollouts_from_store(run_file: str | Path, policy: Policy, iteration: int, *, reward: str) -> list[StepRollout]:
+    """One rollout per tree: its accepted path, each step rewarded at its last token."""
+    paths = _accepted_paths(run_file, iteration)
+    rollouts: list[StepRollout] = []
+    for rows in paths.values():
+        question = rows[0][9]
+        prompt_ids = encode_prompts(policy, [policy.solution_prompt(question)])[0]
+        steps = encode_continuations(policy, [r[5] + STEP_END for r in rows])
+        if not prompt_ids or any(not s for s in steps):
+            continue
+        finished = bool(rows[-1][6])
+        rewards = step_rewards([r[7] for r in rows], rows[-1][8], finished, reward)
+        rollouts.append(StepRollout(prompt_ids, steps, rewards))
+    return rollouts
