@@ -1,0 +1,159 @@
+"""``presrm inspect``: the Textual inspector of a run file.
+
+The app never keeps the run file open. It holds a :class:`TreeIndex` (one summary row
+per search tree, in memory) that a thread worker refreshes every ``refresh_interval``
+seconds when the file's row counts changed; each refresh bumps the reactive
+``generation``, and every view watches it and reloads its own data in its own thread
+worker. All file access goes through presrm.store.queries / presrm.store.flags, each
+call a short read-only (flags: read-write) open, so a live run keeps writing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from presrm.tui.commands import InspectorCommands
+from presrm.tui.messages import IndexUpdated, LoadFailed
+from presrm.tui.screens.error import ErrorScreen
+from presrm.tui.screens.help import HelpScreen
+from presrm.tui.screens.main import MainScreen
+from presrm.tui.screens.tree import TreeScreen
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.worker import WorkerState
+
+from presrm.errors import PresrmError
+from presrm.store.flags import export_flags_jsonl
+from presrm.store.queries import TreeIndex
+
+
+class InspectorApp(App[None]):
+    """Browse runs, iterations, problems, reasoning trees and calibration; flag judge errors."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "presrm inspect"
+    COMMANDS = App.COMMANDS | {InspectorCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    generation: reactive[int] = reactive(0)
+    """Bumped each time the tree index changed; views watch it and reload."""
+
+    def __init__(self, run_file: Path | str, *, refresh_interval: float | None = 2.0) -> None:
+        super().__init__()
+        self.run_file = Path(run_file)
+        self.index = TreeIndex(self.run_file)
+        self.refresh_interval = refresh_interval
+        self.failed: str | None = None
+        self._index_lock = threading.Lock()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_file.name
+        if not self.run_file.exists():
+            # Same message as the store's, without starting any worker.
+            self._fail(f"run file not found: {self.run_file}")
+            return
+        self.push_screen(MainScreen())
+        self.refresh_index(full=True)
+        if self.refresh_interval:
+            self.set_interval(self.refresh_interval, self._poll)
+
+    # ---- the index --------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="index")
+    def refresh_index(self, full: bool = False) -> None:
+        """Bring the tree index up to date (cheap when nothing changed)."""
+        with self._index_lock:
+            try:
+                changed = self.index.refresh(full=full)
+            except PresrmError as err:
+                self.post_message(LoadFailed(str(err)))
+                return
+        if changed and self.index.version is not None:
+            self.post_message(IndexUpdated(self.index.version))
+
+    def _poll(self) -> None:
+        if self.failed is not None:
+            return
+        busy = any(
+            w.group == "index" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers
+        )
+        if not busy:
+            self.refresh_index()
+
+    def refresh_run(self) -> None:
+        """Pick up changes now instead of at the next poll (e.g. after a flag was written)."""
+        self.refresh_index()
+
+    @on(IndexUpdated)
+    def _index_updated(self, _: IndexUpdated) -> None:
+        self.generation += 1
+
+    @on(LoadFailed)
+    def _load_failed(self, message: LoadFailed) -> None:
+        if self.generation == 0 and self.index.version is None:
+            self._fail(message.message)
+        else:
+            self.notify(message.message, severity="error", markup=False)
+
+    def _fail(self, message: str) -> None:
+        if self.failed is not None:
+            return
+        self.failed = message
+        self.push_screen(ErrorScreen(message))
+
+    # ---- navigation ---------------------------------------------------------------------------
+    def open_tree(self, tree_id: int, focus_node: int | None = None) -> None:
+        """Show one search tree."""
+        self.push_screen(TreeScreen(tree_id, focus_node))
+
+    def _main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def show_tab(self, tab: str) -> None:
+        """Go back to the main screen and show a tab."""
+        main = self._main()
+        if main is None:
+            return
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, MainScreen):
+            self.pop_screen()
+        main.action_show_tab(tab)
+
+    def apply_preset(self, preset: str) -> None:
+        """Show the problems table with a filter preset."""
+        from presrm.tui.widgets.problems import ProblemsPane
+
+        self.show_tab("problems")
+        main = self._main()
+        if main is not None:
+            main.query_one(ProblemsPane).set_query(preset=preset)
+
+    # ---- actions ------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_reload(self) -> None:
+        if self.failed is None:
+            self.refresh_index(full=True)
+
+    def action_export_flags(self) -> None:
+        self._export_flags()
+
+    @work(thread=True, group="export")
+    def _export_flags(self) -> None:
+        out = self.run_file.with_name(self.run_file.stem + ".flags.jsonl")
+        try:
+            n = export_flags_jsonl(self.run_file, out)
+        except PresrmError as err:
+            self.call_from_thread(self.notify, str(err), severity="error", markup=False)
+            return
+        self.call_from_thread(self.notify, f"wrote {n} EFT examples to {out}", markup=False)

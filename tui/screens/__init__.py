@@ -1,0 +1,1 @@
+"""Screens of the inspector: main (tabs), tree, help, flag dialog, error."""

@@ -1,0 +1,40 @@
+"""The main screen: tabs for the overview, the problems table and the calibration view."""
+
+from __future__ import annotations
+
+from presrm.tui.widgets.calibration import CalibrationPane
+from presrm.tui.widgets.overview import OverviewPane
+from presrm.tui.widgets.problems import ProblemsPane
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+TABS = ("overview", "problems", "calibration")
+
+
+class MainScreen(Screen[None]):
+    """Overview · Problems · Calibration."""
+
+    BINDINGS = [
+        Binding("1", "show_tab('overview')", "Overview"),
+        Binding("2", "show_tab('problems')", "Problems"),
+        Binding("3", "show_tab('calibration')", "Calibration"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="overview", id="tabs"):
+            with TabPane("Overview", id="overview"):
+                yield OverviewPane(id="overview-pane")
+            with TabPane("Problems", id="problems"):
+                yield ProblemsPane(id="problems-pane")
+            with TabPane("Calibration", id="calibration"):
+                yield CalibrationPane(id="calibration-pane")
+        yield Footer()
+
+    def action_show_tab(self, tab: str) -> None:
+        """Switch to a tab and focus its main table."""
+        self.query_one(TabbedContent).active = tab
+        target = {"overview": "#iterations", "problems": "#problems-table", "calibration": "#confident-wrong"}[tab]
+        self.call_after_refresh(lambda: self.query_one(target).focus())
