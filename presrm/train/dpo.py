@@ -1,0 +1,170 @@
+"""Step-wise DPO (the paper's trainer) with TRL's ``DPOTrainer``.
+
+A pair is one search expansion: the prompt is the question, the accepted steps and the next
+``"Step k:"`` header; chosen and rejected are what the model wrote after that header (the
+best and the worst candidate). The loss is
+``-log σ(β·[log πθ(chosen|prompt) − log πref(chosen|prompt)] − β·[same for rejected])``.
+
+Why the data is tokenized here: ``DPOTrainer`` appends EOS to every chosen/rejected text, but a
+step that is not the last is followed by the next step, not by the end of the text, so EOS
+there would teach the model to stop mid-solution. Each continuation is therefore encoded like
+generation encodes it (``presrm.generation``), ends with the step separator ``"\\n"`` (the token
+that ended it during sampling), and only a final step gets the real EOS after that newline.
+``_PretokenizedDPOTrainer`` takes these ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` as is.
+
+Reference model = the policy as it is when training starts (iterative DPO: M_t is the
+reference of iteration t). Full fine-tuning: a frozen copy is passed as ``ref_model``. LoRA:
+``ref_model=None``; TRL 1.16 then copies the ``default`` adapter into a frozen adapter named
+``"ref"`` and uses it as the reference (so a trained adapter continuing from M1 is its own
+reference, not the base model); that copy is deleted here once training ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import TrainerCallback
+
+from presrm.generation import encode_continuations, encode_prompts
+from presrm.models import Policy
+from presrm.steps import STEP_END
+from presrm.train.sft import LogFn, MetricsCallback, common_args, eos_token_id, quiet, trainer_guard
+
+REF_ADAPTER = "ref"  # the adapter name TRL's DPOTrainer looks for
+
+
+@dataclass(frozen=True)
+class StepPair:
+    """A step preference pair.
+
+    ``prompt``: fully formatted (solution prompt + accepted steps + ``"Step k:"``).
+    ``chosen`` / ``rejected``: the text after the header, as generated (``" 19 - 5 = 14"``);
+    the trainer adds the ``"\\n"`` that ended the step if it is missing.
+    ``is_final``: the chosen step ends the solution (EOS follows its newline);
+    ``rejected_final``: the same for the rejected step (None: same as ``is_final``).
+    """
+
+    prompt: str
+    chosen: str
+    rejected: str
+    is_final: bool
+    rejected_final: bool | None = None
+
+
+def _step_ids(policy: Policy, text: str, final: bool, eos: int) -> list[int]:
+    ids = encode_continuations(policy, [text if text.endswith(STEP_END) else text + STEP_END])[0]
+    return ids + [eos] if final else ids
+
+
+def tokenize_step_pairs(policy: Policy, pairs: Sequence[StepPair]) -> list[dict[str, list[int]]]:
+    """``prompt_ids`` / ``chosen_ids`` / ``rejected_ids``, exactly what ``DPOTrainer`` is fed."""
+    if not pairs:
+        return []
+    eos = eos_token_id(policy)
+    prompts = encode_prompts(policy, [p.prompt for p in pairs])
+    rows = []
+    for pair, prompt_ids in zip(pairs, prompts, strict=True):
+        if pair.chosen.strip() == pair.rejected.strip():
+            raise ValueError(f"step pair with identical chosen and rejected step: {pair.chosen!r}")
+        rejected_final = pair.is_final if pair.rejected_final is None else pair.rejected_final
+        rows.append(
+            {
+                "prompt_ids": prompt_ids,
+                "chosen_ids": _step_ids(policy, pair.chosen, pair.is_final, eos),
+                "rejected_ids": _step_ids(policy, pair.rejected, rejected_final, eos),
+            }
+        )
+    return rows
+
+
+def _pretokenized_trainer_class() -> type:
+    from trl import DPOTrainer
+
+    class _PretokenizedDPOTrainer(DPOTrainer):
+        """A DPOTrainer that trains on the ids it is given (no EOS appended, no re-tokenizing)."""
+
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+            return dataset
+
+    return _PretokenizedDPOTrainer
+
+
+@contextmanager
+def _reference(policy: Policy) -> Iterator[Any]:
+    """The ``ref_model`` to pass to DPOTrainer: the policy as it is now (see module docstring)."""
+    model = policy.model
+    if not policy.is_lora:
+        ref = copy.deepcopy(model).eval()
+        ref.requires_grad_(False)
+        yield ref
+        return
+    if REF_ADAPTER in model.peft_config:
+        raise ValueError(
+            f"the model already has an adapter named {REF_ADAPTER!r}; presrm needs that name free"
+        )
+    active = model.active_adapter
+    try:
+        yield None  # TRL copies the active adapter into a frozen "ref" adapter
+    finally:
+        # ...and leaves it there: it would be saved with every checkpoint and break the next run.
+        if REF_ADAPTER in model.peft_config:
+            model.delete_adapter(REF_ADAPTER)
+        model.set_adapter(active)
+
+
+def train_step_dpo(
+    policy: Policy,
+    pairs: Sequence[StepPair],
+    *,
+    beta: float,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    log: LogFn | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> list[dict[str, float]]:
+    """Step-wise DPO on ``pairs``; trains ``policy.model`` in place (the adapter, for LoRA).
+
+    Returns one record per log line (``loss``, ``rewards/margins``, ``rewards/accuracies``,
+    ``logps/chosen`` …, then TRL's run summary). No pairs: nothing is trained, ``[]``.
+    ``callbacks``: extra ``TrainerCallback``s.
+    """
+    from datasets import Dataset
+    from trl import DPOConfig
+
+    if beta <= 0:
+        raise ValueError("beta must be > 0")
+    rows = tokenize_step_pairs(policy, pairs)
+    if not rows:
+        return []
+    callback = MetricsCallback(log)
+    trainer_cls = _pretokenized_trainer_class()
+    with (
+        tempfile.TemporaryDirectory(prefix="presrm-dpo-") as tmp,
+        trainer_guard(policy),
+        _reference(policy) as ref_model,
+    ):
+        config = DPOConfig(
+            **common_args(policy, output_dir=tmp, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
+            beta=beta,
+            loss_type=["sigmoid"],
+            precompute_ref_log_probs=False,
+            dataset_num_proc=None,
+        )
+        trainer = trainer_cls(
+            model=policy.model,
+            ref_model=ref_model,
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=policy.tokenizer,
+            callbacks=[callback, *callbacks],
+        )
+        quiet(trainer)
+        trainer.train()
+    return callback.records

@@ -1,0 +1,312 @@
+"""Training data of the warm-up that turns M0 into M1: IFT solutions and EFT judge pairs.
+
+IFT (instruction fine-tuning): reference solutions in the step format, either whole
+(``"Step 1: …\\nStep 2: …\\nStep k: The answer is N.\\n"`` then EOS) or split into
+(prefix ending in ``"Step k:"``, next step) examples exactly as the search prompts the model.
+
+EFT (evaluation fine-tuning): pairs of candidate next steps for the same partial solution
+with the verdict (and a short check) the judge should write; built from reference steps and
+task corruptions, read from a JSONL file, and split into train / held-out test by problem.
+
+Where EOS goes: the trainer appends the tokenizer's EOS token id after a completion whose
+:attr:`SFTExample.eos` is true (it is never part of the text, so a literal "</s>" in a
+question stays text). A solution ends "…The answer is N.\\n" + EOS: the search stops every
+step at the newline anyway, and a whole-solution decoder learns to stop after the answer.
+A non-final step of a split solution ends at its newline with no EOS, because the model must
+go on with the next step. A judge answer ends "[[A]]" + EOS (the judge stops at EOS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from presrm.errors import TaskError
+from presrm.judge_format import VERDICT_TOKENS, pairwise_target, pairwise_user_text
+from presrm.models import Policy
+from presrm.steps import STEP_END, render_prefix, step_content, step_header
+from presrm.tasks.base import Problem, Task
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One supervised example: loss on ``completion`` only.
+
+    ``prompt`` is the fully formatted model input (already wrapped by
+    ``Policy.solution_prompt`` / ``complete_prompt``); ``eos``: the trainer appends the
+    tokenizer's EOS token after the completion.
+    """
+
+    prompt: str
+    completion: str
+    eos: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# IFT
+
+
+def solution_text(steps: Sequence[str]) -> str:
+    """Step contents as the completion of a whole solution: one ``Step k: …`` line each."""
+    return "".join(f"{step_header(k)} {content}{STEP_END}" for k, content in enumerate(steps, start=1))
+
+
+def ift_examples(
+    policy: Policy,
+    task: Task,
+    problems: Sequence[Problem],
+    *,
+    mode: Literal["solution", "steps", "both"] = "solution",
+) -> list[SFTExample]:
+    """Reference solutions as SFT examples.
+
+    ``solution``: one example per problem, the whole solution after the solution prompt.
+    ``steps``: one example per step, the prompt being the question and the earlier reference
+    steps followed by ``"Step k:"`` (what the search feeds the model) and the completion the
+    rest of that line (``" 12 + 7 = 19\\n"``); EOS only after the last step.
+    ``both``: the two lists concatenated.
+    """
+    if mode not in ("solution", "steps", "both"):
+        raise ValueError(f"mode must be solution, steps or both, got {mode!r}")
+    out: list[SFTExample] = []
+    for problem in problems:
+        prompt = policy.solution_prompt(problem.question)
+        if mode in ("solution", "both"):
+            out.append(SFTExample(prompt, solution_text(problem.steps), eos=True))
+        if mode in ("steps", "both"):
+            full = task.reference_steps(problem)
+            for k, content in enumerate(problem.steps, start=1):
+                prefix = render_prefix(prompt, full[: k - 1]) + step_header(k)
+                out.append(SFTExample(prefix, f" {content}{STEP_END}", eos=k == len(problem.steps)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# EFT pairs
+
+
+@dataclass(frozen=True)
+class JudgePair:
+    """Two candidate next steps for one partial solution, and the right verdict.
+
+    Steps are full step texts (``"Step 2: 19 - 5 = 14"``), as the search shows them to the
+    judge. ``check``: what the judge should write before its verdict (for arith, the correct
+    recomputation, e.g. ``"19 - 5 = 14"``), or None.
+    """
+
+    problem_id: str
+    question: str
+    previous_steps: tuple[str, ...]
+    step_a: str
+    step_b: str
+    verdict: str
+    check: str | None = None
+
+    def swapped(self) -> JudgePair:
+        """The same pair shown in the other order (the verdict follows the better step)."""
+        other = "B" if self.verdict == "A" else "A"
+        return replace(self, step_a=self.step_b, step_b=self.step_a, verdict=other)
+
+
+def _consistent(task: Task, problem: Problem, previous: list[str], good: str, bad: str) -> bool:
+    """Both-orders consistency filter: exactly one side is right, whichever is shown first.
+
+    The checker judges each step on its own, so its pairwise verdict is "the right one" in
+    both orders exactly when ``good`` passes and ``bad`` fails; a pair where both pass (a
+    corruption that happens to be right) or both fail is dropped.
+    """
+    return (
+        task.check_step(problem, previous, good) is True and task.check_step(problem, previous, bad) is False
+    )
+
+
+def build_eft_pairs(task: Task, problems: Sequence[Problem], rng: random.Random, n: int) -> list[JudgePair]:
+    """``n`` judge pairs: a correct reference step against a task corruption, at a random depth.
+
+    Problems are used round-robin (in a shuffled order) so pairs spread over all of them.
+    Exactly half the verdicts are "A" (one more "B" when ``n`` is odd), in shuffled order.
+    With a step checker, a pair is kept only if the checker calls exactly one side right
+    in both orders. Without one (e.g. GSM8K-style JSONL) the labels are heuristic: the
+    reference step is taken as right and its corruption (a changed number) as wrong.
+    Fewer than ``n`` pairs come back only when the problems cannot give ``n`` distinct ones.
+    """
+    if n <= 0 or not problems:
+        return []
+    order = list(problems)
+    rng.shuffle(order)
+    seen: set[tuple[str, int, str]] = set()
+    raw: list[tuple[Problem, int, str, str]] = []  # problem, depth, good content, bad content
+    attempts, budget = 0, 20 * n + 100
+    while len(raw) < n and attempts < budget:
+        problem = order[attempts % len(order)]
+        attempts += 1
+        if not problem.steps:
+            continue
+        depth = rng.randrange(len(problem.steps))
+        full = task.reference_steps(problem)
+        previous = full[:depth]
+        good = problem.steps[depth]
+        bad = task.corrupt_step(problem, previous, good, rng)
+        header = step_header(depth + 1)
+        good_text, bad_text = f"{header} {good}", f"{header} {bad}"
+        if step_content(good_text) == step_content(bad_text):
+            continue  # never train the judge on two identical steps
+        key = (problem.problem_id, depth, step_content(bad_text))
+        if key in seen:
+            continue
+        if task.has_step_checker and not _consistent(task, problem, previous, good_text, bad_text):
+            continue
+        seen.add(key)
+        raw.append((problem, depth, good_text, bad_text))
+    # Balanced positions: the first half puts the correct step at A, the rest at B; then shuffle.
+    pairs: list[JudgePair] = []
+    for i, (problem, depth, good_text, bad_text) in enumerate(raw):
+        a_good = i < len(raw) // 2
+        pairs.append(
+            JudgePair(
+                problem_id=problem.problem_id,
+                question=problem.question,
+                previous_steps=tuple(task.reference_steps(problem)[:depth]),
+                step_a=good_text if a_good else bad_text,
+                step_b=bad_text if a_good else good_text,
+                verdict="A" if a_good else "B",
+                check=step_content(good_text),
+            )
+        )
+    rng.shuffle(pairs)
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONL
+
+_REQUIRED = ("question", "previous_steps", "step_a", "step_b", "verdict")
+_OPTIONAL = ("check", "reason", "problem_id", "id")
+
+
+def _text_field(row: dict[str, Any], key: str, where: str) -> str:
+    value = row[key]
+    if not isinstance(value, str) or not value.strip():
+        raise TaskError(f"{where}: '{key}' must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _optional_text(row: dict[str, Any], key: str, where: str) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TaskError(f"{where}: '{key}' must be a string or null, got {value!r}")
+    return value.strip() or None
+
+
+def _parse_pair(line: str, where: str, default_id: str) -> JudgePair:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(row, dict):
+        raise TaskError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [k for k in _REQUIRED if k not in row]
+    if missing:
+        raise TaskError(f"{where}: missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(row) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise TaskError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(_REQUIRED + _OPTIONAL)}"
+        )
+    question = _text_field(row, "question", where)
+    steps = row["previous_steps"]
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise TaskError(f"{where}: 'previous_steps' must be a list of strings, got {steps!r}")
+    step_a, step_b = _text_field(row, "step_a", where), _text_field(row, "step_b", where)
+    if step_content(step_a) == step_content(step_b):
+        raise TaskError(f"{where}: step_a and step_b are the same step")
+    verdict = row["verdict"]
+    if verdict not in VERDICT_TOKENS:
+        raise TaskError(f'{where}: \'verdict\' must be "A" or "B", got {verdict!r}')
+    check = _optional_text(row, "check", where) or _optional_text(row, "reason", where)
+    problem_id = _optional_text(row, "problem_id", where) or _optional_text(row, "id", where) or default_id
+    return JudgePair(problem_id, question, tuple(steps), step_a, step_b, verdict, check)
+
+
+def load_eft_jsonl(path: str | Path) -> list[JudgePair]:
+    """Judge pairs from a JSONL file, one object per line (blank lines are skipped).
+
+    Fields: ``question``, ``previous_steps`` (list of full step texts), ``step_a``,
+    ``step_b``, ``verdict`` ("A"/"B"); optional ``check`` (or ``reason``), the text the judge
+    writes before its verdict, and ``problem_id`` (or ``id``). Pairs without an id are grouped
+    by question for the train/test split. Every mistake names ``PATH:LINE``.
+    """
+    file = Path(path).expanduser()
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TaskError(f"{file}: EFT file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskError(f"{file}: cannot read EFT file ({exc})") from None
+    pairs = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{file}:{lineno}"
+        pair = _parse_pair(line, where, default_id="")
+        if not pair.problem_id:
+            # Same question, same group: the held-out split must not share questions with train.
+            digest = hashlib.blake2b(pair.question.encode("utf-8"), digest_size=6).hexdigest()
+            pair = replace(pair, problem_id=f"eft-{digest}")
+        pairs.append(pair)
+    if not pairs:
+        raise TaskError(f"{file}: EFT file has no pairs")
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# split and examples
+
+
+def eft_train_test_split(
+    pairs: Sequence[JudgePair], n_test: int, rng: random.Random
+) -> tuple[list[JudgePair], list[JudgePair]]:
+    """Hold out ``n_test`` pairs whose problems never appear in the train part.
+
+    Whole problems (all their pairs) go to the test side in a random order until it has
+    ``n_test`` pairs; the pairs of the last problem that do not fit are dropped rather than
+    leaked into train. With too few problems the test side gets what it can, and at least
+    one problem stays on the train side.
+    """
+    if n_test <= 0:
+        return list(pairs), []
+    groups: dict[str, list[JudgePair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.problem_id, []).append(pair)
+    ids = list(groups)
+    rng.shuffle(ids)
+    test: list[JudgePair] = []
+    train: list[JudgePair] = []
+    for i, pid in enumerate(ids):
+        room = n_test - len(test)
+        if room > 0 and i < len(ids) - 1:  # the last problem always stays in train
+            test.extend(groups[pid][:room])
+        else:
+            train.extend(groups[pid])
+    return train, test
+
+
+def eft_examples(policy: Policy, pairs: Sequence[JudgePair], *, with_check: bool) -> list[SFTExample]:
+    """Judge pairs as SFT examples: the pairwise prompt and ``[Check: … ][[A]]`` (+ EOS)."""
+    return [
+        SFTExample(
+            prompt=policy.complete_prompt(
+                pairwise_user_text(p.question, list(p.previous_steps), p.step_a, p.step_b)
+            ),
+            completion=pairwise_target(p.verdict, p.check if with_check else None),
+            eos=True,
+        )
+        for p in pairs
+    ]
