@@ -4,7 +4,7 @@ The run is simulated (no model): arithmetic problems solved step by step, ``widt
 candidate next steps per expansion, pairwise self-judgments in both orders with a
 position bias (so some pairs are inconsistent) and some unparseable outputs, win-rate
 self-scores, chosen/rejected steps, rollbacks when all candidates tie, a step checker,
-final answers checked against the ground truth, pointwise-scored greedy solutions,
+final answers checked against the ground truth, unjudged greedy solutions,
 held-out EFT judge pairs, evals and eval_metrics (some metrics deliberately left out
 so the inspector has to compute them from the rows).
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from presrm.config import RunConfig
+from presrm.evaluate import summarize_iteration, write_summary
 from presrm.store.db import connect
 from presrm.store.writer import RunStore, StageDone
 
@@ -121,7 +122,7 @@ class _Simulator:
         """Simulate and buffer one tree; returns its chosen-path summary for evals."""
         rng = self.rng
         tree_id = self.store.new_ids("tree", 1)[0]
-        p_right = min(0.9, 0.55 + 0.1 * iteration)
+        p_right = min(0.9, 0.55 + 0.1 * iteration) + (0.1 if width == 1 else 0.0)  # greedy: the mode
         p_judge = min(0.92, 0.6 + 0.1 * iteration)
         base = dict(iteration=iteration, phase=phase, problem_id=prob.problem_id, tree_id=tree_id)
         path: list[dict] = []  # accepted steps: dicts with node_id, value, score
@@ -140,19 +141,20 @@ class _Simulator:
                     text = MARKUP_STEP
                 cands.append(dict(node_id=node_id, text=text, value=claimed, ok=ok))
             if width == 1:
-                scores = self._pointwise(base, cands[0], p_judge)
+                scores: list[float | None] = [None]  # greedy decoding: one candidate, never judged
             else:
-                scores = self._pairwise(base, cands, p_judge, markup=markup and expansion == 1)
-            best = max(range(width), key=lambda i: (scores[i], -i))
-            worst = min(range(width), key=lambda i: (scores[i], i))
-            tie = width > 1 and max(scores) == min(scores)
+                scores = list(self._pairwise(base, cands, p_judge, markup=markup and expansion == 1))
+            vals = [0.0 if v is None else v for v in scores]
+            best = max(range(width), key=lambda i: (vals[i], -i))
+            worst = min(range(width), key=lambda i: (vals[i], i))
+            tie = width > 1 and max(vals) == min(vals)
             is_last = depth == len(prob.ops)
             for i, c in enumerate(cands):
                 is_final = is_last and "answer" in c["text"]
                 self.buf.add(
                     "nodes", **base, node_id=c["node_id"], parent_id=parent, depth=depth, expansion=expansion,
                     text=c["text"], n_tokens=len(c["text"]) // 3 + 1, logprob=-round(rng.uniform(0.5, 9.0), 3),
-                    finish="newline", self_score=scores[i], score_kind="p_yes" if width == 1 else "win_rate",
+                    finish="newline", self_score=scores[i], score_kind=None if width == 1 else "win_rate",
                     chosen=(i == best and not tie), rejected=(i == worst and not tie and width > 1),
                     rolled_back=False, is_final=is_final,
                     final_answer=str(c["value"]) if is_final else None,
@@ -172,7 +174,7 @@ class _Simulator:
             if is_last:
                 final = chosen
                 break
-        steps = [p["score"] for p in path]
+        steps = [p["score"] for p in path if p["score"] is not None]
         return dict(
             tree_id=tree_id, finished=final is not None,
             final_answer=str(final["value"]) if final else None,
@@ -198,6 +200,7 @@ class _Simulator:
         for i in range(n):
             for j in range(i + 1, n):
                 winners = []
+                liked = rng.choice((i, j))  # the judge's taste between two equally right (or wrong) steps
                 for order, (a, b) in enumerate(((i, j), (j, i))):
                     ca, cb = cands[a], cands[b]
                     expected = None if ca["ok"] == cb["ok"] else ("A" if ca["ok"] else "B")
@@ -208,8 +211,10 @@ class _Simulator:
                         verdict = None
                     elif expected is not None:
                         verdict = expected if rng.random() < p_judge else ("B" if expected == "A" else "A")
+                    elif rng.random() < 0.3:
+                        verdict = "A"  # position bias
                     else:
-                        verdict = "A" if rng.random() < 0.6 else "B"  # position bias
+                        verdict = "A" if a == liked else "B"
                     check = f"{ca['text'].split(': ', 1)[-1]} vs {cb['text'].split(': ', 1)[-1]}"
                     if verdict is None:
                         raw = f"Check: {check}. Both look [fine] to me"
@@ -238,55 +243,51 @@ class _Simulator:
                     wins[j] += 0.5
         return [round(w / (n - 1), 4) for w in wins]
 
-    def _pointwise(self, base: dict, cand: dict, p_judge: float) -> list[float]:
-        rng = self.rng
-        p_yes = round(rng.uniform(0.5, 0.99) if (cand["ok"] == (rng.random() < p_judge)) else rng.uniform(0.01, 0.5), 3)
-        verdict = "Yes" if p_yes >= 0.5 else "No"
-        self.buf.add(
-            "judgments", iteration=base["iteration"], phase=base["phase"],
-            judgment_id=self.store.new_ids("judgment", 1)[0], tree_id=base["tree_id"], mode="pointwise",
-            node_a=cand["node_id"], node_b=None, order=0, check_text=None, raw_output=verdict,
-            verdict=verdict, p_a=p_yes, p_b=round(1 - p_yes, 3), winner=cand["node_id"],
-            expected=None if cand["ok"] is None else ("Yes" if cand["ok"] else "No"),
-        )
-        return [p_yes]
-
-    def eft_test(self, iteration: int, n: int) -> tuple[int, int]:
-        """Held-out judge pairs (no tree); returns (right, total)."""
+    def eft_test(self, iteration: int, problems: list[_Problem], n: int) -> None:
+        """Held-out judge pairs as presrm.eft_test stores them: a two-node tree per pair, both orders."""
         rng = self.rng
         p_judge = min(0.92, 0.6 + 0.1 * iteration)
-        right = 0
-        for _ in range(n):
-            expected = rng.choice("AB")
-            verdict = None if rng.random() < 0.05 else (expected if rng.random() < p_judge else "AB"[expected == "A"])
-            right += verdict == expected
-            self.buf.add(
-                "judgments", iteration=iteration, phase="eft_test",
-                judgment_id=self.store.new_ids("judgment", 1)[0], tree_id=None, mode="pairwise",
-                node_a=None, node_b=None, order=0, check_text=None,
-                raw_output="unclear" if verdict is None else f"[[{verdict}]]", verdict=verdict,
-                p_a=None, p_b=None, winner=None, expected=expected,
-            )
-        return right, n
-
-
-def _auroc(scores: list[float], labels: list[bool]) -> float | None:
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not pos or not neg:
-        return None
-    total = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
-    return total / (len(pos) * len(neg))
+        for k in range(n):
+            prob = problems[k % len(problems)]
+            sym, arg = prob.ops[0]
+            right = _apply(sym, prob.start, arg)
+            good = f"Step 1: {prob.start} {sym} {arg} = {right}"
+            bad = f"Step 1: {prob.start} {sym} {arg} = {right + rng.choice((-2, -1, 1, 3))}"
+            verdict = rng.choice("AB")
+            step_a, step_b = (good, bad) if verdict == "A" else (bad, good)
+            tree_id = self.store.new_ids("tree", 1)[0]
+            a, b = self.store.new_ids("node", 2)
+            for node_id, text, ok in ((a, step_a, verdict == "A"), (b, step_b, verdict == "B")):
+                self.buf.add(
+                    "nodes", iteration=iteration, phase="eft_test", problem_id=prob.problem_id, tree_id=tree_id,
+                    node_id=node_id, parent_id=None, depth=1, expansion=0, text=text, chosen=False,
+                    rejected=False, rolled_back=False, is_final=False, step_check=ok,
+                )
+            for order, (x, y) in enumerate(((a, b), (b, a))):
+                expected = verdict if order == 0 else ("B" if verdict == "A" else "A")
+                r = rng.random()
+                said: str | None = None if r < 0.05 else (
+                    expected if rng.random() < p_judge else ("B" if expected == "A" else "A")
+                )
+                self.buf.add(
+                    "judgments", iteration=iteration, phase="eft_test",
+                    judgment_id=self.store.new_ids("judgment", 1)[0], tree_id=tree_id, mode="pairwise",
+                    node_a=x, node_b=y, order=order, check_text=None,
+                    raw_output="unclear" if said is None else f"[[{said}]]", verdict=said,
+                    p_a=None, p_b=None, winner=None if said is None else (x if said == "A" else y),
+                    expected=expected,
+                )
 
 
 def build_run_db(
     path: Path,
     *,
-    n_problems: int = 6,
+    n_problems: int = 8,
+    eft_pairs: int = 8,
     iterations: int = 3,
     seed: int = 0,
     width: int = 4,
-    eval_width: int = 3,
+    eval_width: int = 4,
     max_steps: int = 10,
     flush_every: int = 500,
     markup_tree: bool = True,
@@ -295,9 +296,10 @@ def build_run_db(
 
     Iteration 0 (M0) is only evaluated; iterations 1.. run the self-rewarding search
     on ``n_problems`` training problems (``width`` candidates per step) and evaluate
-    on ``max(2, n_problems // 2)`` eval problems, with test-time search
-    (``eval_width``) and greedy decoding (pointwise-scored). eval_metrics of the last
-    iteration lack ``judge_accuracy`` and ``auroc_min``; the inspector computes them.
+    on as many eval problems, with test-time search (``eval_width``) and greedy
+    decoding (unjudged), and judge ``eft_pairs`` held-out EFT pairs
+    in both orders. eval_metrics come from presrm.evaluate as in the loop, except that
+    the last iteration lacks ``judge_accuracy`` and ``auroc_min``.
     With ``markup_tree`` the first training tree of iteration 1 starts with a step
     made of markup (:data:`MARKUP_STEP`).
     """
@@ -313,7 +315,7 @@ def build_run_db(
     buf = _Buffers()
     sim = _Simulator(store, buf, rng, max_steps)
     train = [_make_problem(rng, i, "train") for i in range(n_problems)]
-    evalp = [_make_problem(rng, i, "eval") for i in range(max(2, n_problems // 2))]
+    evalp = [_make_problem(rng, i, "eval") for i in range(n_problems)]
     store.append_rows(
         "problems",
         [
@@ -340,11 +342,9 @@ def build_run_db(
             buf.drain(store)
             clock += dt.timedelta(minutes=5)
             store.flush(StageDone(it, "search", 300.0, {"trees": len(train)}))
-        results: dict[str, list[dict]] = {"search": [], "greedy": []}
         for prob in evalp:
             for mode, phase, w in (("search", "eval", eval_width), ("greedy", "greedy", 1)):
                 res = sim.tree(prob, it, phase, w)
-                results[mode].append(res)
                 buf.add(
                     "evals", iteration=it, mode=mode, problem_id=prob.problem_id, tree_id=res["tree_id"],
                     final_answer=res["final_answer"], correct=bool(res["correct"]), n_steps=res["n_steps"],
@@ -354,22 +354,16 @@ def build_run_db(
             if buf.rows >= flush_every * 40:
                 buf.drain(store)
                 store.flush()
-        right, total = sim.eft_test(it, 20)
-        metrics = {
-            "accuracy_greedy": sum(bool(r["correct"]) for r in results["greedy"]) / len(results["greedy"]),
-            "accuracy_search": sum(bool(r["correct"]) for r in results["search"]) / len(results["search"]),
-            "judge_accuracy": right / total,
-        }
-        scored = [r for r in results["search"] if r["min_score"] is not None]
-        auc = _auroc([r["min_score"] for r in scored], [bool(r["correct"]) for r in scored])
-        if auc is not None:
-            metrics["auroc_min"] = auc
-        if it == iterations - 1 and iterations > 1:
-            metrics.pop("judge_accuracy", None)
-            metrics.pop("auroc_min", None)
-        for name, value in metrics.items():
-            buf.add("eval_metrics", iteration=it, metric=name, value=value)
+        sim.eft_test(it, evalp, eft_pairs)
         buf.drain(store)
+        store.flush()
+        # eval_metrics exactly as the loop writes them; the last iteration lacks two
+        # (as if written by an older presrm), so the inspector has to compute them.
+        summary = summarize_iteration(path, it)
+        if it == iterations - 1 and iterations > 1:
+            summary.pop("judge_accuracy", None)
+            summary.pop("auroc_min", None)
+        write_summary(store, it, summary)
         clock += dt.timedelta(minutes=2)
         store.append_rows(
             "iterations",

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from presrm.errors import StoreError
+from presrm.errors import PresrmError, StoreError
 from presrm.store.db import open_run
 
 # ---- change detection -------------------------------------------------------------------------
@@ -551,7 +551,10 @@ def load_tree(path: str | Path, tree_id: int) -> TreeDetail:
 
 # ---- iterations -------------------------------------------------------------------------------
 
-HEADLINE_METRICS: tuple[str, ...] = ("accuracy_greedy", "accuracy_search", "judge_accuracy", "auroc_min")
+HEADLINE_METRICS: tuple[str, ...] = (
+    "accuracy_greedy", "accuracy_search", "judge_accuracy", "auroc_min", "judge_consistency",
+)
+"""Per-iteration metrics the overview shows (definitions: presrm.evaluate)."""
 
 
 @dataclass(frozen=True)
@@ -562,7 +565,7 @@ class IterationSummary:
     model_name: str
     finished: bool
     metrics: dict[str, float | None]
-    """HEADLINE_METRICS plus train_accuracy and consistency; None when not computable."""
+    """HEADLINE_METRICS plus train_accuracy; None when absent and not computable."""
     computed: frozenset[str]
     """Metrics that eval_metrics lacked and were computed from the stored rows."""
     extra: dict[str, float]
@@ -573,43 +576,22 @@ class IterationSummary:
     n_flags: int
 
 
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
-    """Area under the ROC curve of ``scores`` separating True from False labels (ties count 1/2).
+def iteration_summaries(
+    path: str | Path,
+    trees: pa.Table | None = None,
+    *,
+    compute_missing: bool = True,
+    cache: dict[int, dict[str, float | None]] | None = None,
+) -> list[IterationSummary]:
+    """Per iteration: the stored eval_metrics, counts, and train accuracy.
 
-    None when either class is empty. Mann-Whitney U with average ranks, O(n log n).
-    """
-    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: p[0])
-    n_pos = sum(1 for _, y in pairs if y)
-    n_neg = len(pairs) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    rank_sum = 0.0
-    i = 0
-    while i < len(pairs):
-        j = i
-        while j + 1 < len(pairs) and pairs[j + 1][0] == pairs[i][0]:
-            j += 1
-        avg_rank = (i + j) / 2 + 1
-        rank_sum += avg_rank * sum(1 for k in range(i, j + 1) if pairs[k][1])
-        i = j + 1
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def _mean(values: Sequence[bool | None]) -> float | None:
-    known = [bool(v) for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
-def iteration_summaries(path: str | Path, trees: pa.Table | None = None) -> list[IterationSummary]:
-    """Per iteration: eval_metrics, with missing headline metrics computed from stored rows.
-
-    Fallbacks: accuracy_greedy/search = mean correctness of the ``evals`` rows of that
-    mode (else of the greedy/eval trees); judge_accuracy = share of held-out
-    ``eft_test`` judgments whose verdict equals ``expected`` (unparseable = wrong);
-    auroc_min = AUROC of the min self-score of the search evals (else of the eval
-    trees) against correctness. train_accuracy and consistency (share of both-order
-    judge pairs that agree) come from ``trees``, a tree summary table; without it
-    (``None``: the index is still loading) they and the tree-based fallbacks are None.
+    A headline metric that eval_metrics lacks (a run still evaluating, an older run)
+    is computed from the stored rows with :func:`presrm.evaluate.summarize_iteration`
+    (the same definitions the loop uses) when ``compute_missing``; it is then listed
+    in ``computed``. train_accuracy (share of training-search trees whose accepted
+    solution ends in a right answer; unfinished = wrong) needs ``trees``, a tree
+    summary table; it is None without one. ``cache`` (iteration -> computed metrics)
+    keeps the computations of finished iterations across calls.
     """
     with open_run(path) as con:
         its = con.execute(
@@ -617,11 +599,6 @@ def iteration_summaries(path: str | Path, trees: pa.Table | None = None) -> list
             " GROUP BY iteration"
         ).fetchall()
         metric_rows = con.execute("SELECT iteration, metric, value FROM eval_metrics").fetchall()
-        eval_rows = con.execute("SELECT iteration, mode, correct, min_score FROM evals").fetchall()
-        judge_rows = con.execute(
-            "SELECT iteration, count(*), count(*) FILTER (WHERE verdict = expected) FROM judgments"
-            " WHERE phase = 'eft_test' AND expected IS NOT NULL GROUP BY iteration"
-        ).fetchall()
         node_rows = con.execute(
             "SELECT iteration, count(DISTINCT tree_id), count(*) FROM nodes GROUP BY iteration"
         ).fetchall()
@@ -634,41 +611,33 @@ def iteration_summaries(path: str | Path, trees: pa.Table | None = None) -> list
         ).fetchall()
     stored: dict[int, dict[str, float]] = {}
     for it, metric, value in metric_rows:
-        stored.setdefault(int(it), {})[str(metric)] = float(value) if value is not None else math.nan
+        if value is not None and not math.isnan(float(value)):
+            stored.setdefault(int(it), {})[str(metric)] = float(value)
     names = {int(r[0]): (str(r[1] or f"M{r[0]}"), bool(r[2])) for r in its}
     nodes = {int(r[0]): (int(r[1]), int(r[2])) for r in node_rows}
     judgments = {int(r[0]): int(r[1]) for r in judgment_rows}
-    judge = {int(r[0]): (int(r[1]), int(r[2])) for r in judge_rows}
     flags = {int(r[0]): int(r[1]) for r in flag_rows}
-    per_tree = _tree_groups(trees) if trees is not None else {}
-    iterations = sorted(set(names) | set(stored) | set(nodes) | set(judge))
+    train_acc = _train_accuracy(trees) if trees is not None else {}
+    iterations = sorted(set(names) | set(stored) | set(nodes) | set(judgments))
     out: list[IterationSummary] = []
     for it in iterations:
-        group = per_tree.get(it, {})
-        evals = [(mode, corr, score) for i2, mode, corr, score in eval_rows if i2 == it]
-        fallback: dict[str, float | None] = {}
-        for mode, phase in (("greedy", "greedy"), ("search", "eval")):
-            from_evals = [c for m, c, _ in evals if m == mode]
-            fallback[f"accuracy_{mode}"] = _mean(from_evals) if from_evals else group.get(f"acc_{phase}")
-        total, right = judge.get(it, (0, 0))
-        fallback["judge_accuracy"] = right / total if total else None
-        scored = [(s, bool(c)) for m, c, s in evals if m == "search" and s is not None]
-        if scored:
-            fallback["auroc_min"] = auroc([s for s, _ in scored], [c for _, c in scored])
-        else:
-            fallback["auroc_min"] = group.get("auroc_eval")
-        metrics: dict[str, float | None] = {}
-        computed: set[str] = set()
         have = stored.get(it, {})
-        for name in HEADLINE_METRICS:
-            if name in have and not math.isnan(have[name]):
-                metrics[name] = have[name]
+        metrics: dict[str, float | None] = {name: have.get(name) for name in HEADLINE_METRICS}
+        computed: set[str] = set()
+        missing = [name for name, value in metrics.items() if value is None]
+        if missing and compute_missing:
+            finished_it = names.get(it, ("", False))[1]
+            if cache is not None and finished_it and it in cache:
+                fresh = cache[it]
             else:
-                metrics[name] = fallback[name]
-                if fallback[name] is not None:
+                fresh = _summarize(path, it)
+                if cache is not None and finished_it:
+                    cache[it] = fresh
+            for name in missing:
+                if fresh.get(name) is not None:
+                    metrics[name] = fresh[name]
                     computed.add(name)
-        metrics["train_accuracy"] = group.get("acc_train")
-        metrics["consistency"] = group.get("consistency")
+        metrics["train_accuracy"] = train_acc.get(it)
         model_name, finished = names.get(it, (f"M{it}", False))
         n_trees, n_nodes = nodes.get(it, (0, 0))
         out.append(
@@ -682,26 +651,24 @@ def iteration_summaries(path: str | Path, trees: pa.Table | None = None) -> list
     return out
 
 
-def _tree_groups(trees: pa.Table) -> dict[int, dict[str, float | None]]:
-    """Per iteration: accuracy per phase, eval-tree AUROC and judge consistency from tree summaries."""
-    out: dict[int, dict[str, float | None]] = {}
-    if trees.num_rows == 0:
-        return out
-    finished = trees.filter(pc.is_valid(trees.column("correct")))
-    as_int = finished.set_column(
-        finished.schema.get_field_index("correct"), "correct", pc.cast(finished.column("correct"), pa.float64())
-    )
-    for row in as_int.group_by(["iteration", "phase"]).aggregate([("correct", "mean")]).to_pylist():
-        out.setdefault(int(row["iteration"]), {})[f"acc_{row['phase']}"] = row["correct_mean"]
-    for row in trees.group_by("iteration").aggregate([("n_pairs", "sum"), ("consistent", "sum")]).to_pylist():
-        pairs = row["n_pairs_sum"]
-        out.setdefault(int(row["iteration"]), {})["consistency"] = row["consistent_sum"] / pairs if pairs else None
-    evals = finished.filter(pc.and_(pc.equal(finished.column("phase"), "eval"), pc.is_valid(finished.column("min_score"))))
-    d = evals.select(["iteration", "min_score", "correct"]).to_pydict()
-    for it in set(d["iteration"]):
-        rows = [k for k, v in enumerate(d["iteration"]) if v == it]
-        out.setdefault(int(it), {})["auroc_eval"] = auroc([d["min_score"][k] for k in rows], [d["correct"][k] for k in rows])
-    return out
+def _summarize(path: str | Path, iteration: int) -> dict[str, float | None]:
+    # Imported here: the store layer does not depend on the evaluation code at import time.
+    from presrm.evaluate import summarize_iteration
+
+    try:
+        return summarize_iteration(path, iteration)
+    except PresrmError:
+        return {}
+
+
+def _train_accuracy(trees: pa.Table) -> dict[int, float]:
+    """Per iteration: mean correctness of the training-search trees (unfinished = wrong)."""
+    train = trees.filter(pc.equal(trees.column("phase"), "train"))
+    if train.num_rows == 0:
+        return {}
+    right = pc.cast(pc.fill_null(train.column("correct"), False), pa.float64())
+    grouped = pa.table({"iteration": train.column("iteration"), "right": right}).group_by("iteration")
+    return {int(r["iteration"]): float(r["right_mean"]) for r in grouped.aggregate([("right", "mean")]).to_pylist()}
 
 
 # ---- calibration -----------------------------------------------------------------------------
@@ -756,38 +723,43 @@ def calibration(
     n_bins: int = 10,
     top: int = 10,
 ) -> Calibration:
-    """Reliability bins and extremes over finished solutions with a score (no file access)."""
+    """Reliability bins, ECE, AUROC and extremes over solutions with a score (no file access).
+
+    A solution counts when its tree has the score and a final answer; unfinished
+    trees are left out. Bins, ECE and AUROC use :mod:`presrm.metrics` (the loop's
+    definitions).
+    """
+    from presrm.metrics import auroc, expected_calibration_error, reliability_table
+
     if score not in SCORES:
         raise StoreError(f"unknown score {score!r}; choose from {', '.join(SCORES)}")
     if n_bins < 1:
         raise StoreError("calibration needs at least one bin")
-    d = trees.to_pydict()
-    rows = [
-        k for k in range(trees.num_rows)
-        if d[score][k] is not None and d["correct"][k] is not None
-        and (iteration is None or d["iteration"][k] == iteration) and (phase is None or d["phase"][k] == phase)
-    ]
-    refs = [
-        TreeRef(d["tree_id"][k], d["problem_id"][k], d["iteration"][k], d["phase"][k], float(d[score][k]),
-                bool(d["correct"][k]), d["final_answer"][k])
-        for k in rows
-    ]
-    bins: list[CalibrationBin] = []
-    ece = 0.0
-    for b in range(n_bins):
-        lo, hi = b / n_bins, (b + 1) / n_bins
-        inside = [r for r in refs if lo <= r.score < hi or (b == n_bins - 1 and r.score >= hi) or (b == 0 and r.score < lo)]
-        if inside:
-            mean = sum(r.score for r in inside) / len(inside)
-            acc = sum(r.correct for r in inside) / len(inside)
-            ece += len(inside) / len(refs) * abs(acc - mean)
-            bins.append(CalibrationBin(lo, hi, len(inside), mean, acc))
-        else:
-            bins.append(CalibrationBin(lo, hi, 0, None, None))
-    wrong = sorted((r for r in refs if not r.correct), key=lambda r: (-r.score, r.tree_id))[:top]
-    right = sorted((r for r in refs if r.correct), key=lambda r: (r.score, r.tree_id))[:top]
+    mask = pc.and_(pc.is_valid(trees.column(score)), pc.is_valid(trees.column("correct")))
+    if iteration is not None:
+        mask = pc.and_(mask, pc.equal(trees.column("iteration"), iteration))
+    if phase is not None:
+        mask = pc.and_(mask, pc.equal(trees.column("phase"), phase))
+    rows = trees.filter(mask)
+    scores = [min(1.0, max(0.0, float(v))) for v in rows.column(score).to_pylist()]
+    labels = [bool(v) for v in rows.column("correct").to_pylist()]
+    bins = tuple(
+        CalibrationBin(b.lo, b.hi, b.count, b.mean_score, b.accuracy) for b in reliability_table(scores, labels, n_bins)
+    )
+
+    def refs(correct: bool, descending: bool) -> tuple[TreeRef, ...]:
+        part = rows.filter(pc.equal(rows.column("correct"), correct))
+        if part.num_rows == 0:
+            return ()
+        order = "descending" if descending else "ascending"
+        part = part.take(pc.sort_indices(part, sort_keys=[(score, order), ("tree_id", "ascending")]))
+        return tuple(
+            TreeRef(r["tree_id"], r["problem_id"], r["iteration"], r["phase"], float(r[score]), bool(r["correct"]),
+                    r["final_answer"])
+            for r in part.slice(0, top).to_pylist()
+        )
+
     return Calibration(
-        score=score, n=len(refs), bins=tuple(bins), ece=ece if refs else None,
-        auroc=auroc([r.score for r in refs], [r.correct for r in refs]),
-        confident_wrong=tuple(wrong), unconfident_right=tuple(right),
+        score=score, n=len(scores), bins=bins, ece=expected_calibration_error(scores, labels, n_bins),
+        auroc=auroc(scores, labels), confident_wrong=refs(False, True), unconfident_right=refs(True, False),
     )

@@ -26,7 +26,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("accuracy_search", "acc search"),
     ("judge_accuracy", "judge acc"),
     ("auroc_min", "AUROC min"),
-    ("consistency", "consistency"),
+    ("judge_consistency", "consistency"),
     ("train_accuracy", "train acc"),
     ("trees", "trees"),
     ("nodes", "nodes"),
@@ -76,6 +76,10 @@ class OverviewPane(Vertical):
 
     app: InspectorApp
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._computed: dict[int, dict[str, float | None]] = {}
+
     def compose(self) -> ComposeResult:
         yield Static(Text("loading run…", style="dim"), id="run-info")
         yield DataTable(id="iterations", cursor_type="row", zebra_stripes=True)
@@ -99,11 +103,16 @@ class OverviewPane(Vertical):
         try:
             info = run_info(app.run_file)
             ready = app.index.version is not None
-            summaries = iteration_summaries(app.run_file, app.index.table if ready else None)
+            trees = app.index.table if ready else None
+            # Stored metrics first (fast), then the ones computed from rows, if any are missing.
+            summaries = iteration_summaries(app.run_file, trees, compute_missing=False)
+            missing = any(v is None for s in summaries for k, v in s.metrics.items() if k in HEADLINE_METRICS)
+            self.post_message(OverviewLoaded(info, summaries, ready and not missing))
+            if missing:
+                summaries = iteration_summaries(app.run_file, trees, cache=self._computed)
+                self.post_message(OverviewLoaded(info, summaries, ready))
         except PresrmError as err:
             self.post_message(LoadFailed(str(err)))
-            return
-        self.post_message(OverviewLoaded(info, summaries, ready))
 
     @on(OverviewLoaded)
     def show(self, message: OverviewLoaded) -> None:
@@ -114,14 +123,14 @@ class OverviewPane(Vertical):
         for s in message.iterations:
             cells: list[Any] = [Text(str(s.iteration), justify="right"), fmt.plain(s.model_name)]
             cells += [metric_cell(s, name) for name in HEADLINE_METRICS]
-            cells += [metric_cell(s, "consistency"), metric_cell(s, "train_accuracy")]
+            cells += [metric_cell(s, "train_accuracy")]
             cells += [Text(fmt.count(v), justify="right") for v in (s.n_trees, s.n_nodes, s.n_judgments, s.n_flags)]
             table.add_row(*cells, key=str(s.iteration))
         note = self.query_one("#overview-note", Static)
         if not message.iterations:
             note.update(Text("no iterations recorded yet: the run has not written any rows", style="bold yellow"))
         elif not message.complete:
-            note.update(Text("loading trees… (consistency and train accuracy follow)", style="dim"))
+            note.update(Text("loading… (metrics missing from eval_metrics and train accuracy follow)", style="dim"))
         else:
             note.update(Text("cyan italic = computed from the stored rows (eval_metrics lacks it)", style="dim"))
         self._plot(message.iterations)

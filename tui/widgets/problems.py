@@ -40,7 +40,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("question", "question"),
 ]
 PAGE = 200
-PHASES = ("train", "eval", "greedy")
+PHASES = ("train", "eval", "greedy", "eft_test")
 
 
 def row_cells(row: dict[str, Any]) -> list[Text]:
