@@ -174,12 +174,90 @@ def schema() -> None:
 def export(
     run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
     to: Annotated[Path, typer.Option("--to", help="Directory for one Parquet file per table.")],
+    flags: Annotated[
+        bool, typer.Option("--flags", help="Also write flags.jsonl: flagged judgments as EFT examples with corrected verdicts.")
+    ] = False,
 ) -> None:
     """Export every table of a run as Parquet (for sharing or a bigger engine)."""
+    from presrm.store.flags import export_flags_jsonl
     from presrm.store.reader import export_parquet
 
     for path in export_parquet(run_file, to):
         typer.echo(str(path))
+    if flags:
+        target = to / "flags.jsonl"
+        n = export_flags_jsonl(run_file, target)
+        typer.echo(f"{target} ({n} EFT examples; train on them with --set warmup.eft_jsonl=...)")
+
+
+@app.command("eval")
+def eval_(
+    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
+    iteration: Annotated[int | None, typer.Option("--iteration", "-i", help="Only this iteration.")] = None,
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Rewrite eval_metrics from the stored rows (old runs, new metrics).")
+    ] = False,
+) -> None:
+    """Evaluation metrics per iteration (accuracy, judge accuracy, calibration), computed from stored rows."""
+    from presrm.evaluate import recompute_metrics, run_iterations, summarize_iteration
+
+    iterations = [iteration] if iteration is not None else run_iterations(run_file)
+    if recompute:
+        summaries = recompute_metrics(run_file, iterations)
+    else:
+        summaries = {it: summarize_iteration(run_file, it) for it in iterations}
+    names = sorted({k for summary in summaries.values() for k in summary})
+    table = Table(header_style="bold")
+    table.add_column("metric")
+    for it in summaries:
+        table.add_column(f"M{it}", justify="right")
+    for name in names:
+        table.add_row(name, *[_fmt_cell(summaries[it].get(name)) for it in summaries])
+    console.print(table)
+
+
+@app.command()
+def report(
+    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.md and its PNG plots.")],
+) -> None:
+    """Write a Markdown report with per-iteration tables and PNG plots."""
+    from presrm.report import write_report
+
+    typer.echo(str(write_report(run_file, out)))
+
+
+@app.command()
+def solve(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    model: Annotated[str, typer.Option(help="Model spec or checkpoint directory (e.g. RUN.ckpt/M2).")] = "default",
+    width: Annotated[int, typer.Option(help="Candidates per step; 1 = greedy step-by-step decoding.")] = 6,
+    max_steps: Annotated[int, typer.Option(help="Step expansions, rollbacks included.")] = 20,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the candidates.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """Answer a question with self-judged best-of-width search per step (test-time scaling)."""
+    from presrm.config import JudgeConfig
+    from presrm.judge import ModelJudge
+    from presrm.models import load_checkpoint, load_policy
+    from presrm.search import LocalIds, SearchSettings, search
+    from presrm.tasks.base import Problem
+    from presrm.tasks.free import FreeTask
+
+    if width < 1:
+        raise PresrmError(f"--width: expected a value >= 1, got {width}")
+    path = Path(model)
+    policy = load_checkpoint(path) if (path / "presrm_checkpoint.json").is_file() else load_policy(model)
+    judge = ModelJudge(policy, JudgeConfig()) if width > 1 else None
+    settings = SearchSettings(width=width, max_steps=max_steps, temperature=temperature if width > 1 else 0.0,
+                              seed=seed)
+    problem = Problem("cli", question, "", (), "cli")
+    (tree,) = search(policy, judge, FreeTask(), [problem], settings, LocalIds())
+    for node in tree.path:
+        score = "" if node.self_score is None else f"  (self-score {node.self_score:.2f})"
+        console.print(Text(node.text + score))
+    final = tree.final
+    console.print(Text(f"answer: {final.final_answer}" if final else "no final answer within --max-steps"))
 
 
 @app.command("config")
