@@ -1,0 +1,393 @@
+"""Batched step generation with a shared prefix, and batched log-probabilities.
+
+:func:`generate_steps` encodes each distinct prefix once, runs one prefill over them, copies
+the KV cache ``n`` times (one row per candidate) and decodes all rows together with its own
+temperature/top-p sampler, stopping each row at the first newline (a step is one line), at EOS
+or at ``max_new_tokens``. Finished rows are dropped from the batch so that long candidates do not
+drag short ones along.
+
+Prompts are tokenized like chat templates expect: a chat prompt already carries its special
+tokens, so it is encoded without adding any; a raw-LM prompt gets the tokenizer's (BOS).
+Continuations are always encoded without special tokens and appended to the prompt's ids, the
+same split that generation produces.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from presrm.models import Policy
+from presrm.steps import STEP_END
+
+FINISH_NEWLINE = "newline"
+FINISH_EOS = "eos"
+FINISH_LENGTH = "length"
+
+
+@dataclass(frozen=True)
+class StepSample:
+    """One generated candidate step.
+
+    ``text``: the generated text after the prefix, cut before the first newline.
+    ``token_ids``: every sampled token, including the one that ended the step (the token that
+    contains the newline, or EOS); ``n_tokens == len(token_ids)``.
+    ``logprob``: sum over ``token_ids`` of the model's log-probabilities *before* temperature and
+    top-p (the policy's own likelihood, the quantity PPO/DPO use), not the sampler's.
+    ``finish``: ``"newline"``, ``"eos"`` or ``"length"`` (hit ``max_new_tokens``).
+    """
+
+    text: str
+    token_ids: tuple[int, ...]
+    n_tokens: int
+    logprob: float
+    finish: str
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+@contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    """Generation and scoring are done in eval mode (no dropout), then the mode is restored."""
+    was_training = bool(model.training)
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def _add_special(policy: Policy) -> bool:
+    # A chat-template prompt already has its specials; a raw prompt gets the tokenizer's BOS.
+    return not policy.chat
+
+
+def encode_prompts(policy: Policy, prompts: Sequence[str]) -> list[list[int]]:
+    enc = policy.tokenizer(list(prompts), add_special_tokens=_add_special(policy))
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def encode_continuations(policy: Policy, texts: Sequence[str]) -> list[list[int]]:
+    if not texts:
+        return []
+    enc = policy.tokenizer(list(texts), add_special_tokens=False)
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def _left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-align token rows: returns input_ids and attention_mask, both [B, max_len]."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    # Same as transformers' generate: position = number of real tokens before, pads at 0.
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _cache_kwarg(model: Any) -> str:
+    """transformers 5.x renames ``past_key_values`` to ``cache`` (old name removed in 5.40)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _base_config(model: Any) -> Any:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.config
+
+
+def _pad_id(policy: Policy) -> int:
+    tok = policy.tokenizer
+    pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return int(pid if pid is not None else 0)
+
+
+def _eos_ids(policy: Policy) -> set[int]:
+    ids: set[int] = set()
+    if policy.tokenizer.eos_token_id is not None:
+        ids.add(int(policy.tokenizer.eos_token_id))
+    gen_cfg = getattr(policy.model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif isinstance(eos, (list, tuple)):
+        ids.update(int(e) for e in eos)
+    return ids
+
+
+_NEWLINE_TABLES: weakref.WeakKeyDictionary[Any, torch.Tensor] = weakref.WeakKeyDictionary()
+
+
+def newline_token_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
+    """Bool [vocab_size]: which tokens' text contains a newline (BPE merges "\\n" into tokens)."""
+    table = _NEWLINE_TABLES.get(tokenizer)
+    if table is None or table.numel() != vocab_size:
+        n = min(vocab_size, len(tokenizer))
+        texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
+        flags = [STEP_END in t for t in texts] + [False] * (vocab_size - n)
+        table = torch.tensor(flags, dtype=torch.bool)
+        _NEWLINE_TABLES[tokenizer] = table
+    return table
+
+
+def _sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Next token per row: greedy at temperature 0, else nucleus sampling at ``temperature``."""
+    if temperature <= 0.0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+        choice = torch.multinomial(sorted_probs, 1, generator=generator).squeeze(-1)
+        return order.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# generation
+
+
+def generate_steps(
+    policy: Policy,
+    prefixes: list[str],
+    n: int,
+    *,
+    temperature: float = 0.5,
+    top_p: float = 0.95,
+    max_new_tokens: int = 64,
+    seed: int | None = None,
+    max_rows: int = 64,
+    drop_finished: bool = True,
+) -> list[list[StepSample]]:
+    """For each prefix, ``n`` candidate continuations up to the end of the line.
+
+    ``temperature`` 0 is greedy (the ``n`` samples are then identical). ``seed`` makes sampling
+    deterministic on a given device. Prefixes are processed in chunks of at most ``max_rows``
+    candidate rows (memory bound for the KV cache). ``drop_finished`` removes rows that ended
+    their step from the batch (saves compute on CPU; keeping them avoids cache copies).
+    """
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    if not prefixes:
+        return []
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**63)
+    generator = torch.Generator(device=policy.device)
+    generator.manual_seed(seed)
+
+    distinct = list(dict.fromkeys(prefixes))  # identical prefixes share one prefill
+    rows = 1 if temperature <= 0.0 else n  # greedy: decode once, copy the sample n times
+    per_chunk = max(1, max_rows // rows)
+    results: dict[str, list[StepSample]] = {}
+    with _eval_mode(policy.model), torch.inference_mode():
+        for start in range(0, len(distinct), per_chunk):
+            chunk = distinct[start : start + per_chunk]
+            samples = _generate_chunk(
+                policy, chunk, rows, temperature, top_p, max_new_tokens, generator, drop_finished
+            )
+            results.update(zip(chunk, samples, strict=True))
+    return [list(results[p]) * (n // rows) for p in prefixes]
+
+
+def _generate_chunk(
+    policy: Policy,
+    prefixes: list[str],
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    generator: torch.Generator,
+    drop_finished: bool,
+) -> list[list[StepSample]]:
+    model, device = policy.model, policy.device
+    rows = encode_prompts(policy, prefixes)
+    if any(not r for r in rows):
+        raise ValueError("generate_steps: a prefix encodes to no tokens")
+    input_ids, mask = _left_pad(rows, _pad_id(policy), device)
+
+    # One prefill over the distinct prefixes; only the last position's logits are needed.
+    # The cache is updated in place by every forward call below.
+    cache = DynamicCache(config=_base_config(model))
+    cache_kw = _cache_kwarg(model)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=_positions(mask),
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_kw: cache},
+    )
+    logits = out.logits[:, -1, :].float()
+    vocab = logits.shape[-1]
+    newline = newline_token_mask(policy.tokenizer, vocab).to(device)
+    eos = torch.zeros(vocab, dtype=torch.bool, device=device)
+    for e in _eos_ids(policy):
+        if 0 <= e < vocab:
+            eos[e] = True
+
+    # Copy the prefix cache once per candidate: rows p*n .. p*n+n-1 belong to prefix p.
+    cache.batch_repeat_interleave(n)
+    logits = logits.repeat_interleave(n, dim=0)
+    mask = mask.repeat_interleave(n, dim=0)
+    next_pos = _positions(mask)[:, -1] + 1
+
+    total = len(prefixes) * n
+    active = torch.arange(total, device=device)  # original row index of each batch row
+    tokens: list[list[int]] = [[] for _ in range(total)]
+    logps: list[float] = [0.0] * total
+    finish: list[str] = [FINISH_LENGTH] * total
+
+    alive = torch.ones(total, dtype=torch.bool, device=device)  # rows still writing their step
+    for step in range(max_new_tokens):
+        logprobs = torch.log_softmax(logits, dim=-1)
+        chosen = _sample(logits, temperature, top_p, generator)
+        chosen_lp = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+        stop_eos = eos[chosen]
+        done = (newline[chosen] | stop_eos) & alive
+        for row, tok, lp, is_eos, is_done, is_alive in zip(
+            active.tolist(),
+            chosen.tolist(),
+            chosen_lp.tolist(),
+            stop_eos.tolist(),
+            done.tolist(),
+            alive.tolist(),
+            strict=True,
+        ):
+            if not is_alive:
+                continue
+            tokens[row].append(tok)
+            logps[row] += lp
+            if is_done:
+                finish[row] = FINISH_EOS if is_eos else FINISH_NEWLINE
+        if step == max_new_tokens - 1:
+            break
+        alive = alive & ~done
+        if not bool(alive.any()):
+            break
+        if drop_finished and not bool(alive.all()):
+            # Drop finished rows: the cache, mask and positions shrink with the batch.
+            idx = alive.nonzero().squeeze(-1)
+            cache.batch_select_indices(idx)
+            active, chosen, mask, next_pos, alive = (
+                active[idx],
+                chosen[idx],
+                mask[idx],
+                next_pos[idx],
+                alive[idx],
+            )
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+        out = model(
+            input_ids=chosen.unsqueeze(-1),
+            attention_mask=mask,
+            position_ids=next_pos.unsqueeze(-1),
+            use_cache=True,
+            **{cache_kw: cache},
+        )
+        logits = out.logits[:, -1, :].float()
+        next_pos = next_pos + 1
+
+    samples: list[StepSample] = []
+    for row in range(total):
+        text = policy.tokenizer.decode(tokens[row], skip_special_tokens=True)
+        text = text.split(STEP_END, 1)[0]
+        samples.append(StepSample(text, tuple(tokens[row]), len(tokens[row]), logps[row], finish[row]))
+    return [samples[p * n : (p + 1) * n] for p in range(len(prefixes))]
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+def sequence_logprobs(
+    policy: Policy, prompts: list[str], continuations: list[str], *, batch_size: int = 16
+) -> list[float]:
+    """Sum of log P(continuation tokens | prompt) for each pair (0.0 for an empty continuation)."""
+    if len(prompts) != len(continuations):
+        raise ValueError("prompts and continuations must have the same length")
+    if not prompts:
+        return []
+    p_ids = encode_prompts(policy, prompts)
+    c_ids = encode_continuations(policy, continuations)
+    results = [0.0] * len(prompts)
+    # Batch similar lengths together so little compute goes to padding.
+    order = sorted(range(len(prompts)), key=lambda i: len(p_ids[i]) + len(c_ids[i]))
+    order = [i for i in order if c_ids[i]]
+    with _eval_mode(policy.model), torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            rows = [p_ids[i] + c_ids[i] for i in batch]
+            input_ids, mask = _left_pad(rows, _pad_id(policy), policy.device)
+            max_c = max(len(c_ids[i]) for i in batch)
+            # Left padding right-aligns every row, so all continuations sit in the last max_c
+            # positions and are predicted by the max_c positions just before them.
+            out = policy.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=_positions(mask),
+                use_cache=False,
+                logits_to_keep=max_c + 1,
+            )
+            logprobs = torch.log_softmax(out.logits[:, :-1, :].float(), dim=-1)  # [B, max_c, V]
+            targets = input_ids[:, -max_c:]
+            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, max_c]
+            for j, i in enumerate(batch):
+                c = len(c_ids[i])
+                results[i] = float(picked[j, max_c - c :].sum())
+    return results
+
+
+def next_token_logprobs(
+    policy: Policy, prompts: list[str], candidates: list[str], *, batch_size: int = 16
+) -> torch.Tensor:
+    """[len(prompts), len(candidates)] log-probs of each candidate's first token as the next token.
+
+    The judge uses this for P(A)/P(B) or P(Yes): give candidates as the model would write them
+    after the prompt (e.g. ``"A"`` or ``" A"`` matters for BPE vocabularies).
+    """
+    cand_ids = encode_continuations(policy, candidates)
+    for text, ids in zip(candidates, cand_ids, strict=True):
+        if not ids:
+            raise ValueError(f"candidate {text!r} encodes to no tokens")
+    first = torch.tensor([ids[0] for ids in cand_ids], dtype=torch.long, device=policy.device)
+    if not prompts:
+        return torch.zeros((0, len(candidates)))
+    p_ids = encode_prompts(policy, prompts)
+    out_rows: list[torch.Tensor] = []
+    with _eval_mode(policy.model), torch.inference_mode():
+        for start in range(0, len(p_ids), batch_size):
+            input_ids, mask = _left_pad(p_ids[start : start + batch_size], _pad_id(policy), policy.device)
+            out = policy.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=_positions(mask),
+                use_cache=False,
+                logits_to_keep=1,
+            )
+            logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+            out_rows.append(logprobs[:, first].cpu())
+    return torch.cat(out_rows, dim=0)

