@@ -56,6 +56,15 @@ def test_tokenize_sft_masks_the_prompt_and_places_eos() -> None:
             assert target == completion_ids + [eos]
         else:
             assert target == completion_ids and target[-1] == NEWLINE_ID and eos not in target
+    # A solution split into steps trains the same tokens in the same contexts as the whole
+    # solution (only the "Step k:" headers move into the prompt).
+    task = load_task("arith", {"n_ops": 3})
+    problem = task.sample(1, "train", seed=0)[0]
+    whole = tokenize_sft(policy, ift_examples(policy, task, [problem]))[0]
+    split = tokenize_sft(policy, ift_examples(policy, task, [problem], mode="steps"))
+    for row in split:
+        assert whole["input_ids"][: len(row["input_ids"])] == row["input_ids"]
+    assert split[-1]["input_ids"] == whole["input_ids"] and whole["input_ids"][-1] == eos
     assert tokenize_sft(policy, []) == []
     assert train_sft(policy, [], lr=1e-3, epochs=1, batch_size=2, seed=0) == []
 
