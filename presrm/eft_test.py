@@ -16,13 +16,27 @@ from presrm.judge import ModelJudge, PairRequest
 from presrm.models import Policy
 from presrm.store import RunStore
 from presrm.tasks import Task
-from presrm.train.eft import JudgePair, build_eft_pairs
+from presrm.train.eft import JudgePair, build_eft_pairs, eft_train_test_split, load_eft_jsonl
+
+
+def user_eft_split(cfg: RunConfig) -> tuple[list[JudgePair], list[JudgePair]]:
+    """The user's EFT JSONL (``warmup.eft_jsonl``) split into (train, held-out), by question."""
+    if not cfg.warmup.eft_jsonl:
+        return [], []
+    pairs = load_eft_jsonl(cfg.warmup.eft_jsonl)
+    n_test = min(cfg.warmup.eft_test_examples, len(pairs) // 5)
+    return eft_train_test_split(pairs, n_test, random.Random(f"{cfg.seed}:eft_jsonl"))
 
 
 def eft_test_pairs(cfg: RunConfig, task: Task) -> list[JudgePair]:
+    """Held-out judge pairs: built from the task's eval split (when it has a step checker),
+    plus the held-out part of the user's EFT JSONL."""
     n = cfg.warmup.eft_test_examples
-    problems = task.sample(max(1, min(n, cfg.eval_problems or n)), "eval", seed=cfg.seed)
-    return build_eft_pairs(task, problems, random.Random(f"{cfg.seed}:eft_test"), n)
+    pairs: list[JudgePair] = []
+    if n and task.has_step_checker:
+        problems = task.sample(max(1, min(n, cfg.eval_problems or n)), "eval", seed=cfg.seed)
+        pairs = build_eft_pairs(task, problems, random.Random(f"{cfg.seed}:eft_test"), n)
+    return pairs + user_eft_split(cfg)[1]
 
 
 def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, iteration: int) -> int:

@@ -169,6 +169,7 @@ class Loop:
         return self.store.path
 
     def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
+        from presrm.eft_test import user_eft_split
         from presrm.train.eft import build_eft_pairs, eft_examples, ift_examples
         from presrm.train.sft import train_sft
 
@@ -178,10 +179,7 @@ class Loop:
         problems = self.task.sample(max(w.ift_examples, 1), "train", seed=self.cfg.seed + 10_000)
         examples = ift_examples(policy, self.task, problems[: w.ift_examples])
         pairs = build_eft_pairs(self.task, problems, rng, w.eft_examples) if w.eft_examples else []
-        if w.eft_jsonl:
-            from presrm.train.eft import load_eft_jsonl
-
-            pairs += load_eft_jsonl(w.eft_jsonl)
+        pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
         examples += eft_examples(policy, pairs, with_check=self.cfg.judge.check)
         rng.shuffle(examples)
         records = self._train_logged(
@@ -304,8 +302,7 @@ class Loop:
         """Judge accuracy on held-out judge pairs (the paper's Table 3), both orders."""
         from presrm.eft_test import judge_eft_test
 
-        if self.cfg.warmup.eft_test_examples and self.task.has_step_checker:
-            judge_eft_test(policy, self.cfg, self.task, self.store, iteration)
+        judge_eft_test(policy, self.cfg, self.task, self.store, iteration)
 
     def _train_logged(self, stage: str, iteration: int, n: int, fn: Callable[[Callable[[int, dict], None]], list]) -> list:
         rows: list[dict[str, Any]] = []
@@ -353,10 +350,13 @@ def _summary_line(stage: Stage, wall: float, detail: dict[str, Any]) -> str:
 
 def start_run(cfg: RunConfig) -> Path:
     """Create the run file for ``cfg`` and run every stage."""
-    # Fail on a bad task/model spec before creating anything on disk.
+    # Fail on a bad task or model spec before creating anything on disk.
     load_task(cfg.task, cfg.task_options)
+    policy = load_policy(cfg.model, device=cfg.device, seed=cfg.seed)
     store = RunStore.create(cfg.out, cfg)
-    return Loop(store).run()
+    loop = Loop(store)
+    loop.policy, loop.model_iteration = prepare_for_training(policy, cfg.train.finetune), 0
+    return loop.run()
 
 
 def resume_run(path: Path) -> Path:

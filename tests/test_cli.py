@@ -1,0 +1,105 @@
+"""The command line as a user meets it: help, SQL output, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from presrm.config import RunConfig
+from presrm.store import RunStore
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def presrm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "presrm.cli", *args], capture_output=True, text=True, env=ENV,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "run.duckdb"
+    store = RunStore.create(path, RunConfig(model="tiny"))
+    store.append_rows("nodes", [{"node_id": i, "tree_id": 0, "parent_id": i - 1 if i else None, "depth": i + 1,
+                                 "text": f"Step {i + 1}: [bold]{{x}}'", "self_score": 0.25 * i} for i in range(3)])
+    store.flush()
+    return path
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_lists_the_commands() -> None:
+    out = presrm("--help").stdout
+    for command in ("run", "inspect", "sql", "schema", "export", "eval", "report", "solve"):
+        assert command in out
+    assert presrm("--version").stdout.startswith("presrm ")
+
+
+def test_sql_prints_rows_verbatim(run_file: Path) -> None:
+    result = presrm("sql", str(run_file), "SELECT node_id, text FROM nodes ORDER BY node_id")
+    assert result.returncode == 0, result.stderr
+    assert "Step 2: [bold]{x}'" in result.stdout
+    csv_out = presrm("sql", str(run_file), "SELECT node_id, self_score FROM nodes ORDER BY 1", "--format", "csv")
+    assert csv_out.stdout.splitlines() == ["node_id,self_score", "0,0.0", "1,0.25", "2,0.5"]
+
+
+def test_sql_is_read_only(run_file: Path) -> None:
+    result = presrm("sql", str(run_file), "DELETE FROM nodes")
+    assert_one_line_error(result, "query failed")
+    assert presrm("sql", str(run_file), "SELECT count(*) FROM nodes", "-f", "csv").stdout.splitlines()[1] == "3"
+
+
+def test_schema_and_export(run_file: Path, tmp_path: Path) -> None:
+    assert "TABLE nodes" in presrm("schema").stdout
+    result = presrm("export", str(run_file), "--to", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "nodes.parquet").exists()
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, run_file: Path) -> None:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("widht = 3\n")
+    assert_one_line_error(presrm("run", str(bad_toml)), "unknown key 'widht'")
+    assert_one_line_error(presrm("run", "--set", "width=1"), "width", ">= 2")
+    assert_one_line_error(presrm("run", "--set", "model=/no/such/model", "--out", str(tmp_path / "r.duckdb")),
+                          "/no/such/model")
+    assert not (tmp_path / "r.duckdb").exists(), "a failed start must not leave a run file behind"
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + b"\0" * 64)
+    assert_one_line_error(presrm("run", "--set", f"model={str(corrupt)!r}", "--out", str(tmp_path / "g.duckdb")),
+                          "corrupt.gguf")
+    bad_jsonl = tmp_path / "bad.jsonl"
+    bad_jsonl.write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
+    assert_one_line_error(presrm("run", "--set", f"task='jsonl:{bad_jsonl}'", "--set", "model=tiny",
+                                 "--out", str(tmp_path / "j.duckdb")), "bad.jsonl:2")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert_one_line_error(presrm("run", "--set", f"task='jsonl:{empty}'", "--set", "model=tiny",
+                                 "--out", str(tmp_path / "e.duckdb")), "empty.jsonl")
+    foreign = tmp_path / "foreign.duckdb"
+    duckdb.connect(str(foreign)).execute("CREATE TABLE t (a INT)").close()
+    assert_one_line_error(presrm("sql", str(foreign), "SELECT 1"), "not a presrm run database")
+    assert_one_line_error(presrm("inspect", str(foreign)), "not a presrm run database")
+    assert_one_line_error(presrm("inspect", str(tmp_path / "missing.duckdb")), "not found")
+    assert_one_line_error(presrm("run", "--resume", str(foreign)), "not a presrm run database")
+    assert_one_line_error(presrm("run", "--set", "model=tiny", "--out", str(run_file)), "already exists")
+
+
+def test_unwritable_output_location(tmp_path: Path) -> None:
+    # A regular file where the output directory should be: unwritable even for root.
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    assert_one_line_error(presrm("run", "--set", "model=tiny", "--out", str(blocker / "run.duckdb")),
+                          "cannot create the output directory")
