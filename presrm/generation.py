@@ -134,18 +134,21 @@ def _eos_ids(policy: Policy) -> set[int]:
     return ids
 
 
-_NEWLINE_TABLES: weakref.WeakKeyDictionary[Any, torch.Tensor] = weakref.WeakKeyDictionary()
+_NEWLINE_TABLES: weakref.WeakKeyDictionary[Any, tuple[int, torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
 def newline_token_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
-    """Bool [vocab_size]: which tokens' text contains a newline (BPE merges "\\n" into tokens)."""
-    table = _NEWLINE_TABLES.get(tokenizer)
-    if table is None or table.numel() != vocab_size:
-        n = min(vocab_size, len(tokenizer))
-        texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
-        flags = [STEP_END in t for t in texts] + [False] * (vocab_size - n)
-        table = torch.tensor(flags, dtype=torch.bool)
-        _NEWLINE_TABLES[tokenizer] = table
+    """Bool [vocab_size]: which tokens' text contains a newline (BPE merges "\\n" into tokens).
+
+    Built once per tokenizer (~0.5 s for a 49k vocabulary) and rebuilt if tokens are added.
+    """
+    cached = _NEWLINE_TABLES.get(tokenizer)
+    if cached is not None and cached[0] == len(tokenizer) and cached[1].numel() == vocab_size:
+        return cached[1]
+    n = min(vocab_size, len(tokenizer))
+    texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
+    table = torch.tensor([STEP_END in t for t in texts] + [False] * (vocab_size - n), dtype=torch.bool)
+    _NEWLINE_TABLES[tokenizer] = (len(tokenizer), table)
     return table
 
 
