@@ -66,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
             table.add_row("", "")
         with VerticalScroll(id="help-box"):
             yield Static(Text("presrm inspect — help", style="bold"))
-            yield Static(table)
+            yield Static(table, id="help-keys")
             yield Static(Text(LEGEND, style="dim"))
             yield Static(Text("escape closes", style="dim"))
 

@@ -61,7 +61,7 @@ class ReasoningTree(Tree[NodeRow]):
             path = detail.chosen_path()
             target = path[0].node_id if path else None
         if target is not None and target in by_node:
-            self.call_after_refresh(self.select_step, target)
+            self.select_step(target)
 
     def _collapsed_ids(self) -> set[int]:
         out: set[int] = set()
@@ -82,7 +82,8 @@ class ReasoningTree(Tree[NodeRow]):
         while parent is not None:
             parent.expand()
             parent = parent.parent
-        self.move_cursor(node, animate=False)
+        # Line numbers are recomputed on the next refresh, after the expansions above.
+        self.call_after_refresh(self.move_cursor, node, False)
 
     def action_expand_all(self) -> None:
         self.root.expand_all()
