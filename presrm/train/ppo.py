@@ -1,0 +1,465 @@
+"""PPO with step-level rewards for a causal LM (the user's KL-regularised PPO trainer).
+
+TRL 1.16 has no PPO trainer (and its old one took one scalar per sequence), so it
+lives here. One ``train()`` call is one PPO iteration on a batch of rollouts:
+
+1. Collate: prompt (left-padded) + the response as its steps' tokens (right-padded);
+   each step's end position follows from the step lengths.
+2. One no-grad pass: old log-probs and values (policy), reference log-probs (the
+   PEFT base with the adapter disabled, a given frozen model, or a frozen copy).
+3. Token rewards = each step's (optionally batch-normalised) reward on its last
+   token − kl_coef·KL per token; masked GAE; whitened advantages.
+4. ``ppo_epochs`` passes over shuffled minibatches: clipped policy loss + vf_coef ×
+   clipped value loss, one optimizer update per minibatch.
+
+The same code runs on one CPU process and under ``accelerate launch`` data parallel:
+pass an ``accelerate.Accelerator``; every process gets the same rollout list and
+trains on its share (``rollouts[rank::world]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from presrm.errors import ConfigError
+from presrm.train.ppo_math import (
+    KL_KINDS,
+    compute_gae,
+    entropy_from_logits,
+    kl_penalty,
+    masked_mean,
+    masked_whiten,
+    place_step_rewards,
+    policy_loss,
+    token_rewards,
+    value_loss,
+)
+from presrm.train.value_head import PolicyWithValue, ValueHead
+
+METRIC_KEYS: tuple[str, ...] = (
+    "policy_loss",
+    "value_loss",
+    "kl",
+    "reward_mean",
+    "clipfrac",
+    "vf_clipfrac",
+    "approx_kl",
+    "entropy",
+    "grad_norm",
+    "tokens",
+)
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters. Defaults suit LoRA on small models; full fine-tuning wants a lower lr."""
+
+    lr: float = 1e-5
+    value_lr: float | None = 1e-4  # the value head starts from scratch; None = same as lr
+    weight_decay: float = 0.0
+    kl_coef: float = 0.05
+    kl_kind: Literal["k1", "k2", "k3", "abs"] = "k1"
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip: float = 0.2
+    vf_clip: float = 0.2
+    vf_coef: float = 0.1
+    ent_coef: float = 0.0
+    ppo_epochs: int = 2
+    minibatch_size: int = 8
+    whiten_advantages: bool = True
+    reward_norm: Literal["batch", "none"] = "batch"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kl_kind not in KL_KINDS:
+            raise ConfigError(f"ppo.kl_kind must be one of {', '.join(KL_KINDS)}, got {self.kl_kind!r}")
+        if self.reward_norm not in ("batch", "none"):
+            raise ConfigError(f"ppo.reward_norm must be 'batch' or 'none', got {self.reward_norm!r}")
+        if self.ppo_epochs < 1 or self.minibatch_size < 1:
+            raise ConfigError("ppo.ppo_epochs and ppo.minibatch_size must be at least 1")
+        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
+            raise ConfigError("ppo.gamma and ppo.lam must lie in [0, 1]")
+        if self.clip <= 0 or self.vf_clip <= 0 or self.lr <= 0:
+            raise ConfigError("ppo.clip, ppo.vf_clip and ppo.lr must be positive")
+
+
+@dataclass
+class StepRollout:
+    """One solved (or partly solved) problem: the prompt and the response as its steps."""
+
+    prompt_ids: list[int]
+    step_token_ids: list[list[int]]  # the response, step by step, in order
+    step_rewards: list[float]  # one per step
+
+    def __post_init__(self) -> None:
+        if not self.prompt_ids:
+            raise ValueError(
+                "a rollout needs a non-empty prompt (the first response token is predicted from it)"
+            )
+        if not self.step_token_ids:
+            raise ValueError("a rollout needs at least one step")
+        if len(self.step_token_ids) != len(self.step_rewards):
+            raise ValueError(
+                f"{len(self.step_token_ids)} steps but {len(self.step_rewards)} step rewards in a rollout"
+            )
+        if any(len(step) == 0 for step in self.step_token_ids):
+            raise ValueError("a step has no tokens, so it has no last token to carry its reward")
+
+    @property
+    def response_ids(self) -> list[int]:
+        return [tok for step in self.step_token_ids for tok in step]
+
+    @property
+    def step_end_positions(self) -> list[int]:
+        """0-based index of each step's last token within the response."""
+        ends, pos = [], -1
+        for step in self.step_token_ids:
+            pos += len(step)
+            ends.append(pos)
+        return ends
+
+
+@dataclass
+class _Batch:
+    """A collated batch; per-token tensors are in response coordinates ``[B, T]``."""
+
+    input_ids: torch.Tensor  # [B, P + T]: prompt left-padded to P, response right-padded to T
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    response_ids: torch.Tensor  # [B, T]
+    response_mask: torch.Tensor  # [B, T] float
+    prompt_len: int  # P: the response starts at this column
+    step_ends: list[list[int]]
+    raw_rewards: list[list[float]]
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # old_logprob, advantages, …
+
+    @property
+    def size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def rows(self, idx: torch.Tensor) -> _Batch:
+        """The rows ``idx``, with columns that are padding in all of them trimmed away."""
+        resp_mask = self.response_mask[idx]
+        attn = self.attention_mask[idx]
+        t_len = int(resp_mask.sum(1).max().item())
+        longest_prompt = int(attn[:, : self.prompt_len].sum(1).max().item())
+        lead = self.prompt_len - longest_prompt  # left-padding columns shared by every row
+        cols = slice(lead, self.prompt_len + t_len)
+        ids = idx.tolist()
+        return _Batch(
+            input_ids=self.input_ids[idx][:, cols],
+            attention_mask=attn[:, cols],
+            position_ids=self.position_ids[idx][:, cols],
+            response_ids=self.response_ids[idx][:, :t_len],
+            response_mask=resp_mask[:, :t_len],
+            prompt_len=self.prompt_len - lead,
+            step_ends=[self.step_ends[i] for i in ids],
+            raw_rewards=[self.raw_rewards[i] for i in ids],
+            extra={k: v[idx][:, :t_len] for k, v in self.extra.items()},
+        )
+
+
+def collate(rollouts: list[StepRollout], pad_id: int, device: torch.device | str = "cpu") -> _Batch:
+    """Left-pad prompts and right-pad responses so every response starts at one column."""
+    p_len = max(len(r.prompt_ids) for r in rollouts)
+    t_len = max(len(r.response_ids) for r in rollouts)
+    b = len(rollouts)
+    input_ids = torch.full((b, p_len + t_len), pad_id, dtype=torch.long)
+    attention = torch.zeros((b, p_len + t_len), dtype=torch.long)
+    for i, r in enumerate(rollouts):
+        resp = r.response_ids
+        input_ids[i, p_len - len(r.prompt_ids) : p_len] = torch.tensor(r.prompt_ids)
+        input_ids[i, p_len : p_len + len(resp)] = torch.tensor(resp)
+        attention[i, p_len - len(r.prompt_ids) : p_len + len(resp)] = 1
+    # Explicit positions: with left padding, position 0 must be the first real token.
+    position_ids = (attention.cumsum(1) - 1).clamp(min=0)
+    return _Batch(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=position_ids.to(device),
+        response_ids=input_ids[:, p_len:].to(device),
+        response_mask=attention[:, p_len:].float().to(device),
+        prompt_len=p_len,
+        step_ends=[r.step_end_positions for r in rollouts],
+        raw_rewards=[list(map(float, r.step_rewards)) for r in rollouts],
+    )
+
+
+def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each response token, ``[B, T]``, from the logits that predict them."""
+    logits = logits.float()
+    picked = logits.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def _is_peft(model: nn.Module) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:  # peft is a dependency, but the trainer does not need it for full fine-tuning
+        return False
+    return isinstance(model, PeftModel)
+
+
+class StepPPOTrainer:
+    """PPO on step-level rewards. Keeps its optimizer (and value head) across ``train()`` calls."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        config: PPOConfig | None = None,
+        ref_model: nn.Module | None = None,
+        accelerator: Any | None = None,
+    ) -> None:
+        self.config = config or PPOConfig()
+        self.accelerator = accelerator
+        self.tokenizer = tokenizer
+        self.pad_id = self._pad_id(tokenizer)
+        self.device = accelerator.device if accelerator is not None else next(model.parameters()).device
+        self._calls = 0
+
+        # Reference: an explicit frozen model wins; a LoRA policy's own base (adapter
+        # disabled) is free; otherwise freeze a copy of the policy as it is now.
+        self.use_adapter_as_ref = ref_model is None and _is_peft(model)
+        if ref_model is None and not self.use_adapter_as_ref:
+            ref_model = copy.deepcopy(model)
+        if ref_model is not None:
+            ref_model.eval().requires_grad_(False)
+            ref_model.to(self.device)
+        self.ref_model = ref_model
+
+        wrapped = PolicyWithValue(model, seed=self.config.seed)
+        wrapped.to(self.device)
+        value_params = list(wrapped.value_head.parameters())
+        value_ids = {id(p) for p in value_params}
+        policy_params = [p for p in wrapped.parameters() if p.requires_grad and id(p) not in value_ids]
+        if not policy_params:
+            raise ValueError("the policy has no trainable parameters")
+        cfg = self.config
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": policy_params, "lr": cfg.lr},
+                {"params": value_params, "lr": cfg.value_lr if cfg.value_lr is not None else cfg.lr},
+            ],
+            weight_decay=cfg.weight_decay,
+        )
+        if accelerator is not None:
+            wrapped, optimizer = accelerator.prepare(wrapped, optimizer)
+        self.model = wrapped  # possibly DDP-wrapped: train through this one
+        self.optimizer = optimizer
+        self._trainable = policy_params + value_params
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _pad_id(tokenizer: Any) -> int:
+        for name in ("pad_token_id", "eos_token_id"):
+            tok = getattr(tokenizer, name, None)
+            if isinstance(tok, int):
+                return tok
+        return 0
+
+    @property
+    def unwrapped(self) -> PolicyWithValue:
+        if self.accelerator is not None:
+            return self.accelerator.unwrap_model(self.model)
+        return self.model
+
+    @property
+    def value_head(self) -> ValueHead:
+        return self.unwrapped.value_head
+
+    @property
+    def rank(self) -> int:
+        return int(self.accelerator.process_index) if self.accelerator is not None else 0
+
+    @property
+    def world(self) -> int:
+        return int(self.accelerator.num_processes) if self.accelerator is not None else 1
+
+    def _reduce(self, x: torch.Tensor, how: str) -> torch.Tensor:
+        if self.accelerator is None or self.world == 1:
+            return x
+        return self.accelerator.reduce(x, reduction=how)
+
+    def _forward(self, mb: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits predicting the response tokens ``[B, T, V]`` and the values at the states
+        that choose them ``[B, T]`` (the state before token t sits at column P + t − 1)."""
+        t_len = mb.response_ids.shape[1]
+        logits, values = self.model(
+            mb.input_ids, mb.attention_mask, mb.position_ids, logits_to_keep=t_len + 1
+        )
+        p = mb.prompt_len
+        return logits[:, :t_len], values[:, p - 1 : p - 1 + t_len].float()
+
+    def _ref_logprobs(self, mb: _Batch) -> torch.Tensor:
+        t_len = mb.response_ids.shape[1]
+        kwargs = {
+            "input_ids": mb.input_ids,
+            "attention_mask": mb.attention_mask,
+            "position_ids": mb.position_ids,
+            "use_cache": False,
+            "logits_to_keep": t_len + 1,
+        }
+        if self.use_adapter_as_ref:
+            policy = self.unwrapped.policy
+            with policy.disable_adapter():  # type: ignore[operator]
+                logits = policy(**kwargs).logits
+        else:
+            assert self.ref_model is not None
+            logits = self.ref_model(**kwargs).logits
+        return response_logprobs(logits[:, :t_len], mb.response_ids)
+
+    def _normalized_rewards(self, raw: list[list[float]]) -> list[list[float]]:
+        """Step rewards standardised over every step in the (global) batch."""
+        if self.config.reward_norm == "none":
+            return raw
+        flat = torch.tensor([r for row in raw for r in row], dtype=torch.float64, device=self.device)
+        stats = self._reduce(
+            torch.stack([flat.sum(), flat.square().sum(), flat.new_tensor(flat.numel())]), "sum"
+        )
+        total, sq, n = (float(v) for v in stats)
+        mean = total / n
+        std = math.sqrt(max(sq / n - mean * mean, 0.0))
+        # All rewards equal: nothing to rank, so only centre (do not blow up rounding noise).
+        scale = 1.0 / std if std > 1e-6 else 0.0
+        return [[(r - mean) * scale if scale else r - mean for r in row] for row in raw]
+
+    @torch.no_grad()
+    def _prepare(self, batch: _Batch) -> None:
+        """Old log-probs, values, reference log-probs, token rewards, advantages, returns."""
+        cfg = self.config
+        old_lp, old_v, ref_lp = [], [], []
+        t_len = batch.response_ids.shape[1]
+        for start in range(0, batch.size, cfg.minibatch_size):
+            idx = torch.arange(start, min(start + cfg.minibatch_size, batch.size), device=self.device)
+            mb = batch.rows(idx)
+            logits, values = self._forward(mb)
+            pad = t_len - mb.response_ids.shape[1]
+            old_lp.append(nn.functional.pad(response_logprobs(logits, mb.response_ids), (0, pad)))
+            old_v.append(nn.functional.pad(values, (0, pad)))
+            ref_lp.append(nn.functional.pad(self._ref_logprobs(mb), (0, pad)))
+        mask = batch.response_mask
+        old_logprob, old_values, ref_logprob = torch.cat(old_lp), torch.cat(old_v), torch.cat(ref_lp)
+        scores = place_step_rewards(batch.step_ends, self._normalized_rewards(batch.raw_rewards), t_len)
+        rewards, _ = token_rewards(
+            scores.to(self.device), old_logprob, ref_logprob, mask, cfg.kl_coef, cfg.kl_kind
+        )
+        advantages, returns = compute_gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
+        if cfg.whiten_advantages and mask.sum() >= 2:
+            advantages = masked_whiten(advantages, mask)
+        batch.extra.update(
+            old_logprob=old_logprob,
+            old_values=old_values,
+            ref_logprob=ref_logprob,
+            advantages=advantages,
+            returns=returns,
+        )
+
+    def _minibatches(self, n: int) -> Iterator[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.config.seed + 100_003 * self._calls + 7919 * self.rank)
+        for _ in range(self.config.ppo_epochs):
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n, self.config.minibatch_size):
+                yield order[start : start + self.config.minibatch_size].to(self.device)
+
+    def _shard(self, rollouts: list[StepRollout]) -> list[StepRollout]:
+        """This process's share. The list is first padded (by repeating from its start) to a
+        multiple of the world size, so every process makes the same number of updates
+        (DDP hangs otherwise)."""
+        if self.world == 1:
+            return rollouts
+        short = (-len(rollouts)) % self.world
+        padded = rollouts + [rollouts[i % len(rollouts)] for i in range(short)]
+        return padded[self.rank :: self.world]
+
+    # ------------------------------------------------------------------ training
+    def train(self, rollouts: list[StepRollout]) -> list[dict[str, float]]:
+        """One PPO iteration on ``rollouts``; returns one metrics dict per optimizer update
+        (averaged over processes; ``tokens`` summed)."""
+        if not rollouts:
+            return []
+        local = self._shard(rollouts)
+        batch = collate(local, self.pad_id, self.device)
+        model = self.model
+        was_training = model.training
+        # Dropout off throughout: the first minibatch's ratio must be exactly 1, and the
+        # reference (adapter disabled) must see the same network as the rollout pass.
+        model.eval()
+        history: list[dict[str, float]] = []
+        try:
+            self._prepare(batch)
+            for idx in self._minibatches(batch.size):
+                history.append(self._update(batch.rows(idx)))
+        finally:
+            model.train(was_training)
+            self._calls += 1
+        return history
+
+    def _update(self, mb: _Batch) -> dict[str, float]:
+        cfg = self.config
+        mask, ex = mb.response_mask, mb.extra
+        logits, values = self._forward(mb)
+        logprob = response_logprobs(logits, mb.response_ids)
+        pg_loss, clipfrac, approx_kl = policy_loss(
+            logprob, ex["old_logprob"], ex["advantages"], mask, cfg.clip
+        )
+        vf_loss, vf_clipfrac = value_loss(values, ex["old_values"], ex["returns"], mask, cfg.vf_clip)
+        loss = pg_loss + cfg.vf_coef * vf_loss
+        ent_ctx = contextlib.nullcontext() if cfg.ent_coef > 0 else torch.no_grad()
+        with ent_ctx:
+            entropy = masked_mean(entropy_from_logits(logits.float()), mask)
+        if cfg.ent_coef > 0:
+            loss = loss - cfg.ent_coef * entropy
+
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+            grad_norm = self.accelerator.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
+        else:
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
+        self.optimizer.step()
+
+        with torch.no_grad():
+            kl = masked_mean(kl_penalty(logprob.detach(), ex["ref_logprob"], cfg.kl_kind), mask)
+            reward_mean = sum(sum(r) for r in mb.raw_rewards) / max(1, sum(len(r) for r in mb.raw_rewards))
+            means = torch.stack(
+                [
+                    pg_loss.detach(),
+                    vf_loss.detach(),
+                    kl,
+                    torch.tensor(reward_mean, device=self.device),
+                    clipfrac,
+                    vf_clipfrac,
+                    approx_kl,
+                    entropy.detach(),
+                    torch.as_tensor(grad_norm, device=self.device).float(),
+                ]
+            ).float()
+            means = self._reduce(means, "mean")
+            tokens = self._reduce(mask.sum().detach(), "sum")
+        metrics = dict(zip(METRIC_KEYS[:-1], (float(v) for v in means), strict=True))
+        metrics["tokens"] = float(tokens)
+        return metrics
+
+    # ------------------------------------------------------------------ persistence
+    def save_value_head(self, path: str) -> None:
+        """Save the value head (safetensors) so a later iteration can continue its critic."""
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}, path)
+
+    def load_value_head(self, path: str) -> None:
+        from safetensors.torch import load_file
+
+        self.value_head.load_state_dict(load_file(path))
