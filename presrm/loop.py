@@ -124,6 +124,7 @@ class Loop:
         self.stop = _StopFlag()
         self.policy: Policy | None = None
         self.model_iteration = -1
+        self.timings: dict[str, float] = {}
 
     # ---- model chain ------------------------------------------------------------------------
     def _ensure_model(self, iteration: int) -> Policy:
@@ -162,10 +163,13 @@ class Loop:
                 deletes = [(t, w, [stage.iteration]) for t, w in STAGE_ROWS[stage.name]]
                 self.store.discard(deletes)
                 started = time.time()
-                detail = getattr(self, f"_stage_{stage.name}")(stage.iteration, started)
+                self.timings = {}
+                detail = getattr(self, f"_stage_{stage.name}")(stage.iteration, started) or {}
                 wall = time.time() - started
-                self.store.flush(StageDone(stage.iteration, stage.name, wall, detail or {}))
-                console.print(_summary_line(stage, wall, detail or {}))
+                # Where the stage's wall time went (sampling / judging / training / logging seconds).
+                detail.update({f"{k}_s": round(v, 3) for k, v in self.timings.items()})
+                self.store.flush(StageDone(stage.iteration, stage.name, wall, detail))
+                console.print(_summary_line(stage, wall, detail))
         return self.store.path
 
     def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
@@ -260,16 +264,19 @@ class Loop:
         )
         trees: list[Tree] = []
         batch = self.cfg.batch_problems
+        timings = self.timings
         with _progress(f"M{iteration} {phase}", len(problems)) as advance:
             for start in range(0, len(problems), batch):
                 if self.stop.requested:
                     raise Interrupted(f"interrupted; resume with: presrm run --resume {self.store.path}")
                 chunk = search(policy, judge, self.task, problems[start:start + batch],
-                               settings, self.store)
+                               settings, self.store, timings=timings)
+                t0 = time.perf_counter()
                 self.store.append_columns("nodes", node_columns(chunk, iteration=iteration, phase=phase))
                 self.store.append_columns("judgments", judgment_columns(chunk, iteration=iteration, phase=phase))
                 # Live progress for readers; a reader holding the lock only delays this.
                 self.store.flush(wait=False)
+                timings["logging"] = timings.get("logging", 0.0) + time.perf_counter() - t0
                 trees += chunk
                 advance(len(chunk))
         return trees
@@ -317,7 +324,9 @@ class Loop:
             console.print(f"[yellow]M{iteration} {stage}: no training data; the model is unchanged[/yellow]")
             return []
         console.print(f"M{iteration} {stage}: training on {n} examples")
+        t0 = time.perf_counter()
         records = fn(log)
+        self.timings["training"] = self.timings.get("training", 0.0) + time.perf_counter() - t0
         self.store.append_rows("train_steps", rows)
         return records
 

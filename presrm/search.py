@@ -20,6 +20,7 @@ A single distinct candidate (the model is sure) is accepted without a pair.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -154,8 +155,13 @@ def search(
     ids: IdSource,
     *,
     on_round: Callable[[int, int], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[Tree]:
-    """Grow one tree per problem, all problems batched together. Returns the trees."""
+    """Grow one tree per problem, all problems batched together. Returns the trees.
+
+    ``timings``, when given, accumulates wall seconds spent in ``sampling`` and ``judging``.
+    """
+    clock = timings if timings is not None else {}
     if settings.width > 1 and judge is None:
         raise ValueError("width > 1 needs a judge")
     tree_ids = ids.new_ids("tree", len(problems))
@@ -170,6 +176,7 @@ def search(
             render_prefix(prompts[t.tree_id], [n.text for n in t.path]) + step_header(len(t.path) + 1)
             for t in active
         ]
+        t0 = time.perf_counter()
         samples = generate_steps(
             policy,
             prefixes,
@@ -180,8 +187,11 @@ def search(
             seed=_round_seed(settings.seed, round_no),
         )
         groups = [_make_group(t, cands, task, ids) for t, cands in zip(active, samples, strict=True)]
+        t1 = time.perf_counter()
+        clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
         if settings.width > 1 and judge is not None:
             _judge_groups(groups, judge, ids)
+            clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
         for group in groups:
             _select(group, settings)
         round_no += 1
