@@ -7,6 +7,7 @@ the widgets actually render (or the rows in the run file), not internal state on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
-from textual.worker import WorkerState
+from textual.worker import WorkerCancelled, WorkerState
 from tui_fixtures import MARKUP_RAW, MARKUP_STEP, build_empty_run, build_run_db
 
 from presrm.store import queries as Q
@@ -74,7 +75,8 @@ async def settle(pilot: Pilot) -> None:
     app = pilot.app
     for _ in range(100):
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        with contextlib.suppress(WorkerCancelled):  # an exclusive worker replaced by a newer one
+            await app.workers.wait_for_complete()
         await pilot.pause()
         if not any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers):
             await pilot.pause()

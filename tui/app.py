@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from presrm.tui.commands import InspectorCommands
-from presrm.tui.messages import IndexUpdated, LoadFailed
+from presrm.tui.messages import IndexUpdated, LoadFailed, TreeReady, post_current
 from presrm.tui.screens.error import ErrorScreen
 from presrm.tui.screens.help import HelpScreen
 from presrm.tui.screens.main import MainScreen
@@ -27,7 +27,7 @@ from textual.worker import WorkerState
 
 from presrm.errors import PresrmError
 from presrm.store.flags import export_flags_jsonl
-from presrm.store.queries import TreeIndex
+from presrm.store.queries import TreeIndex, load_tree
 
 
 class InspectorApp(App[None]):
@@ -52,6 +52,8 @@ class InspectorApp(App[None]):
         self.refresh_interval = refresh_interval
         self.failed: str | None = None
         self._index_lock = threading.Lock()
+        self._tree_screen: TreeScreen | None = None
+        self._index_started = False
 
     def on_mount(self) -> None:
         self.sub_title = self.run_file.name
@@ -60,11 +62,19 @@ class InspectorApp(App[None]):
             self._fail(f"run file not found: {self.run_file}")
             return
         self.push_screen(MainScreen())
-        self.refresh_index(full=True)
+        # The first screen (overview) reads little; the tree index aggregates every node.
+        # It starts once the overview is on screen, or after a second at the latest.
+        self.set_timer(1.0, self.start_index)
         if self.refresh_interval:
             self.set_interval(self.refresh_interval, self._poll)
 
     # ---- the index --------------------------------------------------------------------------
+    def start_index(self) -> None:
+        """Load the tree index the first time (later refreshes come from the poll)."""
+        if not self._index_started and self.failed is None:
+            self._index_started = True
+            self.refresh_index(full=True)
+
     @work(thread=True, exclusive=True, group="index")
     def refresh_index(self, full: bool = False) -> None:
         """Bring the tree index up to date (cheap when nothing changed)."""
@@ -78,7 +88,7 @@ class InspectorApp(App[None]):
             self.post_message(IndexUpdated(self.index.version))
 
     def _poll(self) -> None:
-        if self.failed is not None:
+        if self.failed is not None or not self._index_started:
             return
         busy = any(
             w.group == "index" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers
@@ -109,8 +119,27 @@ class InspectorApp(App[None]):
 
     # ---- navigation ---------------------------------------------------------------------------
     def open_tree(self, tree_id: int, focus_node: int | None = None) -> None:
-        """Show one search tree."""
-        self.push_screen(TreeScreen(tree_id, focus_node))
+        """Show one search tree: load it, then show it (one TreeScreen, installed once, reused)."""
+        self._load_tree(tree_id, focus_node)
+
+    @work(thread=True, exclusive=True, group="open-tree")
+    def _load_tree(self, tree_id: int, focus_node: int | None) -> None:
+        try:
+            detail = load_tree(self.run_file, tree_id)
+        except PresrmError as err:
+            self.post_message(LoadFailed(str(err)))
+            return
+        post_current(self, TreeReady(detail, focus_node))
+
+    @on(TreeReady)
+    def _tree_ready(self, message: TreeReady) -> None:
+        if self._tree_screen is None:
+            self._tree_screen = TreeScreen(message.detail, message.focus_node)
+            self.install_screen(self._tree_screen, name="tree")
+        else:
+            self._tree_screen.show_detail(message.detail, message.focus_node)
+        if self.screen is not self._tree_screen:
+            self.push_screen("tree")
 
     def _main(self) -> MainScreen | None:
         for screen in self.screen_stack:
@@ -142,8 +171,12 @@ class InspectorApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_reload(self) -> None:
-        if self.failed is None:
+        if self.failed is not None:
+            return
+        if self._index_started:
             self.refresh_index(full=True)
+        else:
+            self.start_index()
 
     def action_export_flags(self) -> None:
         self._export_flags()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.message import Message
+from textual.message_pump import MessagePump
+from textual.worker import get_current_worker
 
 from presrm.store.queries import Calibration, DataVersion, IterationSummary, RunInfo, TreeDetail, TreePage
 
@@ -31,6 +33,8 @@ class OverviewLoaded(Message):
     iterations: list[IterationSummary]
     complete: bool
     """False while the tree index is still loading (tree-derived metrics missing)."""
+    missing: bool = False
+    """Headline metrics that eval_metrics lacks have not been computed yet."""
 
 
 @dataclass
@@ -55,7 +59,26 @@ class TreeLoaded(Message):
 
 
 @dataclass
+class TreeReady(Message):
+    """A tree the user asked to open, loaded: the app shows it."""
+
+    detail: TreeDetail
+    focus_node: int | None = None
+
+
+@dataclass
 class FlagsChanged(Message):
     """A flag was added or removed (``text`` says what, for a notification)."""
 
     text: str
+
+
+def post_current(target: MessagePump, message: Message) -> bool:
+    """Post from a thread worker unless a newer worker of its exclusive group replaced it.
+
+    (A cancelled thread worker still runs to its end; its stale result must not
+    overwrite the newer one's.)
+    """
+    if get_current_worker().is_cancelled:
+        return False
+    return target.post_message(message)

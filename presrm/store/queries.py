@@ -591,7 +591,8 @@ def iteration_summaries(
     in ``computed``. train_accuracy (share of training-search trees whose accepted
     solution ends in a right answer; unfinished = wrong) needs ``trees``, a tree
     summary table; it is None without one. ``cache`` (iteration -> computed metrics)
-    keeps the computations of finished iterations across calls.
+    keeps the computations of finished iterations across calls, and is used even
+    when ``compute_missing`` is False.
     """
     with open_run(path) as con:
         its = con.execute(
@@ -625,9 +626,10 @@ def iteration_summaries(
         metrics: dict[str, float | None] = {name: have.get(name) for name in HEADLINE_METRICS}
         computed: set[str] = set()
         missing = [name for name, value in metrics.items() if value is None]
-        if missing and compute_missing:
-            finished_it = names.get(it, ("", False))[1]
-            if cache is not None and finished_it and it in cache:
+        finished_it = names.get(it, ("", False))[1]
+        cached = cache is not None and finished_it and it in cache
+        if missing and (compute_missing or cached):
+            if cache is not None and cached:
                 fresh = cache[it]
             else:
                 fresh = _summarize(path, it)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from presrm.tui import format as fmt
-from presrm.tui.messages import FlagsChanged, LoadFailed, TreeLoaded
+from presrm.tui.messages import FlagsChanged, LoadFailed, TreeLoaded, post_current
 from presrm.tui.screens.flag import FlagDialog, FlagRequest
 from presrm.tui.widgets.node_detail import NodeDetail
 from presrm.tui.widgets.reasoning_tree import ReasoningTree
@@ -48,7 +48,11 @@ def title_text(detail: TreeDetail) -> Text:
 
 
 class TreeScreen(Screen[None]):
-    """Shows one tree; reloads itself when the run changes (keeping the cursor)."""
+    """Shows one tree; reloads itself when the run changes (keeping the cursor).
+
+    The app keeps one instance (installed as "tree") and reuses it for every tree
+    it opens, so opening a tree costs a query and a redraw, not a new screen.
+    """
 
     app: InspectorApp
 
@@ -58,15 +62,16 @@ class TreeScreen(Screen[None]):
         Binding("u", "unflag", "Unflag"),
     ]
 
-    def __init__(self, tree_id: int, focus_node: int | None = None) -> None:
+    def __init__(self, detail: TreeDetail, focus_node: int | None = None) -> None:
         super().__init__()
-        self.tree_id = tree_id
+        self.tree_id = detail.tree_id
         self.focus_node = focus_node
         self.detail: TreeDetail | None = None
+        self._initial = detail
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(Text(f"tree {self.tree_id}: loading…", style="dim"), id="tree-title")
+        yield Static(Text(f"tree {self.tree_id}", style="dim"), id="tree-title")
         with Horizontal(id="tree-body"):
             yield ReasoningTree(id="tree")
             yield NodeDetail(id="detail")
@@ -74,30 +79,42 @@ class TreeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.watch(self.app, "generation", self._generation_changed, init=False)
-        self.load()
+        self.show_detail(self._initial, self.focus_node)
+
+    def show_detail(self, detail: TreeDetail, focus_node: int | None = None) -> None:
+        """Show a loaded tree (the app loads it before showing this screen, which it reuses)."""
+        if detail.tree_id != self.tree_id or focus_node is not None:
+            self.tree_id, self.focus_node, self.detail = detail.tree_id, focus_node, None
+        self._apply(detail)
 
     def _generation_changed(self, _: int) -> None:
-        self.load()
+        if self.is_current:
+            self.load()
 
     @work(thread=True, exclusive=True, group="tree")
     def load(self) -> None:
+        """Re-read the tree shown (the run changed, or a flag was written)."""
         try:
             detail = load_tree(self.app.run_file, self.tree_id)
         except PresrmError as err:
             self.post_message(LoadFailed(str(err)))
             return
-        self.post_message(TreeLoaded(detail))
+        post_current(self, TreeLoaded(detail))
 
     @on(TreeLoaded)
     def _loaded(self, message: TreeLoaded) -> None:
         message.stop()
-        if message.detail == self.detail:
+        if message.detail.tree_id == self.tree_id:  # else a late answer for the tree shown before
+            self._apply(message.detail)
+
+    def _apply(self, detail: TreeDetail) -> None:
+        if detail == self.detail:
             return  # nothing new in this tree: keep the view as it is
         first = self.detail is None
-        self.detail = message.detail
-        self.query_one("#tree-title", Static).update(title_text(message.detail))
+        self.detail = detail
+        self.query_one("#tree-title", Static).update(title_text(detail))
         tree = self.query_one(ReasoningTree)
-        tree.show(message.detail, self.focus_node if first else None)
+        tree.show(detail, self.focus_node if first else None)
         if first:
             tree.focus()
         else:

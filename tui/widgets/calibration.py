@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from presrm.tui import format as fmt
-from presrm.tui.messages import CalibrationLoaded, LoadFailed
+from presrm.tui.messages import CalibrationLoaded, LoadFailed, post_current
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -105,7 +105,7 @@ class CalibrationPane(Vertical):
         except PresrmError as err:
             self.post_message(LoadFailed(str(err)))
             return
-        self.post_message(CalibrationLoaded(result))
+        post_current(self, CalibrationLoaded(result))
 
     @on(CalibrationLoaded)
     def show(self, message: CalibrationLoaded) -> None:

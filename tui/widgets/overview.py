@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from presrm.tui import format as fmt
-from presrm.tui.messages import LoadFailed, OverviewLoaded
+from presrm.tui.messages import LoadFailed, OverviewLoaded, post_current
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -97,22 +97,29 @@ class OverviewPane(Vertical):
         self.load()
 
     @work(thread=True, exclusive=True, group="overview")
-    def load(self) -> None:
-        """Read the run row and iteration summaries (tree metrics once the index is loaded)."""
+    def load(self, compute_missing: bool = False) -> None:
+        """Read the run row and iteration summaries.
+
+        First without computing the metrics that eval_metrics lacks (fast: the first
+        screen); when some are missing, :meth:`show` asks again with
+        ``compute_missing`` once that screen is drawn. Tree-derived values (train
+        accuracy) come once the app's tree index is loaded.
+        """
         app = self.app
         try:
             info = run_info(app.run_file)
             ready = app.index.version is not None
             trees = app.index.table if ready else None
-            # Stored metrics first (fast), then the ones computed from rows, if any are missing.
-            summaries = iteration_summaries(app.run_file, trees, compute_missing=False)
-            missing = any(v is None for s in summaries for k, v in s.metrics.items() if k in HEADLINE_METRICS)
-            self.post_message(OverviewLoaded(info, summaries, ready and not missing))
-            if missing:
-                summaries = iteration_summaries(app.run_file, trees, cache=self._computed)
-                self.post_message(OverviewLoaded(info, summaries, ready))
+            summaries = iteration_summaries(
+                app.run_file, trees, compute_missing=compute_missing, cache=self._computed
+            )
         except PresrmError as err:
             self.post_message(LoadFailed(str(err)))
+            return
+        missing = not compute_missing and any(
+            v is None for s in summaries for k, v in s.metrics.items() if k in HEADLINE_METRICS
+        )
+        post_current(self, OverviewLoaded(info, summaries, ready and not missing, missing))
 
     @on(OverviewLoaded)
     def show(self, message: OverviewLoaded) -> None:
@@ -134,6 +141,10 @@ class OverviewPane(Vertical):
         else:
             note.update(Text("cyan italic = computed from the stored rows (eval_metrics lacks it)", style="dim"))
         self._plot(message.iterations)
+        # Heavier work waits until this screen is drawn: the problems index, missing metrics.
+        self.call_after_refresh(self.app.start_index)
+        if message.missing:
+            self.call_after_refresh(self.load, True)
 
     def _plot(self, summaries: list[IterationSummary]) -> None:
         plot = self.query_one("#metrics-plot", PlotextPlot)

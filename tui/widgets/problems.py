@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from presrm.tui import format as fmt
-from presrm.tui.messages import LoadFailed, ProblemsLoaded
+from presrm.tui.messages import LoadFailed, ProblemsLoaded, post_current
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -147,7 +147,7 @@ class ProblemsPane(Vertical):
         except PresrmError as err:
             self.post_message(LoadFailed(str(err)))
             return
-        self.post_message(ProblemsLoaded(page))
+        post_current(self, ProblemsLoaded(page))
 
     @on(ProblemsLoaded)
     def show(self, message: ProblemsLoaded) -> None:

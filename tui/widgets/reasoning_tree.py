@@ -28,12 +28,14 @@ class ReasoningTree(Tree[NodeRow]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(Text("loading…", style="dim"), **kwargs)  # type: ignore[arg-type]
         self.detail: TreeDetail | None = None
+        self._by_node: dict[int, TreeNode[NodeRow]] = {}
         self.guide_depth = 3
 
     def show(self, detail: TreeDetail, focus_node: int | None = None) -> None:
         """(Re)build from ``detail``, keeping the cursor on the same step when possible."""
-        previous = self.cursor_node.data.node_id if self.cursor_node and self.cursor_node.data else None
-        collapsed = self._collapsed_ids()
+        same_tree = self.detail is not None and self.detail.tree_id == detail.tree_id
+        previous = self.cursor_node.data.node_id if same_tree and self.cursor_node and self.cursor_node.data else None
+        collapsed = self._collapsed_ids() if same_tree else set()
         self.detail = detail
         self.clear()
         root_label = Text()
@@ -75,15 +77,17 @@ class ReasoningTree(Tree[NodeRow]):
 
     def select_step(self, node_id: int) -> None:
         """Move the cursor to a step, expanding its ancestors."""
-        node = getattr(self, "_by_node", {}).get(node_id)
+        node = self._by_node.get(node_id)
         if node is None:
             return
         parent = node.parent
         while parent is not None:
             parent.expand()
             parent = parent.parent
-        # Line numbers are recomputed on the next refresh, after the expansions above.
-        self.call_after_refresh(self.move_cursor, node, False)
+        # Reading last_line rebuilds the line index after the expansions above, so the
+        # cursor lands now and the screen is drawn once, not before and after the move.
+        if self.last_line >= 0:
+            self.move_cursor(node, animate=False)
 
     def action_expand_all(self) -> None:
         self.root.expand_all()
@@ -94,7 +98,7 @@ class ReasoningTree(Tree[NodeRow]):
             return
         path = self.detail.chosen_path()
         keep = {n.node_id for n in path}
-        for node_id, tree_node in getattr(self, "_by_node", {}).items():
+        for node_id, tree_node in self._by_node.items():
             if tree_node.allow_expand:
                 if node_id in keep:
                     tree_node.expand()
