@@ -53,8 +53,8 @@ class NodeDetail(VerticalScroll):
     def on_mount(self) -> None:
         table = self.query_one("#judgments", DataTable)
         for key, label in (
-            ("judgment_id", "id"), ("order", "ord"), ("node_a", "A"), ("node_b", "B"), ("verdict", "verdict"),
-            ("p_a", "p_a"), ("p_b", "p_b"), ("result", "this"), ("expected", "expected"), ("flags", "⚑"),
+            ("judgment_id", "id"), ("order", "ord"), ("node_a", "A"), ("node_b", "B"), ("verdict", "says"),
+            ("p_a", "p_a"), ("p_b", "p_b"), ("result", "this"), ("expected", "exp"), ("flags", "⚑"),
         ):
             table.add_column(label, key=key)
 
@@ -105,7 +105,7 @@ class NodeDetail(VerticalScroll):
                 Text(str(j.order)),
                 Text(str(j.node_a) + ("*" if j.node_a == node.node_id else "")),
                 Text(fmt.DASH if j.node_b is None else str(j.node_b) + ("*" if j.node_b == node.node_id else "")),
-                Text(j.verdict or "unparsed", style="" if j.verdict else "bold red"),
+                Text(j.verdict or "??", style="" if j.verdict else "bold red"),
                 Text(fmt.score(j.p_a), justify="right"),
                 Text(fmt.score(j.p_b), justify="right"),
                 result,
