@@ -292,9 +292,12 @@ def test_iteration_summaries_stored_and_computed(run_db: Path) -> None:
     assert last.metrics["train_accuracy"] == pytest.approx(sum(bool(r["correct"]) for r in train) / len(train))
     assert last.n_nodes == rows(run_db, "SELECT count(*) AS n FROM nodes WHERE iteration = 2")[0]["n"]
     assert summaries[0].metrics["train_accuracy"] is None  # M0 is only evaluated
-    # without trees and without computing: stored values only
+    # without trees and without computing: stored values only, same counts from SQL
     quick = Q.iteration_summaries(run_db, None, compute_missing=False)
     assert quick[-1].metrics["judge_accuracy"] is None and not quick[-1].computed
+    counts = [(s.n_trees, s.n_nodes, s.n_judgments, s.n_flags) for s in summaries]
+    assert [(s.n_trees, s.n_nodes, s.n_judgments, s.n_flags) for s in quick] == counts
+    assert Q.run_info(run_db).n_trees == Q.run_info(run_db, trees).n_trees == trees.num_rows
 
 
 def test_calibration(run_db: Path) -> None:

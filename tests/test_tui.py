@@ -382,6 +382,52 @@ def test_live_refresh_picks_up_new_rows(run_db: Path) -> None:
     run(run_db, scenario, refresh_interval=0.1)
 
 
+WRITER = """
+import sys, time
+from presrm.store.writer import RunStore
+path, n = sys.argv[1], int(sys.argv[2])
+store = RunStore.open(path)
+worst = 0.0
+for k in range(n):
+    tree_id = store.new_ids("tree", 1)[0]
+    node_id = store.new_ids("node", 1)[0]
+    store.append_rows("nodes", [{"iteration": 2, "phase": "train", "problem_id": "train-00002",
+                                 "tree_id": tree_id, "node_id": node_id, "depth": 1, "expansion": 1,
+                                 "text": f"Step 1: writer {k}", "chosen": True, "rolled_back": False}])
+    start = time.monotonic()
+    store.flush()
+    worst = max(worst, time.monotonic() - start)
+    time.sleep(0.05)
+print(f"{worst:.3f}", flush=True)
+"""
+
+
+def test_a_writer_process_keeps_writing_while_the_app_polls(run_db: Path) -> None:
+    """A real run writer in another process flushes while the app polls every 0.05 s."""
+    before = Q.tree_summaries(run_db).num_rows
+    n = 25
+
+    async def scenario(app: InspectorApp, pilot: Pilot) -> None:
+        await pilot.press("2")
+        await settle(pilot)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WRITER, str(run_db), str(n), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0
+        worst_flush = float(out.decode().strip())
+        assert worst_flush < 5.0  # the writer waited at most for one short read, never for the app
+        table = app.screen.query_one("#problems-table", DataTable)
+        for _ in range(200):  # bounded wait for the next poll to see the last flush
+            await settle(pilot)
+            if table.row_count == before + n:
+                break
+            await pilot.pause(0.05)
+        assert table.row_count == before + n
+
+    run(run_db, scenario, refresh_interval=0.05)
+
+
 # ---- empty, missing, foreign ------------------------------------------------------------------
 
 

@@ -98,16 +98,21 @@ class RunInfo:
     stages: tuple[tuple[int, str], ...]
 
 
-def run_info(path: str | Path) -> RunInfo:
-    """The run row, counts and finished stages. StoreError if the file has no run row."""
+def run_info(path: str | Path, trees: pa.Table | None = None) -> RunInfo:
+    """The run row, counts and finished stages. StoreError if the file has no run row.
+
+    With ``trees`` (a tree summary table of the same run) the tree count comes from it
+    instead of a distinct count over every node (cheaper while a large run writes).
+    """
     with open_run(path) as con:
         row = first_row(con.execute(
             "SELECT run_id, created_at, presrm_version, model, task, algo, seed FROM runs LIMIT 1"
         ).fetchall())
         if row is None:
             raise StoreError(f"{path}: has no run row (not written by `presrm run`?)")
+        n_trees_sql = "(SELECT count(DISTINCT tree_id) FROM nodes)" if trees is None else "NULL"
         counts = first_row(con.execute(
-            "SELECT (SELECT count(*) FROM problems), (SELECT count(DISTINCT tree_id) FROM nodes),"
+            f"SELECT (SELECT count(*) FROM problems), {n_trees_sql},"
             " (SELECT count(*) FROM nodes), (SELECT count(*) FROM judgments), (SELECT count(*) FROM flags)"
         ).fetchall())
         assert counts is not None
@@ -115,7 +120,8 @@ def run_info(path: str | Path) -> RunInfo:
     return RunInfo(
         run_id=str(row[0]), created_at=row[1], presrm_version=str(row[2] or ""), model=str(row[3] or ""),
         task=str(row[4] or ""), algo=str(row[5] or ""), seed=int(row[6] or 0),
-        n_problems=int(counts[0]), n_trees=int(counts[1]), n_nodes=int(counts[2]),
+        n_problems=int(counts[0]), n_trees=int(counts[1]) if trees is None else trees.num_rows,
+        n_nodes=int(counts[2]),
         n_judgments=int(counts[3]), n_flags=int(counts[4]),
         stages=tuple((int(i), str(s)) for i, s in stages),
     )
@@ -249,6 +255,7 @@ class TreeIndex:
         self.path = Path(path)
         self.version: DataVersion | None = None
         self.table: pa.Table = _TREE_SCHEMA.empty_table()
+        self._flags: dict[int, int] = {}
 
     def refresh(self, *, full: bool = False) -> bool:
         """Bring the table up to date; True when anything changed."""
@@ -278,8 +285,10 @@ class TreeIndex:
                     table = pa.concat_tables([kept, _query_trees(con, int(start))])
             else:
                 table = self.table
-            counts = _flag_counts(con)
-        self.table = _with_flags(table, counts)
+            # Node and judgment ids never move between trees: flag counts change only with flags.
+            if full or old is None or shrunk or (new.flags, new.max_flag) != (old.flags, old.max_flag):
+                self._flags = _flag_counts(con) if new.flags else {}
+        self.table = _with_flags(table, self._flags)
         self.version = new
         return True
 
@@ -600,16 +609,27 @@ def iteration_summaries(
             " GROUP BY iteration"
         ).fetchall()
         metric_rows = con.execute("SELECT iteration, metric, value FROM eval_metrics").fetchall()
-        node_rows = con.execute(
-            "SELECT iteration, count(DISTINCT tree_id), count(*) FROM nodes GROUP BY iteration"
-        ).fetchall()
-        judgment_rows = con.execute("SELECT iteration, count(*) FROM judgments GROUP BY iteration").fetchall()
-        flag_rows = con.execute(
-            "SELECT iteration, count(*) FROM ("
-            " SELECT n.iteration FROM flags f JOIN nodes n ON f.target = 'node' AND n.node_id = f.target_id"
-            " UNION ALL SELECT j.iteration FROM flags f JOIN judgments j"
-            " ON f.target = 'judgment' AND j.judgment_id = f.target_id) GROUP BY iteration"
-        ).fetchall()
+        if trees is None:
+            node_rows = con.execute(
+                "SELECT iteration, count(DISTINCT tree_id), count(*) FROM nodes GROUP BY iteration"
+            ).fetchall()
+            judgment_rows = con.execute(
+                "SELECT iteration, count(*) FROM judgments WHERE tree_id IS NOT NULL GROUP BY iteration"
+            ).fetchall()
+            flag_rows = con.execute(
+                "SELECT iteration, count(*) FROM ("
+                " SELECT n.iteration FROM flags f JOIN nodes n ON f.target = 'node' AND n.node_id = f.target_id"
+                " UNION ALL SELECT j.iteration FROM flags f JOIN judgments j"
+                " ON f.target = 'judgment' AND j.judgment_id = f.target_id) GROUP BY iteration"
+            ).fetchall()
+        else:  # the same counts from the tree summaries, without scanning the file
+            grouped = trees.group_by("iteration").aggregate(
+                [("tree_id", "count"), ("n_nodes", "sum"), ("n_judgments", "sum")]
+            ).to_pylist()
+            node_rows = [(r["iteration"], r["tree_id_count"], r["n_nodes_sum"]) for r in grouped]
+            judgment_rows = [(r["iteration"], r["n_judgments_sum"]) for r in grouped]
+            flag_sums = trees.group_by("iteration").aggregate([("n_flags", "sum")]).to_pylist()
+            flag_rows = [(r["iteration"], r["n_flags_sum"]) for r in flag_sums if r["n_flags_sum"]]
     stored: dict[int, dict[str, float]] = {}
     for it, metric, value in metric_rows:
         if value is not None and not math.isnan(float(value)):

@@ -107,9 +107,9 @@ class OverviewPane(Vertical):
         """
         app = self.app
         try:
-            info = run_info(app.run_file)
             ready = app.index.version is not None
             trees = app.index.table if ready else None
+            info = run_info(app.run_file, trees)
             summaries = iteration_summaries(
                 app.run_file, trees, compute_missing=compute_missing, cache=self._computed
             )
