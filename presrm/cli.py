@@ -275,8 +275,13 @@ def show_config() -> None:
 
 def main() -> None:
     """Console-script entry: run the app, turning user errors into one line."""
+    from presrm.loop import Interrupted
+
     try:
         app(standalone_mode=False)
+    except Interrupted as err:
+        err_console.print(Text(str(err), style="yellow"), soft_wrap=True)
+        sys.exit(130)
     except PresrmError as err:
         err_console.print(Text(f"error: {err}", style="red"), soft_wrap=True)
         sys.exit(2)
