@@ -61,9 +61,9 @@ def prefixes_for(policy: Policy, count: int) -> list[str]:
     return out
 
 
-def timed(fn: Callable[[], list[list[StepSample]]]) -> tuple[list[list[StepSample]], float]:
+def timed(fn: Callable[[int], list[list[StepSample]]], seed: int) -> tuple[list[list[StepSample]], float]:
     start = time.perf_counter()
-    result = fn()
+    result = fn(seed)
     return result, time.perf_counter() - start
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--prefixes", type=int, default=3, choices=range(1, len(QUESTIONS) + 1))
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--temperature", type=float, default=0.5)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -91,33 +91,35 @@ def main() -> None:
     print(
         f"model={args.model} params={policy.num_parameters() / 1e6:.1f}M dtype={dtype} device={policy.device} "
         f"threads={torch.get_num_threads()} load={load_s:.1f}s prefixes={len(prefixes)} w={w} "
-        f"max_new_tokens={args.max_new_tokens} temperature={args.temperature}"
+        f"max_new_tokens={args.max_new_tokens} temperature={args.temperature}",
+        flush=True,
     )
     generate_steps(policy, prefixes[:1], 1, seed=0, max_new_tokens=2)  # warm-up (newline table, allocator)
 
-    tallies = {
-        "batched (drop finished)": Tally(),
-        "batched (keep finished)": Tally(),
-        "naive batch 1": Tally(),
+    def naive(seed: int) -> list[list[StepSample]]:
+        # Every candidate alone: its prefix is re-encoded and re-prefilled each time.
+        return [
+            [generate_steps(policy, [p], 1, seed=seed + k, **kw)[0][0] for k in range(w)] for p in prefixes
+        ]
+
+    methods: dict[str, Callable[[int], list[list[StepSample]]]] = {
+        "batched (drop finished)": lambda seed: generate_steps(policy, prefixes, w, seed=seed, **kw),
+        "batched (keep finished)": lambda seed: generate_steps(
+            policy, prefixes, w, seed=seed, drop_finished=False, **kw
+        ),
+        "naive batch 1": naive,
     }
+    tallies = {name: Tally() for name in methods}
+    names = list(methods)
     for r in range(args.rounds):
-        seed = 1000 * r
-        res, dt = timed(lambda s=seed: generate_steps(policy, prefixes, w, seed=s, **kw))
-        tallies["batched (drop finished)"].add(res, dt)
-        res, dt = timed(lambda s=seed: generate_steps(policy, prefixes, w, seed=s, drop_finished=False, **kw))
-        tallies["batched (keep finished)"].add(res, dt)
-
-        def naive(s: int = seed) -> list[list[StepSample]]:
-            # Every candidate alone: its prefix is re-encoded and re-prefilled each time.
-            return [
-                [generate_steps(policy, [p], 1, seed=s + k, **kw)[0][0] for k in range(w)] for p in prefixes
-            ]
-
-        res, dt = timed(naive)
-        tallies["naive batch 1"].add(res, dt)
+        # Rotate the order each round so that a drift in machine speed hits every method alike.
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            res, dt = timed(methods[name], 1000 * r)
+            tallies[name].add(res, dt)
         print(
             f"round {r + 1}/{args.rounds}: "
-            + ", ".join(f"{k} {v.tok_s:.1f} tok/s" for k, v in tallies.items())
+            + ", ".join(f"{k} {v.tok_s:.1f} tok/s" for k, v in tallies.items()),
+            flush=True,
         )
 
     base = tallies["naive batch 1"]

@@ -152,6 +152,9 @@ def newline_token_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
     return table
 
 
+_NUCLEUS_FIRST_K = 256  # tokens tried before sorting the whole vocabulary
+
+
 def _sample(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> torch.Tensor:
@@ -159,14 +162,19 @@ def _sample(
     if temperature <= 0.0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
-        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
-        choice = torch.multinomial(sorted_probs, 1, generator=generator).squeeze(-1)
-        return order.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if top_p >= 1.0:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # The nucleus is almost always inside the top few hundred tokens: sorting only those is exact
+    # whenever their mass reaches top_p in every row, and far cheaper than sorting 50k tokens.
+    k = min(_NUCLEUS_FIRST_K, probs.shape[-1])
+    top, order = probs.topk(k, dim=-1)
+    if k < probs.shape[-1] and bool((top.sum(dim=-1) < top_p).any()):
+        top, order = probs.sort(dim=-1, descending=True)
+    before = top.cumsum(dim=-1) - top
+    # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+    top = top.masked_fill(before >= top_p, 0.0)
+    choice = torch.multinomial(top, 1, generator=generator)
+    return order.gather(-1, choice).squeeze(-1)
 
 
 # ---------------------------------------------------------------------------------------------

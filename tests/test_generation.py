@@ -266,3 +266,38 @@ def test_smollm2_steps_and_greedy_match(
         assert s.logprob == pytest.approx(_manual_logprob(policy, prefixes[1], list(s.token_ids)), abs=1e-3)
         if policy.tokenizer(text, add_special_tokens=False)["input_ids"] == list(s.token_ids):
             assert g == pytest.approx(s.logprob, abs=1e-3)
+
+
+# --- the sampler -----------------------------------------------------------------------------------
+
+
+def test_nucleus_sampler_distribution() -> None:
+    from presrm.generation import _sample
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.05, 0.5, 0.15, 0.3])
+    logits = probs.log().expand(20000, 4)
+    # top_p 0.9 keeps 0.5, 0.3, 0.15 (mass before 0.05 is 0.95 ≥ 0.9), renormalised by 0.95.
+    counts = torch.bincount(_sample(logits, 1.0, 0.9, gen), minlength=4).float() / 20000
+    assert counts[0] == 0
+    assert torch.allclose(counts[1:], torch.tensor([0.5, 0.15, 0.3]) / 0.95, atol=0.015)
+    # Temperature 0.5 squares the odds: p ∝ p^2 before the nucleus cut.
+    sq = probs**2 / (probs**2).sum()
+    counts = torch.bincount(_sample(logits, 0.5, 1.0, gen), minlength=4).float() / 20000
+    assert torch.allclose(counts, sq, atol=0.015)
+
+
+def test_nucleus_sampler_flat_distribution_uses_full_sort() -> None:
+    from presrm.generation import _sample
+
+    gen = torch.Generator().manual_seed(1)
+    # 2000 tokens with slowly decreasing probabilities: the top 256 hold far less than top_p.
+    logits = torch.linspace(0.0, -1.0, 2000)[torch.randperm(2000, generator=gen)]
+    probs = torch.softmax(logits, dim=-1)
+    ranked = probs.argsort(descending=True)
+    before = probs[ranked].cumsum(0) - probs[ranked]
+    allowed = set(ranked[before < 0.8].tolist())
+    assert 256 < len(allowed) < 2000
+    picks = _sample(logits.expand(5000, 2000), 1.0, 0.8, gen).tolist()
+    assert set(picks) <= allowed
+    assert max(int((ranked == t).nonzero()) for t in picks) > 256  # beyond the top-k shortcut
