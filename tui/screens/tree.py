@@ -194,7 +194,7 @@ class TreeScreen(Screen[None]):
     @on(FlagsChanged)
     def _flags_changed(self, message: FlagsChanged) -> None:
         message.stop()
-        self.notify(message.text)
+        self.notify(message.text, markup=False)
         self.load()
         self.app.refresh_run()
 
