@@ -3,8 +3,10 @@
 :func:`generate_steps` encodes each distinct prefix once, runs one prefill over them, copies
 the KV cache ``n`` times (one row per candidate) and decodes all rows together with its own
 temperature/top-p sampler, stopping each row at the first newline (a step is one line), at EOS
-or at ``max_new_tokens``. Finished rows are dropped from the batch so that long candidates do not
-drag short ones along.
+or at ``max_new_tokens``. Once half the rows have finished they are dropped from the batch, so
+that a few long candidates do not drag a full batch along (dropping each row as soon as it
+finished measured ~25% slower for SmolLM2 on CPU: every drop copies the KV cache, while a decode
+step costs about the same at 9 or 18 rows).
 
 Prompts are tokenized like chat templates expect: a chat prompt already carries its special
 tokens, so it is encoded without adding any; a raw-LM prompt gets the tokenizer's (BOS).
@@ -198,7 +200,8 @@ def generate_steps(
     ``temperature`` 0 is greedy (the ``n`` samples are then identical). ``seed`` makes sampling
     deterministic on a given device. Prefixes are processed in chunks of at most ``max_rows``
     candidate rows (memory bound for the KV cache). ``drop_finished`` removes rows that ended
-    their step from the batch (saves compute on CPU; keeping them avoids cache copies).
+    their step from the batch whenever they make up half of it (finished rows otherwise keep
+    decoding, their tokens ignored).
     """
     if n < 1:
         raise ValueError("n must be >= 1")
@@ -298,10 +301,13 @@ def _generate_chunk(
         if step == max_new_tokens - 1:
             break
         alive = alive & ~done
-        if not bool(alive.any()):
+        n_alive = int(alive.sum())
+        if n_alive == 0:
             break
-        if drop_finished and not bool(alive.all()):
-            # Drop finished rows: the cache, mask and positions shrink with the batch.
+        if drop_finished and 2 * n_alive <= alive.numel():
+            # Drop finished rows once they are half the batch: the cache, mask and positions shrink.
+            # Not sooner: a small-batch CPU decode step costs about the same at any row count (the
+            # weights are read once either way), while each compaction copies the whole KV cache.
             idx = alive.nonzero().squeeze(-1)
             cache.batch_select_indices(idx)
             active, chosen, mask, next_pos, alive = (
