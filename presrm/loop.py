@@ -28,6 +28,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from transformers.utils import logging as hf_logging
 
 from presrm.config import JudgeConfig, RunConfig
 from presrm.errors import PresrmError
@@ -39,6 +40,9 @@ from presrm.tasks import Problem, Task, load_task
 from presrm.training_data import dpo_pairs_from_store, ppo_rollouts_from_store
 
 console = Console(stderr=True)
+# The loop draws its own progress bars; transformers' per-load/per-save bars would interleave.
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
 JudgeFactory = Callable[[Policy, JudgeConfig], StepJudge]
 
 # Rows each stage owns, deleted before a stage that never committed is redone.
