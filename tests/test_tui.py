@@ -491,9 +491,14 @@ def test_help_palette_and_footer(run_db: Path) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert app.screen.query_one(ProblemsPane).query_state.preset == "flagged"
-        footer = " ".join(rendered(key) for key in app.screen.query("FooterKey"))
-        for label in ("Quit", "Help", "Reload", "Problems", "Search", "Preset"):
+        footer = rendered(app.screen.query_one("KeyBar"))
+        for label in ("Quit", "Help", "Reload", "Problems", "Search", "Preset", "palette"):
             assert label in footer
+        # a click on a key runs its binding
+        x = footer.index("Help") - 2
+        await pilot.click("KeyBar", offset=(x, 0))
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
 
     run(run_db, scenario)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from presrm.tui.widgets.keybar import KeyBar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 
 class ErrorScreen(Screen[None]):
@@ -24,4 +25,4 @@ class ErrorScreen(Screen[None]):
             yield Static(Text("Cannot open this run", style="bold red"), id="error-title")
             yield Static(Text(self.message), id="error-message")
             yield Static(Text("press q to quit", style="dim"))
-        yield Footer()
+        yield KeyBar()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from presrm.tui.widgets.calibration import CalibrationPane
+from presrm.tui.widgets.keybar import KeyBar
 from presrm.tui.widgets.overview import OverviewPane
 from presrm.tui.widgets.problems import ProblemsPane
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent, TabPane
 
 TABS = ("overview", "problems", "calibration")
 
@@ -31,7 +32,7 @@ class MainScreen(Screen[None]):
                 yield ProblemsPane(id="problems-pane")
             with TabPane("Calibration", id="calibration"):
                 yield CalibrationPane(id="calibration-pane")
-        yield Footer()
+        yield KeyBar()
 
     def action_show_tab(self, tab: str) -> None:
         """Switch to a tab and focus its main table."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from presrm.tui import format as fmt
 from presrm.tui.messages import FlagsChanged, LoadFailed, TreeLoaded, post_current
 from presrm.tui.screens.flag import FlagDialog, FlagRequest
+from presrm.tui.widgets.keybar import KeyBar
 from presrm.tui.widgets.node_detail import NodeDetail
 from presrm.tui.widgets.reasoning_tree import ReasoningTree
 from rich.text import Text
@@ -15,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, Tree
+from textual.widgets import DataTable, Header, Static, Tree
 
 from presrm.errors import PresrmError
 from presrm.store.flags import add_flag, default_correction, remove_flags
@@ -75,7 +76,7 @@ class TreeScreen(Screen[None]):
         with Horizontal(id="tree-body"):
             yield ReasoningTree(id="tree")
             yield NodeDetail(id="detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.watch(self.app, "generation", self._generation_changed, init=False)
