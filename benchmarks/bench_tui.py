@@ -36,14 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from presrm.tui.app import InspectorApp  # noqa: E402
-from presrm.tui.screens.tree import TreeScreen  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 from textual.worker import WorkerState  # noqa: E402
 from tui_fixtures import build_run_db  # noqa: E402
 
 from presrm.store import queries as Q  # noqa: E402
+from presrm.tui.app import InspectorApp  # noqa: E402
+from presrm.tui.screens.tree import TreeScreen  # noqa: E402
 
 NODES_PER_PROBLEM = 62  # measured for the fixture's defaults with 3 iterations
 FIRST_SCREEN_TARGET = 2.0

@@ -384,8 +384,11 @@ def test_export_flags_jsonl(writable_db: Path, tmp_path: Path) -> None:
         FROM judgments j JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b
         WHERE j.phase = 'train' AND a.depth = 2 AND j.verdict IS NOT NULL ORDER BY j.judgment_id LIMIT 1""")[0]
     F.add_flag(writable_db, "judgment", j["judgment_id"], note="A is off by one")
-    winner = rows(writable_db, "SELECT winner, count(*) AS n FROM judgments WHERE mode = 'pairwise'"
-                               " AND winner IS NOT NULL GROUP BY winner ORDER BY n DESC, winner LIMIT 1")[0]
+    # judgments between two identical steps are not exported (they teach the judge nothing)
+    winner = rows(writable_db, "SELECT winner, count(*) AS n FROM judgments j"
+                               " JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b"
+                               " WHERE mode = 'pairwise' AND winner IS NOT NULL AND a.text <> b.text"
+                               " GROUP BY winner ORDER BY n DESC, winner LIMIT 1")[0]
     F.add_flag(writable_db, "node", winner["winner"], note="wrong step")
     out = tmp_path / "out" / "flags.jsonl"
     n = F.export_flags_jsonl(writable_db, out)
@@ -393,12 +396,12 @@ def test_export_flags_jsonl(writable_db: Path, tmp_path: Path) -> None:
     assert n == len(lines) == 1 + winner["n"]
     first = lines[0]
     parent = rows(writable_db, "SELECT text FROM nodes WHERE node_id = ?", [j["parent_id"]])[0]["text"]
-    assert first["prefix_steps"] == [parent]
+    assert first["previous_steps"] == [parent]
     assert (first["step_a"], first["step_b"]) == (j["ta"], j["tb"])
     assert first["verdict"] == ("B" if j["verdict"] == "A" else "A")
     assert first["reason"] == "A is off by one"
     assert first["question"].startswith("Start with")
-    assert set(first) == {"question", "prefix_steps", "step_a", "step_b", "verdict", "reason", "source"}
+    assert set(first) == {"question", "previous_steps", "step_a", "step_b", "verdict", "reason", "source"}
     flagged = winner["winner"]
     for line in lines[1:]:
         assert line["source"]["node_id"] == flagged and line["reason"] == "wrong step"
@@ -407,6 +410,12 @@ def test_export_flags_jsonl(writable_db: Path, tmp_path: Path) -> None:
         assert call["winner"] == flagged
         # the corrected verdict points away from the flagged step
         assert line["verdict"] == ("B" if call["node_a"] == flagged else "A")
+    # the export is what a later run's warm-up reads (--set warmup.eft_jsonl=...)
+    from presrm.train.eft import load_eft_jsonl
+
+    pairs = load_eft_jsonl(out)
+    assert [p.verdict for p in pairs] == [line["verdict"] for line in lines]
+    assert pairs[0].previous_steps == (parent,)
 
 
 def test_flag_waits_for_a_writer_in_another_process(writable_db: Path) -> None:

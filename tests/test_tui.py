@@ -17,13 +17,6 @@ from typing import Any
 
 import duckdb
 import pytest
-from presrm.tui.app import InspectorApp
-from presrm.tui.screens.error import ErrorScreen
-from presrm.tui.screens.flag import FlagDialog
-from presrm.tui.screens.help import HelpScreen
-from presrm.tui.screens.tree import TreeScreen
-from presrm.tui.widgets.problems import ProblemsPane
-from presrm.tui.widgets.reasoning_tree import ReasoningTree
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -33,6 +26,13 @@ from tui_fixtures import MARKUP_RAW, MARKUP_STEP, build_empty_run, build_run_db
 
 from presrm.store import queries as Q
 from presrm.store.writer import RunStore
+from presrm.tui.app import InspectorApp
+from presrm.tui.screens.error import ErrorScreen
+from presrm.tui.screens.flag import FlagDialog
+from presrm.tui.screens.help import HelpScreen
+from presrm.tui.screens.tree import TreeScreen
+from presrm.tui.widgets.problems import ProblemsPane
+from presrm.tui.widgets.reasoning_tree import ReasoningTree
 
 SIZE = (150, 45)
 

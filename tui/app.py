@@ -13,12 +13,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from presrm.tui.commands import InspectorCommands
-from presrm.tui.messages import IndexUpdated, LoadFailed, TreeReady, post_current
-from presrm.tui.screens.error import ErrorScreen
-from presrm.tui.screens.help import HelpScreen
-from presrm.tui.screens.main import MainScreen
-from presrm.tui.screens.tree import TreeScreen
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
@@ -28,6 +22,12 @@ from textual.worker import WorkerState
 from presrm.errors import PresrmError
 from presrm.store.flags import export_flags_jsonl
 from presrm.store.queries import TreeIndex, load_tree
+from presrm.tui.commands import InspectorCommands
+from presrm.tui.messages import IndexUpdated, LoadFailed, TreeReady, post_current
+from presrm.tui.screens.error import ErrorScreen
+from presrm.tui.screens.help import HelpScreen
+from presrm.tui.screens.main import MainScreen
+from presrm.tui.screens.tree import TreeScreen
 
 
 class InspectorApp(App[None]):

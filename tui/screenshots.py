@@ -19,12 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from presrm.tui.app import InspectorApp
 from textual.pilot import Pilot
 from textual.worker import WorkerState
 
 from presrm.errors import PresrmError
 from presrm.store.db import open_run
+from presrm.tui.app import InspectorApp
 
 SIZE = (150, 45)
 

@@ -10,7 +10,7 @@ EFT JSONL format (one JSON object per line, UTF-8), written by
 (judge) examples::
 
     {"question": "Start with 5. Add 3. ...",      # the problem text
-     "prefix_steps": ["Step 1: 5 + 3 = 8"],        # accepted steps before the judged pair
+     "previous_steps": ["Step 1: 5 + 3 = 8"],        # accepted steps before the judged pair
      "step_a": "Step 2: 8 * 8 = 64",               # candidate shown as A
      "step_b": "Step 2: 8 * 8 = 66",               # candidate shown as B
      "verdict": "A",                               # the corrected verdict: "A" or "B"
@@ -44,6 +44,7 @@ from typing import Any
 import duckdb
 
 from presrm.errors import StoreError
+from presrm.steps import step_content
 from presrm.store.db import check_identity, connect, open_run
 from presrm.store.queries import FlagInfo, first_row
 
@@ -220,9 +221,11 @@ def _pair_example(
     if row is None:
         return None
     iteration, _, _, judged, text_a, text_b, parent_id, question = row
+    if step_content(text_a) == step_content(text_b):
+        return None  # two identical steps teach the judge nothing (and EFT loading rejects them)
     return {
         "question": question or "",
-        "prefix_steps": _prefix_steps(con, parent_id),
+        "previous_steps": _prefix_steps(con, parent_id),
         "step_a": text_a,
         "step_b": text_b,
         "verdict": verdict,

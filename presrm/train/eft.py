@@ -193,7 +193,7 @@ def build_eft_pairs(task: Task, problems: Sequence[Problem], rng: random.Random,
 # JSONL
 
 _REQUIRED = ("question", "previous_steps", "step_a", "step_b", "verdict")
-_OPTIONAL = ("check", "reason", "problem_id", "id")
+_OPTIONAL = ("check", "reason", "problem_id", "id", "source")  # source: provenance of exported flags
 
 
 def _text_field(row: dict[str, Any], key: str, where: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from presrm.tui.widgets.keybar import KeyBar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
+
+from presrm.tui.widgets.keybar import KeyBar
 
 
 class ErrorScreen(Screen[None]):

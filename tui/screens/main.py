@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from presrm.tui.widgets.calibration import CalibrationPane
-from presrm.tui.widgets.keybar import KeyBar
-from presrm.tui.widgets.overview import OverviewPane
-from presrm.tui.widgets.problems import ProblemsPane
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Header, TabbedContent, TabPane
+
+from presrm.tui.widgets.calibration import CalibrationPane
+from presrm.tui.widgets.keybar import KeyBar
+from presrm.tui.widgets.overview import OverviewPane
+from presrm.tui.widgets.problems import ProblemsPane
 
 TABS = ("overview", "problems", "calibration")
 

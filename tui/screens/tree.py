@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from presrm.tui import format as fmt
-from presrm.tui.messages import FlagsChanged, LoadFailed, TreeLoaded, post_current
-from presrm.tui.screens.flag import FlagDialog, FlagRequest
-from presrm.tui.widgets.keybar import KeyBar
-from presrm.tui.widgets.node_detail import NodeDetail
-from presrm.tui.widgets.reasoning_tree import ReasoningTree
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +15,12 @@ from textual.widgets import DataTable, Header, Static, Tree
 from presrm.errors import PresrmError
 from presrm.store.flags import add_flag, default_correction, remove_flags
 from presrm.store.queries import NodeRow, TreeDetail, load_tree
+from presrm.tui import format as fmt
+from presrm.tui.messages import FlagsChanged, LoadFailed, TreeLoaded, post_current
+from presrm.tui.screens.flag import FlagDialog, FlagRequest
+from presrm.tui.widgets.keybar import KeyBar
+from presrm.tui.widgets.node_detail import NodeDetail
+from presrm.tui.widgets.reasoning_tree import ReasoningTree
 
 if TYPE_CHECKING:
     from presrm.tui.app import InspectorApp

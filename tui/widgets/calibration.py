@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from presrm.tui import format as fmt
-from presrm.tui.messages import CalibrationLoaded, LoadFailed, post_current
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,6 +18,8 @@ from textual_plotext import PlotextPlot
 
 from presrm.errors import PresrmError
 from presrm.store.queries import SCORES, Calibration, TreeRef, calibration
+from presrm.tui import format as fmt
+from presrm.tui.messages import CalibrationLoaded, LoadFailed, post_current
 
 if TYPE_CHECKING:
     from presrm.tui.app import InspectorApp

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from presrm.tui import format as fmt
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -12,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
 from presrm.store.queries import FlagInfo, JudgmentRow, NodeRow, TreeDetail
+from presrm.tui import format as fmt
 
 
 def flags_text(flags: list[FlagInfo]) -> Text:

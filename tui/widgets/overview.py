@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from presrm.tui import format as fmt
-from presrm.tui.messages import LoadFailed, OverviewLoaded, post_current
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,6 +13,8 @@ from textual_plotext import PlotextPlot
 
 from presrm.errors import PresrmError
 from presrm.store.queries import HEADLINE_METRICS, IterationSummary, RunInfo, iteration_summaries, run_info
+from presrm.tui import format as fmt
+from presrm.tui.messages import LoadFailed, OverviewLoaded, post_current
 
 if TYPE_CHECKING:
     from presrm.tui.app import InspectorApp

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from presrm.tui import format as fmt
-from presrm.tui.messages import LoadFailed, ProblemsLoaded, post_current
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -16,6 +14,8 @@ from textual.widgets import DataTable, Input, Select, Static
 
 from presrm.errors import PresrmError
 from presrm.store.queries import PRESETS, SORTABLE, TreeQuery, search_tree_ids, select_trees
+from presrm.tui import format as fmt
+from presrm.tui.messages import LoadFailed, ProblemsLoaded, post_current
 
 if TYPE_CHECKING:
     from presrm.tui.app import InspectorApp

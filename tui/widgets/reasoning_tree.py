@@ -8,13 +8,13 @@ text is never parsed as markup.
 
 from __future__ import annotations
 
-from presrm.tui import format as fmt
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from presrm.store.queries import NodeRow, TreeDetail
+from presrm.tui import format as fmt
 
 
 class ReasoningTree(Tree[NodeRow]):
