@@ -35,7 +35,11 @@ class SamplingConfig(_Section):
 class JudgeConfig(_Section):
     """How the policy judges its own candidate steps."""
 
-    mode: Literal["pairwise", "pointwise"] = Field("pairwise", description="pairwise [[A]]/[[B]] or pointwise P(Yes)")
+    mode: Literal["auto", "pairwise", "likelihood", "pointwise"] = Field(
+        "auto",
+        description="pairwise [[A]]/[[B]] prompt | likelihood (the policy's own log-prob of each step)"
+        " | pointwise P(Yes); auto = pairwise for chat models, likelihood for raw LMs",
+    )
     verdict: Literal["text", "probs"] = Field(
         "text", description="read the verdict from generated text or from P(A) vs P(B)"
     )
