@@ -29,12 +29,13 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--max-judge-tokens", type=int, default=24)
+    parser.add_argument("--mode", choices=["pairwise", "likelihood"], default="pairwise")
     args = parser.parse_args()
     policy = load_policy(args.model)
     task = load_task("arith")
     pairs = build_eft_pairs(task, task.sample(args.pairs, "eval", seed=1), random.Random(0), args.pairs)
     requests = [PairRequest(p.question, p.previous_steps, p.step_a, p.step_b) for p in pairs]
-    judge = ModelJudge(policy, JudgeConfig(max_judge_tokens=args.max_judge_tokens))
+    judge = ModelJudge(policy, JudgeConfig(mode=args.mode, max_judge_tokens=args.max_judge_tokens))
     judge.pairwise(requests[:2])  # warm-up (allocations, kernels)
 
     start = time.perf_counter()
@@ -45,7 +46,7 @@ def main() -> int:
     t_batched = time.perf_counter() - start
 
     same = sum(a.verdict == b.verdict for a, b in zip(single, batched, strict=True))
-    print(f"model {args.model}, {len(requests)} pairwise judge calls, <= {args.max_judge_tokens} tokens each")
+    print(f"model {args.model}, {len(requests)} {args.mode} judge calls, <= {args.max_judge_tokens} tokens each")
     print(f"{'mode':<16}{'seconds':>10}{'calls/s':>10}")
     print(f"{'one at a time':<16}{t_single:>10.2f}{len(requests) / t_single:>10.2f}")
     print(f"{'batched':<16}{t_batched:>10.2f}{len(requests) / t_batched:>10.2f}")

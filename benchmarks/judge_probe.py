@@ -29,13 +29,14 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--problems", type=int, default=20)
     parser.add_argument("--width", type=int, default=6)
+    parser.add_argument("--mode", choices=["auto", "pairwise", "likelihood", "pointwise"], default="auto")
     parser.add_argument("--verdict", choices=["text", "probs"], default="text")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     policy = load_policy(args.model)
     task = load_task("arith")
     problems = task.sample(args.problems, "train", seed=args.seed)
-    judge = ModelJudge(policy, JudgeConfig(verdict=args.verdict))
+    judge = ModelJudge(policy, JudgeConfig(mode=args.mode, verdict=args.verdict))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     trees = search(policy, judge, task, problems, SearchSettings(width=args.width, seed=args.seed), LocalIds(),
@@ -66,7 +67,8 @@ def main() -> int:
     def pct(a: int, b: int) -> str:
         return f"{a}/{b} = {100 * a / b:.1f}%" if b else "n/a"
 
-    print(f"model {args.model}, {len(problems)} arith problems, width {args.width}, verdict from {args.verdict}")
+    print(f"model {args.model}, {len(problems)} arith problems, width {args.width}, judge {judge.mode}"
+          + (f", verdict from {args.verdict}" if judge.mode == "pairwise" else ""))
     print(f"nodes                          {len(nodes)}")
     print(f"judge calls                    {len(judgments)}  (unparseable: {unparseable})")
     print(f"judge consistency (2 orders)   {pct(len(consistent), len(complete))}")
