@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from presrm import __version__
-from presrm.errors import PresrmError
+from presrm.errors import Interrupted, PresrmError
 
 # Nothing presrm does may reach a model hub (design.md §5).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -275,8 +275,6 @@ def show_config() -> None:
 
 def main() -> None:
     """Console-script entry: run the app, turning user errors into one line."""
-    from presrm.loop import Interrupted
-
     try:
         app(standalone_mode=False)
     except Interrupted as err:

@@ -29,3 +29,7 @@ class TaskError(PresrmError):
 
 class ModelError(PresrmError):
     """A model cannot be loaded (missing path, corrupt file, missing package)."""
+
+
+class Interrupted(PresrmError):
+    """Ctrl-C: the run stopped at a safe point (the message says how to resume)."""

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers.utils import logging as hf_logging
 
 from presrm.config import JudgeConfig, RunConfig
-from presrm.errors import PresrmError
+from presrm.errors import Interrupted
 from presrm.judge import ModelJudge, StepJudge
 from presrm.models import Policy, load_checkpoint, load_policy, prepare_for_training, save_checkpoint
 from presrm.search import SearchSettings, Tree, judgment_columns, node_columns, search
@@ -62,10 +62,6 @@ STAGE_ROWS: dict[str, list[tuple[str, str]]] = {
         ("problems", "iteration = ? AND split = 'eval'"),
     ],
 }
-
-
-class Interrupted(PresrmError):
-    """Ctrl-C: the run stopped at a safe point."""
 
 
 @dataclass(frozen=True)
