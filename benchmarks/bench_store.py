@@ -38,6 +38,7 @@ def node_batch(store: RunStore, n: int) -> dict[str, list]:
         "finish": ["newline"] * n,
         "self_score": [(i % 6) / 5 for i in range(n)],
         "score_kind": ["win_rate"] * n,
+        "soft_score": [0.1 + (i % 6) / 6.25 for i in range(n)],
         "chosen": [i % 6 == 0 for i in range(n)],
         "rejected": [i % 6 == 5 for i in range(n)],
         "rolled_back": [False] * n,

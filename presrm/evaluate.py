@@ -29,14 +29,16 @@ judge_consistency
 auroc_{min,mean,last}, ece_{min,mean,last}
     ``evals`` rows of mode search: the solution's min / mean / last step self-score
     against its final correctness (NULL correct = wrong; rows with a NULL score are
-    dropped). ECE uses 10 equal-width bins.
-judge_step_precision / judge_step_recall
-    every judged node of the iteration (``self_score`` and ``step_check`` not NULL, all
-    phases): "the judge says wrong" = ``self_score < 0.5``; truth = ``NOT step_check``.
+    dropped). ECE uses 10 equal-width bins. The scores are ``soft_score`` (graded): the
+    win rate that selects a step is 1.0 on nearly every chosen step, so it cannot rank.
+judge_step_auroc / judge_step_precision / judge_step_recall
+    every judged node of the iteration (``soft_score`` and ``step_check`` not NULL, all
+    phases): AUROC of ``soft_score`` against ``step_check``; "the judge says wrong" =
+    ``soft_score < 0.5``, truth = ``NOT step_check``.
 processbench_f1
     each tree's chosen path (``chosen AND NOT rolled_back``), trees whose path steps all
-    have a step_check and at least one self_score: predicted first error = the first
-    depth with ``self_score < 0.5`` (None if none), true first error = the first depth
+    have a step_check and at least one soft_score: predicted first error = the first
+    depth with ``soft_score < 0.5`` (None if none), true first error = the first depth
     with ``step_check = false`` (None if none); ProcessBench F1 of the two.
 steps_per_solution / tokens_per_step
     greedy ``evals`` rows: mean ``n_steps``; ``sum(n_tokens) / sum(n_steps)``.
@@ -74,7 +76,7 @@ class EvaluationError(PresrmError):
 
 AGGREGATES = ("min", "mean", "last")
 WRONG_BELOW = 0.5
-"""A judged step with ``self_score`` below this counts as "the judge says wrong"."""
+"""A judged step with ``soft_score`` below this counts as "the judge says wrong"."""
 
 METRICS: dict[str, str] = {
     "accuracy_greedy": "final-answer accuracy, greedy decoding",
@@ -89,6 +91,7 @@ METRICS: dict[str, str] = {
     "ece_min": "calibration error of min step self-score (search)",
     "ece_mean": "calibration error of mean step self-score (search)",
     "ece_last": "calibration error of last step self-score (search)",
+    "judge_step_auroc": "AUROC of each judged step's soft score vs the step checker",
     "judge_step_precision": "steps scored < 0.5 that the step checker rejects",
     "judge_step_recall": "checker-rejected steps scored < 0.5",
     "processbench_f1": "first wrong step on chosen paths: F1 of erroneous/correct accuracy",
@@ -139,18 +142,18 @@ FROM judge_pairs WHERE iteration = ? AND phase IN ('train', 'eval')
 """
 
 STEP_DETECTION_SQL = """
-SELECT self_score < ? AS says_wrong, NOT step_check AS is_wrong
-FROM nodes WHERE iteration = ? AND self_score IS NOT NULL AND step_check IS NOT NULL
+SELECT soft_score < ? AS says_wrong, NOT step_check AS is_wrong, soft_score
+FROM nodes WHERE iteration = ? AND soft_score IS NOT NULL AND step_check IS NOT NULL
 """
 
 FIRST_ERROR_SQL = """
 SELECT tree_id,
-       min(depth) FILTER (WHERE self_score < ?) AS predicted_first,
+       min(depth) FILTER (WHERE soft_score < ?) AS predicted_first,
        min(depth) FILTER (WHERE NOT step_check) AS true_first
 FROM nodes
 WHERE iteration = ? AND chosen AND NOT coalesce(rolled_back, false)
 GROUP BY tree_id
-HAVING count(*) FILTER (WHERE step_check IS NULL) = 0 AND count(self_score) > 0
+HAVING count(*) FILTER (WHERE step_check IS NULL) = 0 AND count(soft_score) > 0
 ORDER BY tree_id
 """
 
@@ -236,6 +239,7 @@ def _judge(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float 
         out["n_judged_steps"] = float(len(det_rows))
         out["judge_step_precision"] = det.precision
         out["judge_step_recall"] = det.recall
+        out["judge_step_auroc"] = auroc([float(r[2]) for r in det_rows], [not r[1] for r in det_rows])
 
 
 def _steps(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:

@@ -292,7 +292,7 @@ class Loop:
     def _store_evals(self, trees: list[Tree], iteration: int, mode: str) -> None:
         rows = []
         for tree in trees:
-            scores = [n.self_score for n in tree.path if n.self_score is not None]
+            scores = [n.soft_score for n in tree.path if n.soft_score is not None]  # graded, see schema
             final = tree.final
             rows.append({
                 "iteration": iteration, "mode": mode, "problem_id": tree.problem.problem_id,
@@ -301,7 +301,7 @@ class Loop:
                 "n_tokens": sum(n.n_tokens for n in tree.path),
                 "min_score": min(scores) if scores else None,
                 "mean_score": sum(scores) / len(scores) if scores else None,
-                "last_score": tree.path[-1].self_score if tree.path else None,
+                "last_score": scores[-1] if scores else None,
             })
         self.store.append_rows("evals", rows)
 

@@ -6,7 +6,9 @@ One round, for every unfinished problem of a batch at once:
 2. judge the candidates (pairwise in both orders, or pointwise), all problems in one
    batched judge call; candidates with identical text are judged once and share a score;
 3. score: win rate among the distinct siblings (a pair whose two orders disagree, or
-   that has no verdict, is a tie worth 0.5 to each) or P(Yes);
+   that has no verdict, is a tie worth 0.5 to each) or P(Yes); next to it the graded
+   ``soft_score`` (the judge's mean probability of beating a sibling), because the win
+   rate of a chosen step is nearly always 1 and says nothing about how sure the judge was;
 4. if the distinct candidates all score the same, roll back: drop the last accepted
    step (it is marked ``rolled_back``, so its preference pair is dropped too) and
    re-expand its parent; otherwise accept the best (``chosen``) and mark the worst
@@ -77,6 +79,7 @@ class Node:
     correct: bool | None
     self_score: float | None = None
     score_kind: str | None = None
+    soft_score: float | None = None
     chosen: bool = False
     rejected: bool = False
     rolled_back: bool = False
@@ -253,6 +256,9 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
     results = judge.pairwise(requests)
     judgment_ids = ids.new_ids("judgment", len(results))
     wins: dict[int, dict[str, float]] = {id(g): {n.text: 0.0 for n in g.distinct} for g in groups}
+    # The graded score: the judge's own probability that a step beats each sibling, averaged
+    # over both orders (a verdict without probabilities counts 1 / 0, no verdict 0.5).
+    soft: dict[int, dict[str, float]] = {id(g): {n.text: 0.0 for n in g.distinct} for g in groups}
     first_winner: dict[tuple[int, int], int | None] = {}
     for jid, (g, x, y, order), res in zip(judgment_ids, meta, results, strict=True):
         winner = x.node_id if res.verdict == "A" else y.node_id if res.verdict == "B" else None
@@ -260,6 +266,9 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
             Judgment(jid, "pairwise", x.node_id, y.node_id, order, res.check_text, res.raw_output, res.verdict,
                      res.p_a, res.p_b, winner, _expected(x, y))
         )
+        p_x, p_y = _win_probabilities(res.verdict, res.p_a, res.p_b)
+        soft[id(g)][x.text] += p_x / 2
+        soft[id(g)][y.text] += p_y / 2
         key = (min(x.node_id, y.node_id), max(x.node_id, y.node_id))
         if order == 0:
             first_winner[key] = winner
@@ -279,6 +288,18 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
             if len(g.distinct) > 1:
                 n.self_score = g.scores[n.text]
                 n.score_kind = "win_rate"
+                n.soft_score = soft[id(g)][n.text] / others
+
+
+def _win_probabilities(verdict: str | None, p_a: float | None, p_b: float | None) -> tuple[float, float]:
+    """P(the A side wins), P(the B side wins) of one judge call, normalised to sum to 1."""
+    if p_a is not None and p_b is not None and p_a + p_b > 0:
+        return p_a / (p_a + p_b), p_b / (p_a + p_b)
+    if verdict == "A":
+        return 1.0, 0.0
+    if verdict == "B":
+        return 0.0, 1.0
+    return 0.5, 0.5
 
 
 def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None:
@@ -301,6 +322,7 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
         for n in g.nodes:
             n.self_score = g.scores[n.text]
             n.score_kind = "p_yes"
+            n.soft_score = n.self_score  # P(Yes) is graded already
 
 
 def _select(group: _Group, settings: SearchSettings) -> None:
@@ -340,8 +362,8 @@ def node_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[str, 
     """The ``nodes`` rows of ``trees`` as columns (for RunStore.append_columns)."""
     cols: dict[str, list[Any]] = {k: [] for k in (
         "iteration", "phase", "problem_id", "tree_id", "node_id", "parent_id", "depth", "expansion", "text",
-        "n_tokens", "logprob", "finish", "self_score", "score_kind", "chosen", "rejected", "rolled_back",
-        "is_final", "final_answer", "parse_status", "correct", "step_check")}
+        "n_tokens", "logprob", "finish", "self_score", "score_kind", "soft_score", "chosen", "rejected",
+        "rolled_back", "is_final", "final_answer", "parse_status", "correct", "step_check")}
     for tree in trees:
         for n in tree.nodes:
             cols["iteration"].append(iteration)
@@ -349,7 +371,7 @@ def node_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[str, 
             cols["problem_id"].append(tree.problem.problem_id)
             cols["tree_id"].append(tree.tree_id)
             for key in ("node_id", "parent_id", "depth", "expansion", "text", "n_tokens", "logprob", "finish",
-                        "self_score", "score_kind", "chosen", "rejected", "rolled_back", "is_final",
+                        "self_score", "score_kind", "soft_score", "chosen", "rejected", "rolled_back", "is_final",
                         "final_answer", "parse_status", "correct", "step_check"):
                 cols[key].append(getattr(n, key))
     return cols

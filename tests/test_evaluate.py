@@ -33,7 +33,9 @@ def _node(it: int, phase: str, tree: int, nid: int, depth: int, score: float | N
     return {
         "iteration": it, "phase": phase, "problem_id": f"q{tree}", "tree_id": tree, "node_id": nid,
         "parent_id": parent, "depth": depth, "text": f"Step {depth}: node {nid}", "n_tokens": 5,
-        "self_score": score, "score_kind": None if score is None else "win_rate", "chosen": chosen,
+        # The hand computations below use one score for both: selection and the graded soft score.
+        "self_score": score, "soft_score": score, "score_kind": None if score is None else "win_rate",
+        "chosen": chosen,
         "rejected": False, "rolled_back": rolled, "is_final": False, "step_check": check,
     }
 
@@ -175,6 +177,9 @@ def test_summarize_iteration_1_by_hand(run: RunStore) -> None:
         "judge_step_precision": 3 / 5,
         "judge_step_recall": 3 / 6,
         "n_judged_steps": 14,
+        # correct .9 .5 .8 .7 .6 .3 .6 .45 vs wrong .1 .4 .55 .9 .2 .8: negatives below each positive
+        # (ties 1/2) 5.5 + 3 + 4.5 + 4 + 4 + 2 + 4 + 3 = 30 of 8 * 6
+        "judge_step_auroc": 30 / 48,
         # paths: t10 (pred 2, true 2) err right; t11 (None, None) ok right; t12 (1, 2) err wrong;
         # t13 without the rolled-back step (2, None) ok wrong; t16 (None, 1) err wrong
         # -> acc_err 1/3, acc_ok 1/2, F1 = 2 * 1/3 * 1/2 / (5/6) = 0.4

@@ -68,7 +68,7 @@ def expected_tree_rows(path: Path) -> dict[int, dict[str, Any]]:
         by_tree[n["tree_id"]].append(n)
     for tree_id, ns in by_tree.items():
         path_nodes = sorted((n for n in ns if n["chosen"] and not n["rolled_back"]), key=lambda n: n["depth"])
-        scores = [n["self_score"] for n in path_nodes if n["self_score"] is not None]
+        scores = [n["soft_score"] for n in path_nodes if n["soft_score"] is not None]
         final = [n for n in path_nodes if n["is_final"]]
         out[tree_id] = {
             "n_nodes": len(ns),
@@ -126,10 +126,10 @@ def _append_tree(path: Path, *, extra_judgment_for: int | None = None) -> int:
     base = {"iteration": 2, "phase": "train", "problem_id": "train-00000", "tree_id": tree_id}
     store.append_rows("nodes", [
         {**base, "node_id": a, "parent_id": None, "depth": 1, "expansion": 1, "text": "Step 1: live = 1. The answer is 1.",
-         "self_score": 1.0, "score_kind": "win_rate", "chosen": True, "rejected": False, "rolled_back": False,
+         "self_score": 1.0, "score_kind": "win_rate", "soft_score": 0.75, "chosen": True, "rejected": False, "rolled_back": False,
          "is_final": True, "final_answer": "1", "correct": False, "step_check": True},
         {**base, "node_id": b, "parent_id": None, "depth": 1, "expansion": 1, "text": "Step 1: live = 2",
-         "self_score": 0.0, "score_kind": "win_rate", "chosen": False, "rejected": True, "rolled_back": False,
+         "self_score": 0.0, "score_kind": "win_rate", "soft_score": 0.25, "chosen": False, "rejected": True, "rolled_back": False,
          "is_final": False, "step_check": False},
     ])
     js = []

@@ -149,3 +149,46 @@ def test_width_one_is_plain_decoding_without_judge(tiny, arith) -> None:
         assert len(tree.path) == 3 and len(tree.nodes) == 3
         assert tree.judgments == []
         assert all(n.self_score is None for n in tree.nodes)
+
+
+class ProbabilityJudge(ScriptedJudge):
+    """Scripted P(A) / P(B): each step has a fixed strength; P(A) = strength(A) / (sum)."""
+
+    def __init__(self, strength) -> None:
+        super().__init__(lambda r: None)
+        self.strength = strength
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
+        out = []
+        for r in requests:
+            a, b = self.strength(r.step_a), self.strength(r.step_b)
+            # unnormalised on purpose: the search renormalises over the two labels
+            out.append(JudgeResult("A" if a >= b else "B", "scripted", None, a * 0.8, b * 0.8))
+        return out
+
+
+def test_soft_score_is_the_mean_probability_of_beating_each_sibling(tiny, arith) -> None:
+    problems = arith.sample(2, "train", seed=11)
+    strength = lambda text: 1.0 + (sum(map(ord, text)) % 7)  # noqa: E731 - a fixed, order-free strength
+    settings = SearchSettings(width=4, max_steps=3, max_step_tokens=10, seed=12)
+    trees = search(tiny, ProbabilityJudge(strength), arith, problems, settings, LocalIds())
+    checked = 0
+    for tree in trees:
+        groups: dict[tuple, list] = {}
+        for n in tree.nodes:
+            groups.setdefault((n.parent_id, n.expansion), []).append(n)
+        for group in groups.values():
+            distinct = {n.text for n in group}
+            if len(distinct) < 2:
+                assert all(n.soft_score is None for n in group)
+                continue
+            for n in group:
+                others = [t for t in distinct if t != n.text]
+                expected = sum(strength(n.text) / (strength(n.text) + strength(t)) for t in others) / len(others)
+                assert n.soft_score == pytest.approx(expected)
+                checked += 1
+            # Graded where the win rate is not: distinct strengths give distinct soft scores.
+            by_text = {n.text: n for n in group}
+            if len({strength(t) for t in distinct}) == len(distinct):
+                assert len({round(by_text[t].soft_score, 9) for t in distinct}) == len(distinct)
+    assert checked

@@ -155,6 +155,7 @@ class _Simulator:
                     "nodes", **base, node_id=c["node_id"], parent_id=parent, depth=depth, expansion=expansion,
                     text=c["text"], n_tokens=len(c["text"]) // 3 + 1, logprob=-round(rng.uniform(0.5, 9.0), 3),
                     finish="newline", self_score=scores[i], score_kind=None if width == 1 else "win_rate",
+                    soft_score=None if scores[i] is None else 0.25 + 0.5 * scores[i],
                     chosen=(i == best and not tie), rejected=(i == worst and not tie and width > 1),
                     rolled_back=False, is_final=is_final,
                     final_answer=str(c["value"]) if is_final else None,

@@ -147,9 +147,9 @@ WITH n AS (
            any_value(iteration) AS iteration, any_value(phase) AS phase, any_value(problem_id) AS problem_id,
            count(*) AS n_nodes,
            count(*) FILTER (WHERE acc) AS n_steps,
-           min(self_score) FILTER (WHERE acc) AS min_score,
-           avg(self_score) FILTER (WHERE acc) AS mean_score,
-           arg_max(self_score, depth) FILTER (WHERE acc) AS last_score,
+           min(soft_score) FILTER (WHERE acc) AS min_score,
+           avg(soft_score) FILTER (WHERE acc) AS mean_score,
+           arg_max(soft_score, depth) FILTER (WHERE acc AND soft_score IS NOT NULL) AS last_score,
            count(*) FILTER (WHERE rolled_back) AS n_rollbacks,
            coalesce(bool_or(is_final) FILTER (WHERE acc), false) AS finished,
            arg_max(final_answer, depth) FILTER (WHERE acc AND is_final) AS final_answer,
@@ -428,6 +428,7 @@ class NodeRow:
     finish: str | None
     self_score: float | None
     score_kind: str | None
+    soft_score: float | None
     chosen: bool
     rejected: bool
     rolled_back: bool
@@ -513,7 +514,7 @@ def load_tree(path: str | Path, tree_id: int) -> TreeDetail:
             "SELECT node_id, parent_id, depth, expansion, text, n_tokens, logprob, finish, self_score, score_kind,"
             " coalesce(chosen, false), coalesce(rejected, false), coalesce(rolled_back, false),"
             " coalesce(is_final, false), final_answer, parse_status, correct, step_check,"
-            " iteration, phase, problem_id"
+            " iteration, phase, problem_id, soft_score"
             " FROM nodes WHERE tree_id = ? ORDER BY node_id",
             [tree_id],
         ).fetchall()
@@ -538,7 +539,7 @@ def load_tree(path: str | Path, tree_id: int) -> TreeDetail:
         NodeRow(
             node_id=int(r[0]), parent_id=None if r[1] is None else int(r[1]), depth=int(r[2] or 0),
             expansion=r[3], text=str(r[4] or ""), n_tokens=r[5], logprob=r[6], finish=r[7], self_score=r[8],
-            score_kind=r[9], chosen=bool(r[10]), rejected=bool(r[11]), rolled_back=bool(r[12]),
+            score_kind=r[9], soft_score=r[21], chosen=bool(r[10]), rejected=bool(r[11]), rolled_back=bool(r[12]),
             is_final=bool(r[13]), final_answer=r[14], parse_status=r[15], correct=r[16], step_check=r[17],
         )
         for r in nodes

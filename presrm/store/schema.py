@@ -7,7 +7,7 @@ printed by ``presrm schema``; the README quotes them.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAGIC = "presrm-trace-store"
 
 # (table, [(column, type, comment)], table comment)
@@ -97,6 +97,15 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
                 "VARCHAR",
                 "win_rate (pairwise: consistent wins / (siblings - 1), ties = 0.5) | p_yes (pointwise)",
             ),
+            (
+                "soft_score",
+                "DOUBLE",
+                "graded self-score, 0..1: pairwise = the judge's probability that this step beats a sibling"
+                " (P(A)/P(B) of its verdict token, renormalised over A and B, averaged over both orders"
+                " and all distinct siblings; a call without probabilities counts 1/0, no verdict 0.5);"
+                " pointwise = P(Yes); NULL when not judged. The search selects by self_score; use this one"
+                " for calibration and AUROC",
+            ),
             ("chosen", "BOOLEAN", "the search continued from this step"),
             ("rejected", "BOOLEAN", "the worst-scored sibling, the 'rejected' side of the step pair"),
             ("rolled_back", "BOOLEAN", "chosen once, then dropped by a rollback (all its children tied)"),
@@ -154,9 +163,9 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
             ("correct", "BOOLEAN", "final answer matches the ground truth"),
             ("n_steps", "INTEGER", "steps in the solution"),
             ("n_tokens", "INTEGER", "generated tokens in the solution"),
-            ("min_score", "DOUBLE", "min self_score over the solution's steps"),
-            ("mean_score", "DOUBLE", "mean self_score over the solution's steps"),
-            ("last_score", "DOUBLE", "self_score of the last step"),
+            ("min_score", "DOUBLE", "min soft_score (graded self-score) over the solution's judged steps"),
+            ("mean_score", "DOUBLE", "mean soft_score over the solution's judged steps"),
+            ("last_score", "DOUBLE", "soft_score of the last judged step"),
         ],
         "one row per evaluated problem and mode",
     ),
@@ -193,7 +202,7 @@ VIEWS: list[tuple[str, str, str]] = [
         "every step with its self-score next to the ground truth of its tree's final answer",
         """
         SELECT n.run_id, n.iteration, n.phase, n.problem_id, n.tree_id, n.node_id, n.parent_id, n.depth,
-               n.text, n.self_score, n.score_kind, n.chosen, n.step_check,
+               n.text, n.self_score, n.score_kind, n.soft_score, n.chosen, n.step_check,
                t.solution_correct
         FROM nodes n
         LEFT JOIN (
@@ -210,9 +219,9 @@ VIEWS: list[tuple[str, str, str]] = [
                string_agg(text, chr(10) ORDER BY depth) AS solution,
                count(*) AS n_steps,
                sum(n_tokens) AS n_tokens,
-               min(self_score) AS min_score,
-               avg(self_score) AS mean_score,
-               arg_max(self_score, depth) AS last_score,
+               min(soft_score) AS min_score,
+               avg(soft_score) AS mean_score,
+               arg_max(soft_score, depth) AS last_score,
                bool_or(is_final) AS finished,
                bool_or(correct) FILTER (WHERE is_final) AS correct
         FROM nodes
