@@ -109,7 +109,7 @@ def judge_accuracy(policy: Policy, pairs: list[JudgePair], cfg: RunConfig) -> tu
     return both / n, order0 / n, parsed / (2 * n), shown
 
 
-def warmup(policy: Policy, task: Task, cfg: RunConfig, log: Callable[[str], None]) -> int:
+def warmup(policy: Policy, task: Task, cfg: RunConfig, log: Callable[[str], None], check_form: str = "compare") -> int:
     """The loop's warm-up stage (presrm.loop.Loop._stage_warmup), without the run file."""
     w = cfg.warmup
     policy = prepare_for_training(policy, cfg.train.finetune)
@@ -117,7 +117,7 @@ def warmup(policy: Policy, task: Task, cfg: RunConfig, log: Callable[[str], None
     problems = task.sample(max(w.ift_examples, 1), "train", seed=cfg.seed + 10_000)
     examples = ift_examples(policy, task, problems[: w.ift_examples])
     pairs = build_eft_pairs(task, problems, rng, w.eft_examples) if w.eft_examples else []
-    examples += eft_examples(policy, pairs, with_check=cfg.judge.check)
+    examples += eft_examples(policy, pairs, with_check=cfg.judge.check, check_form=check_form)
     rng.shuffle(examples)
     last = [0.0]
 

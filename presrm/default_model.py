@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -48,12 +47,10 @@ from presrm.models import (
     resolve_dtype,
     save_checkpoint,
 )
-from presrm.steps import step_content
 from presrm.tasks import Task, load_task
-from presrm.train.eft import JudgePair, SFTExample, build_eft_pairs, eft_examples, ift_examples
+from presrm.train.eft import SFTExample, build_eft_pairs, eft_examples, ift_examples
 from presrm.train.sft import IGNORE_INDEX, tokenize_sft
 
-_NUMBER_RE = re.compile(r"\d+")
 RECIPE_FORMAT = 1  # bump when the training code changes what a recipe produces
 DEFAULT_SPEC = "default"
 
@@ -222,34 +219,6 @@ def _collate(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, tor
         labels[i, :n] = torch.tensor(r["labels"])
         mask[i, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def step_result(step_text: str) -> str | None:
-    """The number a step arrives at: the last number of its content ("19 - 5 = 14" → "14")."""
-    numbers = _NUMBER_RE.findall(step_content(step_text))
-    return numbers[-1] if numbers else None
-
-
-def comparison_check(pair: JudgePair) -> str | None:
-    """A check whose every token is easy to get right from the ones before it.
-
-    ``"7 + 17 = 24; A 25 no, B 24 yes"`` (then the verdict ``[[B]]``): the judge first
-    recomputes the step (what the solver does), copies each candidate's result and compares
-    it with its own, and the verdict is the candidate it said "yes" to. Measured: with the
-    bare recomputation (``"Check: 7 + 17 = 24 [[B]]"``) a sub-million-parameter judge never
-    learned which label matches its check and said [[A]] to everything; each step here is a
-    copy or a comparison of two nearby numbers. None when a step has no number (the plain
-    check is used then).
-    """
-    good = pair.step_a if pair.verdict == "A" else pair.step_b
-    results = (step_result(pair.step_a), step_result(pair.step_b))
-    if results[0] is None or results[1] is None:
-        return pair.check
-    marks = ("yes" if pair.verdict == "A" else "no", "yes" if pair.verdict == "B" else "no")
-    content = step_content(good)
-    # A final-answer step is recomputed as its number alone (the judge's text stays short).
-    recomputed = content if "=" in content else step_result(good)
-    return f"{recomputed}; A {results[0]} {marks[0]}, B {results[1]} {marks[1]}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from presrm.errors import TaskError
-from presrm.judge_format import pairwise_user_text, parse_pairwise
+from presrm.judge_format import pairwise_target, pairwise_user_text, parse_pairwise
 from presrm.models import Policy, load_policy
 from presrm.steps import extract_final_answer, parse_step, segment_steps, step_content, step_header
 from presrm.tasks import load_task
@@ -26,7 +26,9 @@ from presrm.train.eft import (
     eft_examples,
     eft_train_test_split,
     ift_examples,
+    judge_check,
     load_eft_jsonl,
+    step_result,
 )
 
 
@@ -266,7 +268,33 @@ def test_eft_examples_use_the_judge_format(policy: Policy, task: Task) -> None:
         user = pairwise_user_text(pair.question, list(pair.previous_steps), pair.step_a, pair.step_b)
         assert ex.prompt == policy.complete_prompt(user) == ex_bare.prompt
         parsed = parse_pairwise(ex.completion)
-        assert parsed.verdict == pair.verdict and parsed.check_text == pair.check
+        assert parsed.verdict == pair.verdict and parsed.check_text == judge_check(pair)
         assert ex.completion.startswith("Check: ")
+        recompute = eft_examples(policy, [pair], with_check=True, check_form="recompute")[0]
+        assert parse_pairwise(recompute.completion).check_text == pair.check
         assert ex_bare.completion == f"[[{pair.verdict}]]"
         assert ex.eos and ex_bare.eos
+
+
+def test_compare_check_marks_each_candidate_against_the_recomputed_step(task: Task) -> None:
+    pairs = build_eft_pairs(task, task.sample(30, "train", seed=5), random.Random(0), 40)
+    assert pairs
+    for pair in pairs:
+        for p in (pair, pair.swapped()):
+            check = judge_check(p)
+            assert check is not None
+            recomputed, _, marks = check.partition("; ")
+            good = p.step_a if p.verdict == "A" else p.step_b
+            assert recomputed in good  # the right step (for an answer step: its number)
+            a_part, b_part = marks.split(", ")
+            assert a_part == f"A {step_result(p.step_a)} {'yes' if p.verdict == 'A' else 'no'}"
+            assert b_part == f"B {step_result(p.step_b)} {'yes' if p.verdict == 'B' else 'no'}"
+            assert parse_pairwise(pairwise_target(p.verdict, check)).verdict == p.verdict
+            assert judge_check(p, "recompute") == p.check
+    final = JudgePair("x", "q", ("Step 1: 2 + 3 = 5",), "Step 2: The answer is 6.", "Step 2: The answer is 5.", "B",
+                      check="The answer is 5.")
+    assert judge_check(final) == "5; A 6 no, B 5 yes"
+    wordy = JudgePair("x", "q", (), "Step 1: add them", "Step 1: 2 + 3 = 5", "B", check="2 + 3 = 5")
+    assert judge_check(wordy) == "2 + 3 = 5"  # a step without a number: the plain check
+    with pytest.raises(ValueError, match="check form"):
+        judge_check(wordy, "vibes")

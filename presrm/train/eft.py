@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -305,14 +306,50 @@ def eft_train_test_split(
     return train, test
 
 
-def eft_examples(policy: Policy, pairs: Sequence[JudgePair], *, with_check: bool) -> list[SFTExample]:
+CHECK_FORMS = ("compare", "recompute")
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def step_result(step_text: str) -> str | None:
+    """The number a step arrives at: the last number of its content ("19 - 5 = 14" → "14")."""
+    numbers = _NUMBER_RE.findall(step_content(step_text))
+    return numbers[-1] if numbers else None
+
+
+def judge_check(pair: JudgePair, form: str = "compare") -> str | None:
+    """What the judge writes before its verdict, in one of :data:`CHECK_FORMS`.
+
+    ``recompute``: the pair's check as is (for arith the correct step, ``"7 + 17 = 24"``).
+    ``compare``: the recomputation, then each candidate's result marked against it,
+    ``"7 + 17 = 24; A 25 no, B 24 yes"``, so the verdict follows from the text before it
+    (benchmarks/bench_judge_check.py measures the forms against the bare verdict). Pairs
+    whose steps carry no number keep the plain check.
+    """
+    if form not in CHECK_FORMS:
+        raise ValueError(f"check form must be one of {CHECK_FORMS}, got {form!r}")
+    if form == "recompute" or pair.check is None:
+        return pair.check
+    results = (step_result(pair.step_a), step_result(pair.step_b))
+    if results[0] is None or results[1] is None:
+        return pair.check
+    good = pair.step_a if pair.verdict == "A" else pair.step_b
+    # A final-answer step is recomputed as its number alone (the judge's text stays short).
+    recomputed = pair.check if "=" in pair.check else step_result(good)
+    a_mark = "yes" if pair.verdict == "A" else "no"
+    b_mark = "yes" if pair.verdict == "B" else "no"
+    return f"{recomputed}; A {results[0]} {a_mark}, B {results[1]} {b_mark}"
+
+
+def eft_examples(
+    policy: Policy, pairs: Sequence[JudgePair], *, with_check: bool, check_form: str = "compare"
+) -> list[SFTExample]:
     """Judge pairs as SFT examples: the pairwise prompt and ``[Check: … ][[A]]`` (+ EOS)."""
     return [
         SFTExample(
             prompt=policy.complete_prompt(
                 pairwise_user_text(p.question, list(p.previous_steps), p.step_a, p.step_b)
             ),
-            completion=pairwise_target(p.verdict, p.check if with_check else None),
+            completion=pairwise_target(p.verdict, judge_check(p, check_form) if with_check else None),
             eos=True,
         )
         for p in pairs
