@@ -127,28 +127,34 @@ def sql(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
     limit: Annotated[int, typer.Option(help="Rows shown in table format (0 = all).")] = 200,
 ) -> None:
-    """Run read-only SQL over a run (works while the run is being written)."""
+    """Run read-only SQL over a run (works while the run is being written).
+
+    csv and json print values exactly; the table shows control characters as \\xNN escapes.
+    """
+    from presrm.display import visible
     from presrm.store.reader import query_arrow
 
     result = query_arrow(run_file, query)
     names = result.column_names
     rows = result.to_pylist()
     if fmt is OutputFormat.json:
-        typer.echo(json.dumps(rows, default=str, ensure_ascii=False, indent=1))
+        # color=True: click would otherwise strip ANSI-like sequences out of the values
+        typer.echo(json.dumps(rows, default=str, ensure_ascii=False, indent=1), color=True)
     elif fmt is OutputFormat.csv:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(names)
         writer.writerows([[row[n] for n in names] for row in rows])
-        typer.echo(buf.getvalue(), nl=False)
+        typer.echo(buf.getvalue(), nl=False, color=True)
     else:
         table = Table(show_lines=False, header_style="bold")
         for name in names:
             table.add_column(name, overflow="fold")
         shown = rows if limit <= 0 else rows[:limit]
         for row in shown:
-            # Text(...) keeps model output verbatim: no Rich markup is interpreted.
-            table.add_row(*[Text(_fmt_cell(row[n])) for n in names])
+            # Text(...) keeps model output verbatim: no Rich markup is interpreted; control
+            # characters are shown, not sent to the terminal.
+            table.add_row(*[Text(visible(_fmt_cell(row[n]))) for n in names])
         console.print(table)
         if len(shown) < len(rows):
             console.print(f"({len(rows)} rows, {len(shown)} shown; --limit 0 shows all)")
@@ -238,6 +244,7 @@ def solve(
 ) -> None:
     """Answer a question with self-judged best-of-width search per step (test-time scaling)."""
     from presrm.config import JudgeConfig
+    from presrm.display import visible
     from presrm.judge import ModelJudge
     from presrm.models import load_checkpoint, load_policy
     from presrm.search import LocalIds, SearchSettings, search
@@ -255,9 +262,9 @@ def solve(
     (tree,) = search(policy, judge, FreeTask(), [problem], settings, LocalIds())
     for node in tree.path:
         score = "" if node.self_score is None else f"  (self-score {node.self_score:.2f})"
-        console.print(Text(node.text + score))
+        console.print(Text(visible(node.text) + score))
     final = tree.final
-    console.print(Text(f"answer: {final.final_answer}" if final else "no final answer within --max-steps"))
+    console.print(Text(visible(f"answer: {final.final_answer}") if final else "no final answer within --max-steps"))
 
 
 @app.command("config")
@@ -288,6 +295,10 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as err:  # disk full, file too large, no permission: the machine, not a bug
+        where = f": {err.filename}" if err.filename else ""
+        err_console.print(Text(f"error: {err.strerror or err}{where}", style="red"), soft_wrap=True)
+        sys.exit(2)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 

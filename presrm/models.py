@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from presrm import __version__
 from presrm.charvocab import build_char_tokenizer
-from presrm.errors import ModelError
+from presrm.errors import ModelError, StoreError
 from presrm.steps import plain_solution_prompt, solution_user_message
 
 CHECKPOINT_FILE = "presrm_checkpoint.json"
@@ -404,6 +405,17 @@ def _replace_model(policy: Policy, model: Any) -> Policy:
 def save_checkpoint(policy: Policy, directory: str | Path) -> Path:
     """Save the adapter (LoRA) or the full weights, the tokenizer and ``presrm_checkpoint.json``."""
     out = Path(directory).expanduser().resolve()
+    try:
+        return _write_checkpoint(policy, out)
+    except (OSError, SafetensorError) as exc:  # disk full, file too large, read-only directory
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror + (f" ({exc.filename})" if exc.filename else "")
+        else:  # safetensors: "Error while serializing: I/O error: File too large (os error 27)"
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(f"cannot write the checkpoint {out}: {reason}") from None
+
+
+def _write_checkpoint(policy: Policy, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     lora = policy.is_lora
     policy.model.save_pretrained(str(out))

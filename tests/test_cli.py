@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from presrm.config import RunConfig
+from presrm.config import RunConfig, load_config
 from presrm.store import RunStore
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -103,3 +106,39 @@ def test_unwritable_output_location(tmp_path: Path) -> None:
     blocker.write_text("x")
     assert_one_line_error(presrm("run", "--set", "model=tiny", "--out", str(blocker / "run.duckdb")),
                           "cannot create the output directory")
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """Make ``path`` (a file or a directory) unwritable for this user, root included."""
+    mode = path.stat().st_mode
+    path.chmod(mode & ~0o222)
+    immutable = False
+    try:
+        if os.geteuid() == 0:  # root ignores file modes; the immutable attribute binds root too
+            chattr = shutil.which("chattr")
+            immutable = chattr is not None and subprocess.run([chattr, "+i", str(path)]).returncode == 0
+            if not immutable:
+                pytest.skip("running as root without chattr +i: nothing is read-only")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(mode)
+
+
+def test_resume_of_a_run_file_that_cannot_be_written(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "run.duckdb"
+    cfg = load_config(None, ["model=tiny", "iterations=0", "eval_problems=1", "max_steps=1",
+                             "sampling.max_step_tokens=4", "warmup.enabled=false", "warmup.eft_test_examples=0"])
+    RunStore.create(run, cfg)
+    before = run.read_bytes()
+    with unwritable(run):
+        assert_one_line_error(presrm("run", "--resume", str(run)), str(run), "cannot open for writing")
+        # still readable, and untouched
+        assert presrm("sql", str(run), "SELECT count(*) FROM runs", "-f", "csv").stdout.splitlines()[1] == "1"
+    assert run.read_bytes() == before
+    # A writable file in a directory that is not: its first commit cannot create the write-ahead log.
+    with unwritable(run.parent):
+        assert_one_line_error(presrm("run", "--resume", str(run)), f"cannot write {run}")
+    assert presrm("sql", str(run), "SELECT count(*) FROM stages", "-f", "csv").stdout.splitlines()[1] == "0"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,158 @@ def test_reader_open_during_the_whole_run(tmp_path: Path) -> None:
     assert seen == sorted(seen), "the reader sees progress, never a rollback"
     assert len(set(seen)) >= 2 and seen[-1] <= final
     assert cli_answers == 1
+
+
+
+# ---- SIGKILL while training; a file that cannot grow (disk full) --------------------------------------
+# Small enough to run three times in a test, big enough that step-DPO has pairs to train on.
+SMALL_ARGS = [
+    "--set", "model=tiny", "--set", "problems=3", "--set", "eval_problems=1", "--set", "width=2",
+    "--set", "max_steps=2", "--set", "iterations=1", "--set", "warmup.enabled=false",
+    "--set", "warmup.eft_test_examples=0", "--set", "sampling.max_step_tokens=6", "--set", "batch_problems=1",
+    "--set", "judge.verdict=probs", "--set", "judge.check=false", "--set", "eval_search=false",
+    "--set", "algo=step-dpo",
+]
+# What legitimately differs between two runs of one config: the run id, clocks, the file's own path.
+VOLATILE_COLUMNS = {"run_id", "created_at", "started_at", "finished_at", "wall_s", "config_json"}
+TIMING_METRICS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
+
+
+def _columns(path: Path, table: str) -> str:
+    names = [r[0] for r in query_rows(path, "SELECT column_name FROM information_schema.columns "
+                                            "WHERE table_name = ? ORDER BY ordinal_position", [table])]
+    # checkpoints live next to the run file: compare their name (M1), not the directory
+    return ", ".join("regexp_replace(checkpoint, '.*/', '')" if c == "checkpoint" else f'"{c}"'
+                     for c in names if c not in VOLATILE_COLUMNS)
+
+
+def _rows(path: Path, table: str, where: str = "true", params: list | None = None) -> list[tuple]:
+    if table == "train_steps":
+        where += f" AND metric NOT IN {TIMING_METRICS}"
+    rows = query_rows(path, f"SELECT {_columns(path, table)} FROM {table} WHERE {where} ORDER BY ALL", params)
+    if table == "stages":  # (iteration, stage, detail): the detail without its timings
+        rows = [(i, s, {k: v for k, v in json.loads(d).items() if not k.endswith("_s")}) for i, s, d in rows]
+    return rows
+
+
+def _all_rows(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table but the volatile columns (and training's own clock readings)."""
+    tables = query_rows(path, "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
+    return {t: _rows(path, t) for (t,) in tables}
+
+
+def _stage_rows(path: Path) -> dict[tuple[int, str], dict[str, list[tuple]]]:
+    """The rows each finished stage owns (the rows --resume deletes when it redoes a stage)."""
+    from presrm.loop import STAGE_ROWS
+
+    return {(i, s): {t: _rows(path, t, w, [i]) for t, w in STAGE_ROWS[s]}
+            for i, s in query_rows(path, "SELECT iteration, stage FROM stages")}
+
+
+def _assert_ids_dense(path: Path) -> None:
+    """No duplicates, no holes: the ids of nodes and judgments are exactly 0..n-1."""
+    for table, column in (("nodes", "node_id"), ("judgments", "judgment_id")):
+        n, distinct, top = query_rows(path, f"SELECT count(*), count(DISTINCT {column}), max({column}) FROM {table}")[0]
+        assert n == distinct == top + 1, table
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Path]]:
+    """An uninterrupted run of SMALL_ARGS, started at once in the background; call to wait for it."""
+    path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
+    proc = subprocess.Popen(_cli("run", *SMALL_ARGS, "--out", str(path)), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+    def finished() -> Path:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        return path
+
+    yield finished
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def _wait_for_training(proc: subprocess.Popen, scratch: Path) -> None:
+    """Return once the run is inside step-DPO training: train_step_dpo creates its scratch directory
+    (in TMPDIR) after the search stage committed, and removes it when trainer.train() returns."""
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not any(scratch.glob("presrm-dpo-*")):
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before its training started"
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_then_resume_gives_the_same_rows(
+    tmp_path: Path, reference_run: Callable[[], Path]
+) -> None:
+    killed, scratch = tmp_path / "killed.duckdb", tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(_cli("run", *SMALL_ARGS, "--out", str(killed)), env={**ENV, "TMPDIR": str(scratch)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_training(proc, scratch)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert set(_stage_rows(killed)) == {(0, "eval"), (1, "search")}, "the kill must land inside the train stage"
+    assert _rows(killed, "train_steps") == []
+
+    done = subprocess.run(_cli("run", "--resume", str(killed)), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows, reference = _all_rows(killed), _all_rows(reference_run())
+    assert [r[:2] for r in rows["stages"]] == [(0, "eval"), (1, "eval"), (1, "search"), (1, "train")]
+    assert rows["train_steps"], "the redone train stage logged its updates"
+    assert rows == reference
+    _assert_ids_dense(killed)
+
+
+def _ignore_sigxfsz() -> None:
+    # A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fails_in", ["search", "train"])
+def test_file_too_large_is_a_one_line_error_and_resume_completes(
+    tmp_path: Path, reference_run: Callable[[], Path], fails_in: str
+) -> None:
+    """Disk full, simulated by lowering the running process's RLIMIT_FSIZE to 1 byte mid-run.
+
+    search: right after the eval stage committed, so the search stage's flush into the run file's
+    write-ahead log fails. train: while step-DPO trains, so writing the checkpoint M1 fails.
+    """
+    run, scratch = tmp_path / "run.duckdb", tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(_cli("run", *SMALL_ARGS, "--out", str(run)), env={**ENV, "TMPDIR": str(scratch)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ignore_sigxfsz)
+    assert proc.stderr is not None
+    seen = []
+    if fails_in == "search":
+        for line in proc.stderr:  # printed once the stage committed
+            seen.append(line)
+            if line.startswith("M0 eval done"):
+                break
+    else:
+        _wait_for_training(proc, scratch)
+    resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    err = "".join(seen) + proc.stderr.read()
+    assert proc.wait() == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err
+    failed_file = run.with_suffix(".ckpt") / "M1" if fails_in == "train" else run
+    assert errors[0].startswith(f"error: cannot write the checkpoint {failed_file}: File too large"
+                                if fails_in == "train" else f"error: cannot write {failed_file}: "), errors[0]
+    assert "File too large" in errors[0]
+
+    # The file opens read-only, and every stage that had finished is there, exactly.
+    finished = _stage_rows(run)
+    assert set(finished) == ({(0, "eval")} if fails_in == "search" else {(0, "eval"), (1, "search")})
+    reference = reference_run()
+    assert finished == {stage: rows for stage, rows in _stage_rows(reference).items() if stage in finished}
+
+    done = subprocess.run(_cli("run", "--resume", str(run)), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _all_rows(run) == _all_rows(reference)
+    _assert_ids_dense(run)

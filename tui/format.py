@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from presrm.display import visible
 from presrm.store.queries import JudgmentRow, NodeRow
 
 DASH = "–"
@@ -44,14 +45,14 @@ def correct_mark(correct: bool | None) -> Text:
 
 
 def one_line(text: str | None, width: int = 90) -> str:
-    """Model text on one line (newlines shown as ⏎), cut to ``width`` characters."""
-    flat = (text or "").replace("\r\n", "\n").replace("\n", " ⏎ ")
+    """Model text on one line (newlines shown as ⏎, control characters as \\xNN), cut to ``width``."""
+    flat = visible((text or "").replace("\r\n", "\n").replace("\n", " ⏎ "))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def plain(value: object, style: str = "") -> Text:
-    """Any value as literal text (no markup)."""
-    return Text("" if value is None else str(value), style=style)
+    """Any value as literal text (no markup; control characters shown as \\xNN)."""
+    return Text("" if value is None else visible(str(value)), style=style)
 
 
 def node_label(node: NodeRow, n_flags: int = 0, width: int = 80) -> Text:
@@ -100,11 +101,11 @@ def node_detail(node: NodeRow) -> Text:
     out.append(f"   parse {node.parse_status or DASH}")
     if node.is_final:
         out.append("\nfinal answer ")
-        out.append(node.final_answer or DASH, style="bold")
+        out.append(visible(node.final_answer or DASH), style="bold")
         out.append(" ")
         out.append_text(correct_mark(node.correct))
     out.append("\n\n")
-    out.append(node.text)
+    out.append(visible(node.text))
     return out
 
 
@@ -125,7 +126,7 @@ def judgment_detail(j: JudgmentRow, node_id: int | None) -> Text:
         out.append("  this node ")
         out.append("won" if j.winner == node_id else "lost", style="green" if j.winner == node_id else "red")
     out.append("\ncheck: ", style="dim")
-    out.append(j.check_text if j.check_text is not None else DASH)
+    out.append(visible(j.check_text) if j.check_text is not None else DASH)
     out.append("\nraw output: ", style="dim")
-    out.append(j.raw_output if j.raw_output is not None else DASH)
+    out.append(visible(j.raw_output) if j.raw_output is not None else DASH)
     return out

@@ -21,6 +21,7 @@ import duckdb
 from presrm.errors import StoreError
 from presrm.store.schema import MAGIC, SCHEMA_VERSION, create_statements
 
+NOT_WRITABLE_MARKERS = ("Permission denied", "Operation not permitted", "Read-only file system")
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "different configuration", "database is locked")
 
 
@@ -43,6 +44,8 @@ def connect(path: str | Path, *, read_only: bool, timeout: float = 30.0) -> duck
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except (duckdb.IOException, duckdb.ConnectionException) as err:
+            if not read_only and any(m in str(err) for m in NOT_WRITABLE_MARKERS):
+                raise StoreError(f"{path}: cannot open for writing ({_first_line(err)})") from None
             if not is_lock_error(err):
                 raise StoreError(f"{path}: cannot open as a DuckDB database ({_first_line(err)})") from None
             if time.monotonic() >= deadline:

@@ -91,6 +91,7 @@ class RunStore:
         except Exception as err:  # e.g. disk full, read-only directory
             con.close()
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)  # a failed commit leaves its log
             raise StoreError(f"cannot write {path}: {str(err).splitlines()[0]}") from None
         con.close()
         return cls(path, run_id, config, {k: 0 for k in ID_COLUMNS})
@@ -232,6 +233,8 @@ class RunStore:
             con.execute("COMMIT")
             for kind, (table, column) in ID_COLUMNS.items():
                 self._counters[kind] = _scalar(con, f"SELECT coalesce(max({column}) + 1, 0) FROM {table}")
+        except duckdb.Error as err:  # e.g. disk full: nothing was deleted
+            raise StoreError(f"cannot write {self.path}: {str(err).splitlines()[0]}") from None
         finally:
             con.close()
         return deleted

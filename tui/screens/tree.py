@@ -118,8 +118,9 @@ class TreeScreen(Screen[None]):
         tree.show(detail, self.focus_node if first else None)
         if first:
             tree.focus()
-        else:
-            self._refresh_detail()
+        # Always: in a reused screen the cursor can land on the line it was on in the tree shown
+        # before, and then no highlight event refreshes the step pane.
+        self._refresh_detail()
 
     def _refresh_detail(self) -> None:
         tree = self.query_one(ReasoningTree)

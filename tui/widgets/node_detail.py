@@ -19,14 +19,14 @@ def flags_text(flags: list[FlagInfo]) -> Text:
     out = Text()
     for f in flags:
         out.append(f"⚑ flag {f.flag_id}", style="bold magenta")
-        out.append(f" by {f.who}")
+        out.append(f" by {fmt.visible(f.who)}")
         if f.created_at is not None:
             out.append(f" at {f.created_at:%Y-%m-%d %H:%M}", style="dim")
         if f.corrected_verdict:
             out.append(f"  {f.original_verdict or fmt.DASH} → {f.corrected_verdict}")
         if f.note:
             out.append("  note: ", style="dim")
-            out.append(f.note)
+            out.append(fmt.visible(f.note))
         out.append("\n")
     out.rstrip()
     return out
@@ -77,13 +77,13 @@ class NodeDetail(VerticalScroll):
             text = Text()
             text.append(f"problem {detail.problem_id}", style="bold")
             text.append(f"   M{detail.iteration} · {detail.phase} · tree {detail.tree_id}\n\n")
-            text.append(detail.question)
+            text.append(fmt.visible(detail.question))
             text.append("\n\nreference answer: ", style="dim")
-            text.append(detail.answer or fmt.DASH, style="bold")
+            text.append(fmt.visible(detail.answer or fmt.DASH), style="bold")
             path = detail.chosen_path()
             if path and path[-1].is_final:
                 text.append("   final answer: ", style="dim")
-                text.append(path[-1].final_answer or fmt.DASH, style="bold")
+                text.append(fmt.visible(path[-1].final_answer or fmt.DASH), style="bold")
                 text.append(" ")
                 text.append_text(fmt.correct_mark(path[-1].correct))
             info.update(text)
