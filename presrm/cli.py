@@ -87,6 +87,8 @@ def run(
             overrides.append(f"out={json.dumps(str(out))}")
         cfg = load_config(config, overrides)
         result = start_run(cfg)
+    if _rank() != 0:
+        return  # a data-parallel run: rank 0 speaks for it
     console.print(f"run file: [bold]{result}[/bold]")
     console.print(
         Text.assemble(
@@ -280,15 +282,26 @@ def show_config() -> None:
     console.print(table)
 
 
+def _rank() -> int:
+    """This process's rank under a data-parallel launcher (``torchrun``, ``accelerate launch``); 0 otherwise."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
 def main() -> None:
     """Console-script entry: run the app, turning user errors into one line."""
+    rank = _rank()
     try:
         app(standalone_mode=False)
     except Interrupted as err:
-        err_console.print(Text(str(err), style="yellow"), soft_wrap=True)
+        if rank == 0:  # every rank of a data-parallel run stops at the same point
+            err_console.print(Text(str(err), style="yellow"), soft_wrap=True)
         sys.exit(130)
     except PresrmError as err:
-        err_console.print(Text(f"error: {err}", style="red"), soft_wrap=True)
+        where = f"[rank {rank}] " if rank else ""
+        err_console.print(Text(f"{where}error: {err}", style="red"), soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

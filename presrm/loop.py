@@ -12,6 +12,15 @@ model of the last finished training stage, deletes the rows a killed stage left
 behind, and redoes that stage: nothing is done twice, nothing lost. Training data
 is always read back from the run file, so a resumed train stage sees exactly the
 trees the search stored.
+
+Data parallel (``torchrun`` / ``accelerate launch``, see presrm/distributed.py): every rank
+runs this loop. Search and eval shard the problems over the ranks (``part[rank::world]`` of
+each global batch) and rank 0 gathers the trees, gives them their ids and writes them;
+training data is read by rank 0 and broadcast, and every rank trains on its share with
+gradients all-reduced. Only rank 0 opens the run file: the other ranks hold a
+``ReplicaStore``, which drops the rows handed to it, so the code below buffers rows on
+every rank but only computes or reads what needs the file where ``self.dist.is_main``.
+Terminal output and progress bars come from rank 0 only.
 """
 
 from __future__ import annotations
@@ -31,11 +40,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers.utils import logging as hf_logging
 
 from presrm.config import JudgeConfig, RunConfig
-from presrm.errors import Interrupted
+from presrm.distributed import SINGLE, Dist, setup, weights_digest
+from presrm.errors import Interrupted, PresrmError
 from presrm.judge import ModelJudge, StepJudge
 from presrm.models import Policy, load_checkpoint, load_policy, prepare_for_training, save_checkpoint
-from presrm.search import SearchSettings, Tree, judgment_columns, node_columns, search
+from presrm.search import LocalIds, SearchSettings, Tree, judgment_columns, node_columns, search
 from presrm.store import RunStore, StageDone
+from presrm.store.writer import ReplicaStore, read_identity
 from presrm.tasks import Problem, Task, load_task
 from presrm.training_data import dpo_pairs_from_store, ppo_rollouts_from_store
 
@@ -90,15 +101,23 @@ def checkpoint_dir(store: RunStore, iteration: int) -> Path:
 class _StopFlag:
     """SIGINT sets a flag; the loop stops at the next safe point (between batches)."""
 
+    # A launcher (torchrun) forwards the terminal's Ctrl-C to workers that got it already:
+    # a repeat this soon after the first is the same Ctrl-C, not a second one.
+    REPEAT_S = 1.0
+
     def __init__(self) -> None:
         self.requested = False
+        self._first = 0.0
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         def handler(signum: int, frame: FrameType | None) -> None:
-            if self.requested:  # a second Ctrl-C stops at once
-                raise KeyboardInterrupt
+            if self.requested:
+                if time.monotonic() - self._first < self.REPEAT_S:
+                    return
+                raise KeyboardInterrupt  # a second Ctrl-C stops at once
             self.requested = True
+            self._first = time.monotonic()
             console.print("[yellow]stopping at the next safe point (Ctrl-C again to abort now)[/yellow]")
 
         try:
@@ -115,11 +134,15 @@ class _StopFlag:
 class Loop:
     """Runs the stages of one run file."""
 
-    def __init__(self, store: RunStore, *, judge_factory: JudgeFactory | None = None) -> None:
+    def __init__(self, store: RunStore, *, judge_factory: JudgeFactory | None = None, dist: Dist = SINGLE) -> None:
         self.store = store
+        self.dist = dist
+        if not dist.is_main:
+            console.quiet = True  # one terminal: rank 0 speaks for the run
         # Tests pass a fixed verdict source here; runs use the policy itself as judge.
         self.judge_factory: JudgeFactory = judge_factory or (lambda policy, cfg: ModelJudge(policy, cfg))
         self.cfg = store.config
+        self.device = dist.device(self.cfg.device)
         self.task: Task = load_task(self.cfg.task, self.cfg.task_options)
         self.stop = _StopFlag()
         self.policy: Policy | None = None
@@ -131,35 +154,60 @@ class Loop:
         """The model M_iteration (loaded from its checkpoint when not in memory)."""
         if self.policy is not None and self.model_iteration == iteration:
             return self.policy
-        if iteration == 0:
-            policy = load_policy(self.cfg.model, device=self.cfg.device, seed=self.cfg.seed)
-        else:
-            policy = load_checkpoint(checkpoint_dir(self.store, iteration), device=self.cfg.device)
+        with self.dist.main_first():  # the default model is built once into a cache
+            if iteration == 0:
+                policy = load_policy(self.cfg.model, device=self.device, seed=self.cfg.seed)
+            else:
+                policy = load_checkpoint(checkpoint_dir(self.store, iteration), device=self.device)
         self.policy = prepare_for_training(policy, self.cfg.train.finetune)
         self.model_iteration = iteration
         return self.policy
 
-    def _finish_model(self, iteration: int, started: float) -> None:
-        """Save M_iteration and queue its iterations row (commits with the stage)."""
+    def _finish_model(self, iteration: int, started: float) -> dict[str, Any]:
+        """Save M_iteration and queue its iterations row (commits with the stage).
+
+        Data parallel: first check that every rank holds the same weights (rank 0 saves them,
+        the others go on with their own copy); the stage detail records each rank's digest
+        (``weights_sha256_by_rank``, the first 16 hex digits of ``weights_digest``).
+        """
         assert self.policy is not None
-        path = save_checkpoint(self.policy, checkpoint_dir(self.store, iteration))
+        detail: dict[str, Any] = {}
+        if self.dist.enabled:
+            digests = [d[:16] for d in self.dist.all_gather(weights_digest(self.policy.model))]
+            if len(set(digests)) != 1:
+                raise PresrmError(
+                    f"M{iteration}: the {self.dist.world} replicas hold different weights after training"
+                    f" ({', '.join(digests)}); sharded parameters (FSDP) are not supported"
+                )
+            detail = {"weights_sha256_by_rank": digests}
         self.model_iteration = iteration
+        if not self.dist.is_main:
+            return detail
+        path = save_checkpoint(self.policy, checkpoint_dir(self.store, iteration))
         self.store.append_rows(
             "iterations",
             [{"iteration": iteration, "model_name": f"M{iteration}", "checkpoint": str(path),
               "started_at": _ts(started), "finished_at": None}],
         )
+        return detail
+
+    def _stop_requested(self) -> bool:
+        """Ctrl-C seen by any rank (a collective: every rank asks at the same points)."""
+        return self.dist.any(self.stop.requested)
+
+    def _interrupted(self) -> Interrupted:
+        return Interrupted(f"interrupted; resume with: presrm run --resume {self.store.path}")
 
     # ---- running ----------------------------------------------------------------------------
     def run(self) -> Path:
-        done = self.store.finished_stages()
+        done = self.dist.from_main(self.store.finished_stages)
         stages = plan(self.cfg)
         with self.stop.installed():
             for stage in stages:
                 if (stage.iteration, stage.name) in done:
                     continue
-                if self.stop.requested:
-                    raise Interrupted(f"interrupted; resume with: presrm run --resume {self.store.path}")
+                if self._stop_requested():
+                    raise self._interrupted()
                 deletes = [(t, w, [stage.iteration]) for t, w in STAGE_ROWS[stage.name]]
                 self.store.discard(deletes)
                 started = time.time()
@@ -179,20 +227,25 @@ class Loop:
 
         policy = self._ensure_model(iteration - 1)
         w = self.cfg.warmup
-        rng = random.Random(f"{self.cfg.seed}:warmup")
-        problems = self.task.sample(max(w.ift_examples, 1), "train", seed=self.cfg.seed + 10_000)
-        examples = ift_examples(policy, self.task, problems[: w.ift_examples])
-        pairs = build_eft_pairs(self.task, problems, rng, w.eft_examples) if w.eft_examples else []
-        pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
-        examples += eft_examples(policy, pairs, with_check=self.cfg.judge.check)
-        rng.shuffle(examples)
+
+        def build() -> tuple[list[Any], int]:
+            rng = random.Random(f"{self.cfg.seed}:warmup")
+            problems = self.task.sample(max(w.ift_examples, 1), "train", seed=self.cfg.seed + 10_000)
+            examples = ift_examples(policy, self.task, problems[: w.ift_examples])
+            pairs = build_eft_pairs(self.task, problems, rng, w.eft_examples) if w.eft_examples else []
+            pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
+            examples += eft_examples(policy, pairs, with_check=self.cfg.judge.check)
+            rng.shuffle(examples)
+            return examples, len(pairs)
+
+        examples, n_pairs = self.dist.from_main(build)  # every rank trains on the same list's shards
         records = self._train_logged(
             "warmup", iteration, len(examples),
             lambda log: train_sft(policy, examples, lr=w.lr, epochs=w.epochs, batch_size=self.cfg.train.batch_size,
                                   seed=self.cfg.seed, log=log),
         )
-        self._finish_model(iteration, started)
-        return {"ift_examples": w.ift_examples, "eft_pairs": len(pairs), "updates": len(records)}
+        replicas = self._finish_model(iteration, started)
+        return {"ift_examples": w.ift_examples, "eft_pairs": n_pairs, "updates": len(records), **replicas}
 
     def _stage_search(self, iteration: int, started: float) -> dict[str, Any]:
         policy = self._ensure_model(iteration - 1)
@@ -209,7 +262,7 @@ class Loop:
         if self.cfg.algo == "step-dpo":
             from presrm.train.dpo import train_step_dpo
 
-            pairs = dpo_pairs_from_store(self.store.path, policy, iteration)
+            pairs = self.dist.from_main(lambda: dpo_pairs_from_store(self.store.path, policy, iteration))
             records = self._train_logged(
                 "step-dpo", iteration, len(pairs),
                 lambda log: train_step_dpo(policy, pairs, beta=t.beta, lr=t.lr, epochs=t.epochs,
@@ -219,16 +272,20 @@ class Loop:
         else:
             from presrm.train.ppo import PPOConfig, StepPPOTrainer
 
-            rollouts = ppo_rollouts_from_store(self.store.path, policy, iteration, reward=t.reward)
+            rollouts = self.dist.from_main(
+                lambda: ppo_rollouts_from_store(self.store.path, policy, iteration, reward=t.reward)
+            )
             trainer = StepPPOTrainer(
                 policy.model, policy.tokenizer,
                 PPOConfig(lr=t.lr, kl_coef=t.kl_coef, ppo_epochs=t.ppo_epochs, minibatch_size=t.batch_size,
                           seed=self.cfg.seed + iteration),
+                # Data parallel: DDP over the run's process group, each rank on its share.
+                accelerator=self.dist.accelerator(policy.device) if self.dist.enabled else None,
             )
             records = self._train_logged("ppo", iteration, len(rollouts), lambda log: _ppo_logged(trainer, rollouts, log))
             n_data = len(rollouts)
-        self._finish_model(iteration, started)
-        return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records)}
+        replicas = self._finish_model(iteration, started)
+        return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records), **replicas}
 
     def _stage_eval(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.evaluate import summarize_iteration, write_summary
@@ -241,6 +298,8 @@ class Loop:
         if self.cfg.eval_search:
             trees = self._search(policy, problems, iteration, "eval", self.cfg.width, self.cfg.sampling.temperature)
             self._store_evals(trees, iteration, "search")
+        if not self.dist.is_main:
+            return {}  # the rest reads and writes the run file: rank 0's part
         self._judge_eft_test(policy, iteration)
         self.store.flush()  # metrics are computed from the stored rows
         summary = summarize_iteration(self.store.path, iteration)
@@ -263,14 +322,25 @@ class Loop:
             max_step_tokens=self.cfg.sampling.max_step_tokens, seed=self.cfg.seed * 7919 + iteration,
         )
         trees: list[Tree] = []
-        batch = self.cfg.batch_problems
+        # Data parallel: a global batch is world × batch_problems problems, rank r searches
+        # part[r::world] of it, and rank 0 numbers and writes the gathered trees.
+        dist = self.dist
+        batch = self.cfg.batch_problems * dist.world
         timings = self.timings
         with _progress(f"M{iteration} {phase}", len(problems)) as advance:
             for start in range(0, len(problems), batch):
-                if self.stop.requested:
-                    raise Interrupted(f"interrupted; resume with: presrm run --resume {self.store.path}")
-                chunk = search(policy, judge, self.task, problems[start:start + batch],
-                               settings, self.store, timings=timings)
+                if self._stop_requested():
+                    raise self._interrupted()
+                part = problems[start:start + batch]
+                if not dist.enabled:
+                    chunk = search(policy, judge, self.task, part, settings, self.store, timings=timings)
+                else:
+                    mine = part[dist.rank::dist.world]
+                    local = search(policy, judge, self.task, mine, settings, LocalIds(), timings=timings) if mine else []
+                    gathered = dist.gather(local)
+                    if gathered is None:  # not rank 0: its trees are with rank 0 now
+                        continue
+                    chunk = _renumber(_interleave(gathered), self.store)
                 t0 = time.perf_counter()
                 self.store.append_columns("nodes", node_columns(chunk, iteration=iteration, phase=phase))
                 self.store.append_columns("judgments", judgment_columns(chunk, iteration=iteration, phase=phase))
@@ -338,6 +408,34 @@ def _ppo_logged(trainer: Any, rollouts: list[Any], log: Callable[[int, dict], No
     return records
 
 
+def _interleave(parts: list[list[Tree]]) -> list[Tree]:
+    """Undo the ``part[rank::world]`` split: the trees back in their problems' order."""
+    out: list[Tree] = []
+    for i in range(max((len(p) for p in parts), default=0)):
+        out += [p[i] for p in parts if i < len(p)]
+    return out
+
+
+def _renumber(trees: list[Tree], store: RunStore) -> list[Tree]:
+    """Give trees searched with per-rank ids (LocalIds) the run's ids, in place.
+
+    Tree, node and judgment ids come from the store's counters, like in a one-process run;
+    the references between them (a node's parent, a judgment's two nodes and winner) follow.
+    """
+    for tree in trees:
+        (tree.tree_id,) = store.new_ids("tree", 1)
+        new = dict(zip([n.node_id for n in tree.nodes], store.new_ids("node", len(tree.nodes)), strict=True))
+        for node in {id(n): n for n in [*tree.nodes, *tree.path]}.values():  # each object once
+            node.node_id = new[node.node_id]
+            node.parent_id = None if node.parent_id is None else new[node.parent_id]
+        for judgment, jid in zip(tree.judgments, store.new_ids("judgment", len(tree.judgments)), strict=True):
+            judgment.judgment_id = jid
+            judgment.node_a = new[judgment.node_a]
+            judgment.node_b = None if judgment.node_b is None else new[judgment.node_b]
+            judgment.winner = None if judgment.winner is None else new[judgment.winner]
+    return trees
+
+
 @contextlib.contextmanager
 def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -358,16 +456,35 @@ def _summary_line(stage: Stage, wall: float, detail: dict[str, Any]) -> str:
 
 
 def start_run(cfg: RunConfig) -> Path:
-    """Create the run file for ``cfg`` and run every stage."""
+    """Create the run file for ``cfg`` and run every stage (in every process of a launched run)."""
+    dist = setup(cfg.device)
     # Fail on a bad task or model spec before creating anything on disk.
     load_task(cfg.task, cfg.task_options)
-    policy = load_policy(cfg.model, device=cfg.device, seed=cfg.seed)
-    store = RunStore.create(cfg.out, cfg)
-    loop = Loop(store)
+    with dist.main_first():  # the default model is built once into a cache
+        policy = load_policy(cfg.model, device=dist.device(cfg.device), seed=cfg.seed)
+    created = RunStore.create(cfg.out, cfg) if dist.is_main else None
+    run_id = dist.from_main(lambda: created.run_id if created is not None else "")
+    store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)
+    loop = Loop(store, dist=dist)
     loop.policy, loop.model_iteration = prepare_for_training(policy, cfg.train.finetune), 0
-    return loop.run()
+    return _run(loop)
 
 
 def resume_run(path: Path) -> Path:
     """Continue a run file from its last finished stage."""
-    return Loop(RunStore.open(path)).run()
+    # Every rank reads the stored config (read-only) to learn the device before the process
+    # group exists; joining the group waits for all of them, so rank 0 then opens it alone.
+    run_id, cfg = read_identity(path)
+    dist = setup(cfg.device)
+    store = RunStore.open(path) if dist.is_main else ReplicaStore(path, run_id, cfg)
+    return _run(Loop(store, dist=dist))
+
+
+def _run(loop: Loop) -> Path:
+    try:
+        path = loop.run()
+    except Interrupted:
+        loop.dist.finish()  # every rank stopped at the same point
+        raise
+    loop.dist.finish()
+    return path

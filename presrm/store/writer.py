@@ -238,3 +238,47 @@ class RunStore:
         finally:
             con.close()
         return deleted
+
+
+class ReplicaStore(RunStore):
+    """What a rank other than 0 of a data-parallel run holds instead of the writer.
+
+    DuckDB allows one writing process per file, so only rank 0 opens the run file
+    (presrm/distributed.py). A replica knows the run's identity (path, run id, config)
+    and drops the rows handed to it: rank 0 gathers every rank's results and writes
+    them. Reading the stages back is rank 0's job too; a replica refuses.
+    """
+
+    def __init__(self, path: str | Path, run_id: str, config: RunConfig) -> None:
+        super().__init__(Path(path), run_id, config, {k: 0 for k in ID_COLUMNS})
+
+    def append_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        return None
+
+    def execute_on_flush(self, sql: str, params: Sequence[Any] = ()) -> None:
+        return None
+
+    def flush(self, stage: StageDone | None = None, *, wait: bool = True, timeout: float = 120.0) -> bool:
+        return True
+
+    def discard(self, deletes: Sequence[tuple[str, str, Sequence[Any]]]) -> int:
+        return 0
+
+    def finished_stages(self) -> set[tuple[int, str]]:
+        raise RuntimeError("a replica does not read the run file; rank 0 broadcasts its stages")
+
+
+def read_identity(path: str | Path) -> tuple[str, RunConfig]:
+    """(run id, config) of an existing run file, read through a read-only connection."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"run file not found: {path}")
+    con = connect(path, read_only=True)
+    try:
+        check_identity(con, path)
+        row = con.execute("SELECT run_id, config_json FROM runs LIMIT 1").fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise StoreError(f"{path}: has no run row")
+    return str(row[0]), RunConfig.from_json(row[1])

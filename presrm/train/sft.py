@@ -70,15 +70,25 @@ def common_args(
         "report_to": "none",
         "disable_tqdm": True,
         # TRL's base config defaults to bf16 and gradient checkpointing: both wrong on CPU, and
-        # the model's own dtype already says what precision to train in.
-        "bf16": False,
+        # the model's own dtype already says what precision to train in. Under DeepSpeed
+        # (examples/accelerate/ds_zero2.yaml) the engine's precision comes from its config, which
+        # transformers requires this flag to match: bf16 there for a bf16 model.
+        "bf16": _deepspeed_launch() and next(policy.model.parameters()).dtype == torch.bfloat16,
         "fp16": False,
         "activation_checkpointing": False,  # (formerly gradient_checkpointing)
         # Without this, a machine with a GPU would move a CPU policy onto it.
         "use_cpu": policy.device.type == "cpu",
         "dataloader_num_workers": 0,
+        # Data parallel (presrm/distributed.py): every trainable parameter takes part in the loss,
+        # so DDP need not search the graph for unused ones on every step.
+        "ddp_find_unused_parameters": False,
         "max_length": None,  # presrm's sequences are short; never cut a step or a verdict
     }
+
+
+def _deepspeed_launch() -> bool:
+    """True in a process started by ``accelerate launch`` with a DeepSpeed config."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
 class MetricsCallback(TrainerCallback):
