@@ -72,7 +72,7 @@ class WarmupConfig(_Section):
     eft_examples: int = Field(400, ge=0, description="judge examples (pairs of candidate steps)")
     eft_test_examples: int = Field(100, ge=0, description="held-out judge pairs (the paper's Table 3)")
     eft_jsonl: str | None = Field(None, description="extra EFT examples from a JSONL file")
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float = Field(3e-5, gt=0.0, description="measured on the default model: 3e-4 cost 15 points of accuracy, 3e-5 none")
     epochs: int = Field(1, ge=1)
 
 
