@@ -53,7 +53,9 @@ class TrainConfig(_Section):
     finetune: Literal["auto", "lora", "full"] = Field("auto", description="LoRA, full fine-tuning, or auto by size")
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
-    lr: float = Field(1e-4, gt=0.0, description="learning rate of the self-rewarding iterations")
+    lr: float = Field(
+        1e-5, gt=0.0, description="learning rate of the self-rewarding iterations (default model: 1e-4 collapsed it)"
+    )
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     beta: float = Field(0.1, gt=0.0, description="step-DPO beta")
@@ -83,8 +85,8 @@ class RunConfig(_Section):
     task: str = Field("arith", description="arith | jsonl:PATH | rg:NAME")
     task_options: dict[str, Any] = Field(default_factory=dict, description="task difficulty knobs")
     iterations: int = Field(2, ge=0, description="self-rewarding iterations after the warm-up")
-    problems: int = Field(32, ge=1, description="training questions per iteration")
-    eval_problems: int = Field(32, ge=0, description="held-out questions evaluated each iteration")
+    problems: int = Field(128, ge=1, description="training questions per iteration")
+    eval_problems: int = Field(200, ge=0, description="held-out questions evaluated each iteration")
     width: int = Field(6, ge=2, description="candidate next steps per step (w)")
     max_steps: int = Field(10, ge=1, description="step expansions per question, rollbacks included")
     algo: Literal["ppo", "step-dpo"] = Field("step-dpo", description="trainer of the self-rewarding iterations")
