@@ -1,7 +1,7 @@
 """Does writing a check before the verdict make the pairwise judge better? Measured, not assumed.
 
     python benchmarks/bench_judge_check.py                       # default model, 200 held-out pairs
-    python benchmarks/bench_judge_check.py --eft 800 --epochs 2  # a longer warm-up
+    python benchmarks/bench_judge_check.py --eft 2000 --epochs 2 --lr 3e-4  # a longer, stronger warm-up
 
 The same base model (M0) is warmed up (the loop's IFT + EFT warm-up) three times, once per
 form of the judge's EFT target, and each M1 judges the same held-out EFT pairs (eval-split
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-problems", type=int, default=200)
     ap.add_argument("--eft", type=int, default=None, help="EFT examples in the warm-up (default: run config)")
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="warm-up learning rate (default: run config)")
     ap.add_argument("--forms", default=",".join(FORMS))
     ap.add_argument("--verdict", choices=("text", "probs"), default="text",
                     help="read the verdict from the generated text or from P(A) vs P(B) after the check")
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"warmup.eft_examples={args.eft}")
     if args.epochs is not None:
         overrides.append(f"warmup.epochs={args.epochs}")
+    if args.lr is not None:
+        overrides.append(f"warmup.lr={args.lr}")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     base = load_policy(args.model, device="cpu", dtype="float32", seed=0)
     rows = []

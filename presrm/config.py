@@ -43,7 +43,7 @@ class JudgeConfig(_Section):
     verdict: Literal["text", "probs"] = Field(
         "text", description="read the verdict from generated text or from P(A) vs P(B)"
     )
-    check: bool = Field(False, description="let the judge write a short check before its verdict (README: no measured gain on the default model)")
+    check: bool = Field(True, description="let the judge write a short check before its verdict (README: measured)")
     max_judge_tokens: int = Field(48, ge=1, description="token limit of a judge's written check + verdict")
 
 
