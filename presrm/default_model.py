@@ -97,11 +97,11 @@ class Recipe:
 # Chosen by measurement on 2026-11-27 (README "The embedded default model"; greedy accuracy on 200
 # held-out problems at the end of each schedule): peak lr 3e-3 for 2,500 updates gave 31%, lr 1e-3
 # gave 92.5% (too strong: no room to improve), 1e-3 for 1,750 updates 35.5%, for 1,500 updates 46%.
-# 1,500 updates of 16 sequences (15% single-operation drill) take ~5 minutes on this 2-core CPU.
+# 1,500 updates of 16 sequences (15% single-operation drill) take ~3 minutes on this 2-core CPU.
 DEFAULT_RECIPE = Recipe(steps=1500, batch_size=16, lr=1e-3, drill_fraction=0.15, drill_facts=16)
 
 # Run settings measured with the default model on this kind of machine (2 CPU cores):
-# benchmarks/results/default_model.md. presrm.config owns the defaults; these are what
+# README "The embedded default model". presrm.config owns the defaults; these are what
 # benchmarks/measure_default.py runs with, so the measured numbers are the defaults' numbers.
 RECOMMENDED_CONFIG: dict[str, Any] = {
     "model": DEFAULT_SPEC,
