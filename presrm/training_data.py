@@ -66,19 +66,24 @@ def dpo_pairs_from_store(run_file: str | Path, policy: Policy, iteration: int) -
     return pairs
 
 
-def step_rewards(scores: list[float | None], correct: bool | None, finished: bool, reward: str) -> list[float]:
-    """Per-step rewards: process = self-scores (unjudged = 0.5), outcome = final correctness on the
-    last step (0 elsewhere; not self-rewarding, for comparison), both = their sum."""
-    process = [0.5 if s is None else float(s) for s in scores]
-    outcome = [0.0] * len(scores)
-    if scores:
-        outcome[-1] = 1.0 if (finished and correct) else 0.0
+def step_rewards(
+    scores: list[float | None], correct: bool | None, finished: bool, reward: str
+) -> list[float | None]:
+    """Per-step rewards: process = self-scores (unjudged = 0.5); outcome = final correctness on the
+    last step and no reward (None, not 0: the trainer normalises rewards over the batch) on the
+    others — not self-rewarding, for comparison; both = the process rewards plus the outcome on
+    the last step."""
+    process: list[float | None] = [0.5 if s is None else float(s) for s in scores]
+    if not scores:
+        return []
+    final = 1.0 if (finished and correct) else 0.0
     if reward == "process":
         return process
     if reward == "outcome":
-        return outcome
+        return [None] * (len(scores) - 1) + [final]
     if reward == "both":
-        return [p + o for p, o in zip(process, outcome, strict=True)]
+        last = process[-1]
+        return process[:-1] + [(0.0 if last is None else last) + final]
     raise ValueError(f"unknown reward {reward!r}")
 
 

@@ -184,6 +184,36 @@ def test_batch_reward_normalisation() -> None:
     s = math.sqrt(8 / 3)
     assert [x for row in norm for x in row] == pytest.approx([-2 / s, 0.0, 2 / s])
     assert trainer._normalized_rewards([[2.0], [2.0, 2.0]]) == [[0.0], [0.0, 0.0]]
+    # Unrewarded steps (None) stay out of the statistics and get 0: with outcome rewards a
+    # placeholder 0 on every intermediate step would otherwise become a penalty on all of them.
+    outcome = trainer._normalized_rewards([[None, None, 1.0], [None, 0.0], [None, 1.0], [0.0]])
+    s = math.sqrt(1 / 4)  # final rewards 1, 0, 1, 0: mean 0.5, std 0.5
+    assert outcome == [[0.0, 0.0, pytest.approx(0.5 / s)], [0.0, pytest.approx(-0.5 / s)],
+                       [0.0, pytest.approx(0.5 / s)], [pytest.approx(-0.5 / s)]]
+
+
+def test_outcome_reward_raises_the_right_paths_and_lowers_the_wrong() -> None:
+    """Ground-truth outcome rewards: PPO must move the rewarded rollouts up against the others."""
+    model = tiny_llama(seed=0)
+    rollouts = random_rollouts(8, seed=6)
+    for i, r in enumerate(rollouts):  # half right, half wrong; only the last step is rewarded
+        r.step_rewards[:] = [None] * (len(r.step_rewards) - 1) + [1.0 if i % 2 == 0 else 0.0]
+
+    def seq_logprob(r) -> float:
+        ids = torch.tensor([r.prompt_ids + r.response_ids])
+        with torch.no_grad():
+            logp = model(ids).logits[0, :-1].float().log_softmax(-1)
+        picked = logp.gather(-1, ids[0, 1:, None])[:, 0][len(r.prompt_ids) - 1:]
+        return float(picked.sum())
+
+    before = [seq_logprob(r) for r in rollouts]
+    trainer = StepPPOTrainer(model, tiny_tokenizer(), PPOConfig(lr=1e-3, minibatch_size=4, ppo_epochs=4, kl_coef=0.0))
+    for _ in range(3):
+        trainer.train(rollouts)
+    gain = [seq_logprob(r) - b for r, b in zip(rollouts, before, strict=True)]
+    right, wrong = gain[0::2], gain[1::2]
+    assert sum(right) / len(right) > sum(wrong) / len(wrong) + 0.5
+    assert sum(right) / len(right) > 0  # the rewarded paths themselves become likelier
 
 
 def test_accelerator_single_process_path() -> None:

@@ -99,7 +99,9 @@ class StepRollout:
 
     prompt_ids: list[int]
     step_token_ids: list[list[int]]  # the response, step by step, in order
-    step_rewards: list[float]  # one per step
+    # One per step; None = this step carries no reward (outcome rewards: every step but the last).
+    # Not the same as 0.0: batch normalisation would turn a placeholder 0 into a penalty.
+    step_rewards: list[float | None]
 
     def __post_init__(self) -> None:
         if not self.prompt_ids:
@@ -140,7 +142,7 @@ class _Batch:
     response_mask: torch.Tensor  # [B, T] float
     prompt_len: int  # P: the response starts at this column
     step_ends: list[list[int]]
-    raw_rewards: list[list[float]]
+    raw_rewards: list[list[float | None]]
     extra: dict[str, torch.Tensor] = field(default_factory=dict)  # old_logprob, advantages, …
 
     @property
@@ -191,7 +193,7 @@ def collate(rollouts: list[StepRollout], pad_id: int, device: torch.device | str
         response_mask=attention[:, p_len:].float().to(device),
         prompt_len=p_len,
         step_ends=[r.step_end_positions for r in rollouts],
-        raw_rewards=[list(map(float, r.step_rewards)) for r in rollouts],
+        raw_rewards=[[None if x is None else float(x) for x in r.step_rewards] for r in rollouts],
     )
 
 
@@ -319,11 +321,13 @@ class StepPPOTrainer:
             logits = self.ref_model(**kwargs).logits
         return response_logprobs(logits[:, :t_len], mb.response_ids)
 
-    def _normalized_rewards(self, raw: list[list[float]]) -> list[list[float]]:
-        """Step rewards standardised over every step in the (global) batch."""
+    def _normalized_rewards(self, raw: list[list[float | None]]) -> list[list[float]]:
+        """Step rewards standardised over every rewarded step in the (global) batch; a step
+        without a reward (None) gets 0 after normalisation, not a share of the batch mean."""
         if self.config.reward_norm == "none":
-            return raw
-        flat = torch.tensor([r for row in raw for r in row], dtype=torch.float64, device=self.device)
+            return [[0.0 if r is None else r for r in row] for row in raw]
+        flat = torch.tensor([r for row in raw for r in row if r is not None], dtype=torch.float64,
+                            device=self.device)
         stats = self._reduce(
             torch.stack([flat.sum(), flat.square().sum(), flat.new_tensor(flat.numel())]), "sum"
         )
@@ -332,7 +336,8 @@ class StepPPOTrainer:
         std = math.sqrt(max(sq / n - mean * mean, 0.0))
         # All rewards equal: nothing to rank, so only centre (do not blow up rounding noise).
         scale = 1.0 / std if std > 1e-6 else 0.0
-        return [[(r - mean) * scale if scale else r - mean for r in row] for row in raw]
+        mean = mean if n else 0.0
+        return [[0.0 if r is None else (r - mean) * scale if scale else r - mean for r in row] for row in raw]
 
     @torch.no_grad()
     def _prepare(self, batch: _Batch) -> None:
@@ -432,7 +437,8 @@ class StepPPOTrainer:
 
         with torch.no_grad():
             kl = masked_mean(kl_penalty(logprob.detach(), ex["ref_logprob"], cfg.kl_kind), mask)
-            reward_mean = sum(sum(r) for r in mb.raw_rewards) / max(1, sum(len(r) for r in mb.raw_rewards))
+            given = [r for row in mb.raw_rewards for r in row if r is not None]
+            reward_mean = sum(given) / max(1, len(given))
             means = torch.stack(
                 [
                     pg_loss.detach(),
