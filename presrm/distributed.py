@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -133,6 +134,11 @@ class Dist:
         """Leave the group together: a rank that exits while another still uses it aborts that one."""
         if self.enabled and torch.distributed.is_initialized():
             torch.distributed.barrier()
+            # The stages' DDP wrappers (in reference cycles) still own the process group; collect
+            # them so destroying it joins gloo's worker threads now. A group left for interpreter
+            # exit aborts the process ~1 run in 4: a worker freeing a finished collective needs
+            # the GIL during finalization ("terminate called without an active exception").
+            gc.collect()
             torch.distributed.destroy_process_group()
 
 
