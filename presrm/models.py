@@ -353,8 +353,13 @@ def add_lora(
     alpha: int = 16,
     dropout: float = 0.0,
     target_modules: str | list[str] = "all-linear",
+    seed: int | None = None,
 ) -> Policy:
-    """Wrap the model in a trainable LoRA adapter (``all-linear`` never includes lm_head)."""
+    """Wrap the model in a trainable LoRA adapter (``all-linear`` never includes lm_head).
+
+    The adapter's random A matrices come from ``seed`` (default: the policy's seed), so a run
+    is reproducible from its config whatever else used the global RNG before.
+    """
     from peft import LoraConfig, get_peft_model
 
     if policy.is_lora:
@@ -362,7 +367,9 @@ def add_lora(
     config = LoraConfig(
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM"
     )
-    model = get_peft_model(policy.model, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(policy.seed if seed is None else seed)
+        model = get_peft_model(policy.model, config)
     return _replace_model(policy, model)
 
 

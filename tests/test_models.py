@@ -183,6 +183,20 @@ def test_lora_step_changes_only_the_adapter() -> None:
         add_lora(policy)
 
 
+def test_lora_init_comes_from_the_seed_not_the_global_rng() -> None:
+    def adapter(seed: int | None = None) -> dict[str, torch.Tensor]:
+        torch.rand(17)  # whatever ran before must not matter
+        policy = add_lora(load_policy("tiny", seed=3), seed=seed)
+        return {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_A" in n}
+
+    first, again, other = adapter(), adapter(), adapter(seed=4)
+    assert first and all(torch.equal(first[n], again[n]) for n in first)  # default: the policy's seed
+    assert not all(torch.equal(first[n], other[n]) for n in first)
+    state = torch.random.get_rng_state()
+    add_lora(load_policy("tiny"))
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG stream is untouched
+
+
 # --- checkpoints --------------------------------------------------------------------------------
 
 
