@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import importlib.util
 import json
 import os
@@ -260,16 +259,9 @@ def load_gguf(path: Path, device: torch.device, dtype: torch.dtype, spec: str) -
 
 
 def _load_default(device: str, dtype: str) -> Policy:
-    try:
-        module = importlib.import_module("presrm.default_model")
-    except ModuleNotFoundError as exc:
-        if exc.name != "presrm.default_model":
-            raise
-        raise ModelError(
-            "model 'default': the embedded default model isn't built yet (use tiny, smollm2, a path or an HF id)"
-        ) from exc
-    policy: Policy = module.load_default(device=device, dtype=dtype)
-    return policy
+    from presrm.default_model import load_default  # lazy: that module imports this one
+
+    return load_default(device=device, dtype=dtype)
 
 
 def _looks_like_path(spec: str) -> bool:

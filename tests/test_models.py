@@ -127,13 +127,6 @@ def test_bad_device_and_dtype() -> None:
         load_policy("tiny", device="tpu-9")
 
 
-def test_default_without_module_is_model_error() -> None:
-    if importlib.util.find_spec("presrm.default_model") is not None:
-        pytest.skip("presrm.default_model exists: 'default' is loadable")
-    with pytest.raises(ModelError, match="default"):
-        load_policy("default")
-
-
 def test_bf16_dtype() -> None:
     p = load_policy("tiny", dtype="bf16")
     assert next(p.model.parameters()).dtype == torch.bfloat16
