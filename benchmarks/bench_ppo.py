@@ -25,8 +25,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+from transformers import LlamaForCausalLM  # noqa: E402
 
+from presrm.models import tiny_config  # noqa: E402
 from presrm.train.ppo import PPOConfig, StepPPOTrainer, StepRollout, collate, response_logprobs  # noqa: E402
 
 
@@ -44,16 +45,7 @@ class Case:
 
 def tiny_llama(lora: bool) -> tuple[nn.Module, int]:
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        pad_token_id=0,
-    )
+    cfg = tiny_config(64)  # presrm's own tiny architecture
     model: nn.Module = LlamaForCausalLM(cfg)
     if lora:
         from peft import LoraConfig, get_peft_model

@@ -13,9 +13,10 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from tokenizers import Tokenizer, models
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from presrm.errors import ConfigError
+from presrm.models import tiny_config
 from presrm.train.ppo import PPOConfig, StepPPOTrainer, StepRollout, collate, response_logprobs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,17 +36,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=128,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(cfg)
+    return LlamaForCausalLM(tiny_config(VOCAB))  # presrm's own tiny architecture
 
 
 def with_lora(model: LlamaForCausalLM) -> torch.nn.Module:

@@ -225,3 +225,47 @@ def test_live_reader_and_writer_in_two_processes(tmp_path: Path) -> None:
     assert increasing == "True"
     assert int(n_distinct) > 2, "the reader should have seen intermediate progress"
     assert query_rows(store.path, "SELECT count(*), count(DISTINCT node_id) FROM nodes")[0] == (12000, 12000)
+
+
+def test_a_full_disk_at_checkpoint_is_an_error_and_the_rows_stay_in_the_wal(tmp_path: Path) -> None:
+    """The commit fits (the .wal is small) but moving it into the .duckdb file does not.
+
+    DuckDB's checkpoint on close would swallow that and leave the rows only in ``run.duckdb.wal``;
+    the writer checkpoints itself, so the run stops with one error line instead of exiting 0.
+    """
+    store = make_store(tmp_path)
+    size = store.path.stat().st_size
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_store import node_columns
+        from presrm.errors import StoreError
+        from presrm.store import RunStore, StageDone
+        store = RunStore.open({str(store.path)!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+        # The .duckdb file may not grow: the ~200 kB .wal fits, the checkpoint's new blocks do not.
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({size}, resource.RLIM_INFINITY))
+        store.append_columns("nodes", node_columns(store, 2000))
+        try:
+            store.flush(StageDone(1, "search", 1.0, {{}}))
+        except StoreError as err:
+            print(err)
+            sys.exit(3 if store.pending_rows == 0 else 4)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # committed, so not buffered for a retry
+    message = proc.stdout.strip()
+    assert "\n" not in message and message.startswith(f"cannot write {store.path}: File too large"), message
+    assert f"{store.path}.wal" in message and "--resume" in message
+    assert store.path.with_name("run.duckdb.wal").stat().st_size > 100_000
+    # With space again, opening the file replays the log: nothing was lost, and the next
+    # flush moves it into the .duckdb file.
+    assert query_rows(store.path, "SELECT count(*) FROM nodes") == [(2000,)]
+    again = RunStore.open(store.path)
+    assert again.finished_stages() == {(1, "search")}
+    again.append_columns("nodes", node_columns(again, 1))
+    again.flush()
+    assert not store.path.with_name("run.duckdb.wal").exists()
+    assert query_rows(store.path, "SELECT count(*), count(DISTINCT node_id) FROM nodes") == [(2001, 2001)]

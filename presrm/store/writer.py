@@ -39,6 +39,12 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()
     return int(row[0]) if row is not None else 0
 
 
+def _checkpoint_error(err: BaseException) -> str:
+    # "FATAL Error: Failed to create checkpoint because of error: Could not write file "x": File too large"
+    line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return line.rsplit(": ", 1)[-1] if "Could not write file" in line else line
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -202,10 +208,22 @@ class RunStore:
                 raise StoreError(f"{self.path}: locked during flush") from None
             # The buffer is kept: nothing already produced is lost if the caller retries.
             raise StoreError(f"cannot write {self.path}: {str(err).splitlines()[0]}") from None
-        con.close()
+        # Committed: the rows are durable in the write-ahead log, so the buffer goes either way.
         self._chunks.clear()
         self._sql.clear()
         self.rows_written += written
+        try:
+            # Move them into the .duckdb file now. DuckDB's own checkpoint on close swallows a
+            # failure (a full disk) and leaves the data in the .wal beside the file, where a
+            # user who copies only the .duckdb file would lose it.
+            con.execute("CHECKPOINT")
+        except Exception as err:
+            raise StoreError(
+                f"cannot write {self.path}: {_checkpoint_error(err)} (the rows are safe in {self.path}.wal;"
+                " free space and continue with presrm run --resume)"
+            ) from None
+        finally:
+            con.close()
         return True
 
     # ---- resume support --------------------------------------------------------------------
