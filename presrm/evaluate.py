@@ -40,6 +40,8 @@ processbench_f1
     have a step_check and at least one soft_score: predicted first error = the first
     depth with ``soft_score < 0.5`` (None if none), true first error = the first depth
     with ``step_check = false`` (None if none); ProcessBench F1 of the two.
+processbench_acc_erroneous / processbench_acc_correct
+    the two accuracies behind that F1 (None when their group of paths is empty).
 steps_per_solution / tokens_per_step
     greedy ``evals`` rows: mean ``n_steps``; ``sum(n_tokens) / sum(n_steps)``.
 n_eval_greedy / n_eval_search / n_eft_pairs / n_judge_pairs / n_judged_steps / n_paths
@@ -95,6 +97,8 @@ METRICS: dict[str, str] = {
     "judge_step_precision": "steps scored < 0.5 that the step checker rejects",
     "judge_step_recall": "checker-rejected steps scored < 0.5",
     "processbench_f1": "first wrong step on chosen paths: F1 of erroneous/correct accuracy",
+    "processbench_acc_erroneous": "paths with a wrong step whose first wrong step the judge names exactly",
+    "processbench_acc_correct": "paths with no wrong step that the judge flags nowhere",
     "steps_per_solution": "mean steps per greedy solution",
     "tokens_per_step": "generated tokens per greedy step",
     "n_eval_greedy": "greedy eval problems",
@@ -248,6 +252,10 @@ def _steps(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float 
         pb = processbench_f1([_int(r[1]) for r in paths], [_int(r[2]) for r in paths])
         out["n_paths"] = float(len(paths))
         out["processbench_f1"] = pb.f1
+        # Both halves: a chosen step won its comparisons, so its soft score rarely falls below
+        # 0.5 and acc_erroneous (hence F1) is often 0 while acc_correct is near 1.
+        out["processbench_acc_erroneous"] = pb.acc_erroneous
+        out["processbench_acc_correct"] = pb.acc_correct
 
 
 def _int(value: Any) -> int | None:

@@ -34,7 +34,8 @@ from presrm.store.db import open_run
 STAGE_ORDER = ("warmup", "search", "train", "eval")
 PERCENT_METRICS = {
     "accuracy_greedy", "accuracy_search", "search_gain", "judge_accuracy", "judge_accuracy_order0",
-    "judge_consistency", "judge_step_precision", "judge_step_recall",
+    "judge_consistency", "judge_step_precision", "judge_step_recall", "processbench_acc_erroneous",
+    "processbench_acc_correct",
 }
 
 

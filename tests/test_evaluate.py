@@ -184,6 +184,8 @@ def test_summarize_iteration_1_by_hand(run: RunStore) -> None:
         # t13 without the rolled-back step (2, None) ok wrong; t16 (None, 1) err wrong
         # -> acc_err 1/3, acc_ok 1/2, F1 = 2 * 1/3 * 1/2 / (5/6) = 0.4
         "processbench_f1": 0.4,
+        "processbench_acc_erroneous": 1 / 3,
+        "processbench_acc_correct": 1 / 2,
         "n_paths": 5,
     }
     assert set(s) == set(expected)
