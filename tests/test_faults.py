@@ -139,11 +139,12 @@ def _assert_ids_dense(path: Path) -> None:
         assert n == distinct == top + 1, table
 
 
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Path]]:
-    """An uninterrupted run of SMALL_ARGS, started at once in the background; call to wait for it."""
-    path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
-    proc = subprocess.Popen(_cli("run", *SMALL_ARGS, "--out", str(path)), env=ENV, stdout=subprocess.DEVNULL,
+# 400 epochs: a train stage of ~3 s, so the kill lands inside it even on a loaded machine
+PPO_ARGS = [*SMALL_ARGS, "--set", "algo=ppo", "--set", "train.ppo_epochs=400"]
+
+
+def _background_run(path: Path, args: list[str]) -> tuple[subprocess.Popen, Callable[[], Path]]:
+    proc = subprocess.Popen(_cli("run", *args, "--out", str(path)), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
     def finished() -> Path:
@@ -151,6 +152,23 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         assert proc.returncode == 0, err
         return path
 
+    return proc, finished
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Path]]:
+    """An uninterrupted run of SMALL_ARGS, started at once in the background; call to wait for it."""
+    proc, finished = _background_run(tmp_path_factory.mktemp("reference") / "reference.duckdb", SMALL_ARGS)
+    yield finished
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def ppo_reference_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Path]]:
+    """The same for PPO_ARGS."""
+    proc, finished = _background_run(tmp_path_factory.mktemp("reference-ppo") / "reference.duckdb", PPO_ARGS)
     yield finished
     if proc.poll() is None:
         proc.kill()
@@ -167,14 +185,23 @@ def _wait_for_training(proc: subprocess.Popen, scratch: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("algo", ["step-dpo", "ppo"])
 def test_sigkill_during_training_then_resume_gives_the_same_rows(
-    tmp_path: Path, reference_run: Callable[[], Path]
+    tmp_path: Path, algo: str, request: pytest.FixtureRequest
 ) -> None:
+    reference_run = request.getfixturevalue("reference_run" if algo == "step-dpo" else "ppo_reference_run")
     killed, scratch = tmp_path / "killed.duckdb", tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen(_cli("run", *SMALL_ARGS, "--out", str(killed)), env={**ENV, "TMPDIR": str(scratch)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_training(proc, scratch)
+    proc = subprocess.Popen(_cli("run", *(SMALL_ARGS if algo == "step-dpo" else PPO_ARGS), "--out", str(killed)),
+                            env={**ENV, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    if algo == "step-dpo":
+        _wait_for_training(proc, scratch)
+    else:  # the PPO trainer leaves no scratch directory: its stage announces itself, then trains
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("M1 ppo: training on"):
+                break
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert set(_stage_rows(killed)) == {(0, "eval"), (1, "search")}, "the kill must land inside the train stage"
