@@ -159,7 +159,7 @@ class Loop:
                 policy = load_policy(self.cfg.model, device=self.device, seed=self.cfg.seed)
             else:
                 policy = load_checkpoint(checkpoint_dir(self.store, iteration), device=self.device)
-        self.policy = prepare_for_training(policy, self.cfg.train.finetune)
+        self.policy = prepare_for_training(policy, self.cfg.train.finetune, seed=self.cfg.seed)
         self.model_iteration = iteration
         return self.policy
 
@@ -466,7 +466,7 @@ def start_run(cfg: RunConfig) -> Path:
     run_id = dist.from_main(lambda: created.run_id if created is not None else "")
     store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)
     loop = Loop(store, dist=dist)
-    loop.policy, loop.model_iteration = prepare_for_training(policy, cfg.train.finetune), 0
+    loop.policy, loop.model_iteration = prepare_for_training(policy, cfg.train.finetune, seed=cfg.seed), 0
     return _run(loop)
 
 

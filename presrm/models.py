@@ -374,15 +374,18 @@ def use_full_finetune(policy: Policy) -> Policy:
     return policy
 
 
-def prepare_for_training(policy: Policy, mode: str = "auto") -> Policy:
-    """``auto``: full fine-tuning below 5M parameters, LoRA otherwise; or ``lora`` / ``full``."""
+def prepare_for_training(policy: Policy, mode: str = "auto", *, seed: int | None = None) -> Policy:
+    """``auto``: full fine-tuning below 5M parameters, LoRA otherwise; or ``lora`` / ``full``.
+
+    ``seed`` draws a new LoRA adapter (default: the policy's seed); the run passes its own.
+    """
     if mode not in ("auto", "lora", "full"):
         raise ModelError(f"train mode: unknown mode {mode!r} (use auto, lora, full)")
     if policy.is_lora:
         return policy  # a loaded adapter checkpoint keeps training its adapter
     if mode == "auto":
         mode = "full" if policy.num_parameters() < FULL_FINETUNE_MAX_PARAMS else "lora"
-    return use_full_finetune(policy) if mode == "full" else add_lora(policy)
+    return use_full_finetune(policy) if mode == "full" else add_lora(policy, seed=seed)
 
 
 def _replace_model(policy: Policy, model: Any) -> Policy:

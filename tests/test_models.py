@@ -185,6 +185,8 @@ def test_lora_init_comes_from_the_seed_not_the_global_rng() -> None:
     first, again, other = adapter(), adapter(), adapter(seed=4)
     assert first and all(torch.equal(first[n], again[n]) for n in first)  # default: the policy's seed
     assert not all(torch.equal(first[n], other[n]) for n in first)
+    run_prepared = prepare_for_training(load_policy("tiny", seed=3), "lora", seed=4)  # the loop passes cfg.seed
+    assert all(torch.equal(p, other[n]) for n, p in run_prepared.model.named_parameters() if "lora_A" in n)
     state = torch.random.get_rng_state()
     add_lora(load_policy("tiny"))
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG stream is untouched
