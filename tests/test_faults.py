@@ -202,6 +202,8 @@ def test_sigkill_during_training_then_resume_gives_the_same_rows(
         for line in proc.stderr:
             if line.startswith("M1 ppo: training on"):
                 break
+        else:
+            pytest.fail(f"the run ended before its PPO training started (exit {proc.wait()})")
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert set(_stage_rows(killed)) == {(0, "eval"), (1, "search")}, "the kill must land inside the train stage"
