@@ -159,7 +159,7 @@ class Loop:
                 policy = load_policy(self.cfg.model, device=self.device, seed=self.cfg.seed)
             else:
                 policy = load_checkpoint(checkpoint_dir(self.store, iteration), device=self.device)
-        self.policy = prepare_for_training(policy, self.cfg.train.finetune, seed=self.cfg.seed)
+        self.policy = _prepare(policy, self.cfg)
         self.model_iteration = iteration
         return self.policy
 
@@ -455,6 +455,12 @@ def _summary_line(stage: Stage, wall: float, detail: dict[str, Any]) -> str:
     return f"[bold]M{stage.iteration} {stage.name}[/bold] done in {wall:.1f}s  " + "  ".join(parts)
 
 
+def _prepare(policy: Policy, cfg: RunConfig) -> Policy:
+    """Make ``policy`` trainable the way the config says (a new adapter: its rank, scale and seed)."""
+    t = cfg.train
+    return prepare_for_training(policy, t.finetune, seed=cfg.seed, lora_r=t.lora_r, lora_alpha=t.lora_alpha)
+
+
 def start_run(cfg: RunConfig) -> Path:
     """Create the run file for ``cfg`` and run every stage (in every process of a launched run)."""
     dist = setup(cfg.device)
@@ -466,7 +472,7 @@ def start_run(cfg: RunConfig) -> Path:
     run_id = dist.from_main(lambda: created.run_id if created is not None else "")
     store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)
     loop = Loop(store, dist=dist)
-    loop.policy, loop.model_iteration = prepare_for_training(policy, cfg.train.finetune, seed=cfg.seed), 0
+    loop.policy, loop.model_iteration = _prepare(policy, cfg), 0
     return _run(loop)
 
 

@@ -374,10 +374,13 @@ def use_full_finetune(policy: Policy) -> Policy:
     return policy
 
 
-def prepare_for_training(policy: Policy, mode: str = "auto", *, seed: int | None = None) -> Policy:
+def prepare_for_training(
+    policy: Policy, mode: str = "auto", *, seed: int | None = None, lora_r: int = 8, lora_alpha: int = 16
+) -> Policy:
     """``auto``: full fine-tuning below 5M parameters, LoRA otherwise; or ``lora`` / ``full``.
 
-    ``seed`` draws a new LoRA adapter (default: the policy's seed); the run passes its own.
+    A new LoRA adapter has rank ``lora_r`` and scale ``lora_alpha``, drawn from ``seed``
+    (default: the policy's seed); the run passes its config's values.
     """
     if mode not in ("auto", "lora", "full"):
         raise ModelError(f"train mode: unknown mode {mode!r} (use auto, lora, full)")
@@ -385,7 +388,7 @@ def prepare_for_training(policy: Policy, mode: str = "auto", *, seed: int | None
         return policy  # a loaded adapter checkpoint keeps training its adapter
     if mode == "auto":
         mode = "full" if policy.num_parameters() < FULL_FINETUNE_MAX_PARAMS else "lora"
-    return use_full_finetune(policy) if mode == "full" else add_lora(policy, seed=seed)
+    return use_full_finetune(policy) if mode == "full" else add_lora(policy, r=lora_r, alpha=lora_alpha, seed=seed)
 
 
 def _replace_model(policy: Policy, model: Any) -> Policy:

@@ -51,13 +51,16 @@ def lora_b_norm(policy: Policy) -> float:
 
 @pytest.mark.parametrize("algo", ["step-dpo", "ppo"])
 def test_one_iteration_trains_the_adapter(tmp_path: Path, algo: str) -> None:
-    cfg = load_config(None, [*SMALL, f"algo={algo}", f"out={str(tmp_path / 'run.duckdb')!r}"])
+    cfg = load_config(None, [*SMALL, f"algo={algo}", "train.lora_r=4", "train.lora_alpha=12",
+                             f"out={str(tmp_path / 'run.duckdb')!r}"])
     store = RunStore.create(cfg.out, cfg)
     Loop(store, judge_factory=LongerStepJudge).run()
     stages = query_rows(store.path, "SELECT iteration, stage FROM stages ORDER BY finished_at")
     assert stages == [(0, "eval"), (1, "search"), (1, "train"), (1, "eval")]
     m1 = load_checkpoint(checkpoint_dir(store, 1))
     assert lora_b_norm(m1) > 0, "LoRA B starts at zero; training must move it"
+    adapter = m1.model.peft_config["default"]
+    assert (adapter.r, adapter.lora_alpha) == (4, 12)  # the config's, not add_lora's defaults
     metrics = dict(query_rows(store.path, "SELECT metric, count(*) FROM train_steps GROUP BY metric"))
     assert metrics, "training metrics are logged"
     if algo == "ppo":
