@@ -18,10 +18,13 @@ from presrm.store import query_rows
 from presrm.train.dpo import StepPair
 from presrm.train.ppo import StepRollout
 
+# One question per problem: a problem sampled again in another iteration (or another split)
+# has one ``problems`` row each time, and joining them all repeated every step of its path.
 _ACCEPTED_SQL = """
+WITH q AS (SELECT run_id, problem_id, any_value(question) AS question FROM problems GROUP BY ALL)
 SELECT n.tree_id, n.node_id, n.parent_id, n.depth, n.expansion, n.text, n.is_final, n.self_score, n.correct,
-       p.question
-FROM nodes n JOIN problems p ON p.problem_id = n.problem_id AND p.run_id = n.run_id
+       q.question
+FROM nodes n JOIN q ON q.problem_id = n.problem_id AND q.run_id = n.run_id
 WHERE n.iteration = ? AND n.phase = 'train' AND n.chosen AND NOT n.rolled_back
 ORDER BY n.tree_id, n.depth
 """
