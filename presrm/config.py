@@ -59,6 +59,12 @@ class TrainConfig(_Section):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     beta: float = Field(0.1, gt=0.0, description="step-DPO beta")
+    dpo_sft_weight: float = Field(
+        0.0, ge=0.0, description="step-DPO: weight of the chosen steps' NLL added to the loss (RPO); 0 = plain DPO"
+    )
+    dpo_pairs: Literal["self", "checker"] = Field(
+        "self", description="self = the self-judged pairs; checker = only those the step checker agrees with (oracle)"
+    )
     kl_coef: float = Field(0.05, ge=0.0, description="PPO per-token KL penalty")
     ppo_epochs: int = Field(2, ge=1)
     reward: Literal["process", "outcome", "both"] = Field(

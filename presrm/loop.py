@@ -262,11 +262,13 @@ class Loop:
         if self.cfg.algo == "step-dpo":
             from presrm.train.dpo import train_step_dpo
 
-            pairs = self.dist.from_main(lambda: dpo_pairs_from_store(self.store.path, policy, iteration))
+            pairs = self.dist.from_main(lambda: dpo_pairs_from_store(
+                self.store.path, policy, iteration, checker_agreed_only=t.dpo_pairs == "checker"))
             records = self._train_logged(
                 "step-dpo", iteration, len(pairs),
                 lambda log: train_step_dpo(policy, pairs, beta=t.beta, lr=t.lr, epochs=t.epochs,
-                                           batch_size=t.batch_size, seed=self.cfg.seed + iteration, log=log),
+                                           batch_size=t.batch_size, seed=self.cfg.seed + iteration,
+                                           sft_weight=t.dpo_sft_weight, log=log),
             )
             n_data = len(pairs)
         else:

@@ -36,6 +36,8 @@ FROM nodes c JOIN nodes r
  AND r.rejected
 WHERE c.iteration = ? AND c.phase = 'train' AND c.chosen AND NOT c.rolled_back
 """
+# The oracle ablation: only the pairs the task's step checker agrees with (not self-rewarding).
+_CHECKER_AGREED_PAIRS_SQL = _PAIRS_SQL + " AND c.step_check AND NOT r.step_check\n"
 
 
 def _after_header(text: str, depth: int) -> str:
@@ -50,10 +52,17 @@ def _accepted_paths(run_file: str | Path, iteration: int) -> dict[int, list[tupl
     return paths
 
 
-def dpo_pairs_from_store(run_file: str | Path, policy: Policy, iteration: int) -> list[StepPair]:
-    """(prefix, chosen step, rejected step) for every kept preference pair of an iteration's search."""
+def dpo_pairs_from_store(
+    run_file: str | Path, policy: Policy, iteration: int, *, checker_agreed_only: bool = False
+) -> list[StepPair]:
+    """(prefix, chosen step, rejected step) for every kept preference pair of an iteration's search.
+
+    ``checker_agreed_only``: keep the pairs whose chosen step passes the task's step checker and
+    whose rejected step fails it — a ground-truth upper bound for the self-judged pairs.
+    """
     paths = _accepted_paths(run_file, iteration)
-    rejected = {row[0]: (row[1], row[2]) for row in query_rows(run_file, _PAIRS_SQL, [iteration])}
+    sql = _CHECKER_AGREED_PAIRS_SQL if checker_agreed_only else _PAIRS_SQL
+    rejected = {row[0]: (row[1], row[2]) for row in query_rows(run_file, sql, [iteration])}
     pairs: list[StepPair] = []
     for rows in paths.values():
         question = rows[0][9]

@@ -161,3 +161,20 @@ def test_step_dpo_rejects_bad_settings() -> None:
     policy = add_lora(load_policy("tiny", device="cpu"))
     with pytest.raises(ValueError, match="beta"):
         train_step_dpo(policy, _pairs(policy), beta=0.0, lr=1e-3, epochs=1, batch_size=2, seed=0)
+
+
+def test_sft_weight_adds_the_chosen_steps_nll() -> None:
+    """RPO: the same DPO run plus the chosen steps' NLL ends with the chosen steps likelier."""
+    def chosen_logp(sft_weight: float) -> tuple[float, list[dict[str, float]]]:
+        policy = prepare_for_training(load_policy("tiny", device="cpu"), "full")
+        pairs = _pairs(policy)
+        records = train_step_dpo(policy, pairs, beta=0.5, lr=5e-3, epochs=2, batch_size=2, seed=0,
+                                 sft_weight=sft_weight)
+        chosen = sequence_logprobs(policy, [p.prompt for p in pairs], [p.chosen + "\n" for p in pairs])
+        return sum(chosen), records
+
+    plain, plain_records = chosen_logp(0.0)
+    rpo, rpo_records = chosen_logp(2.0)
+    assert rpo > plain + 1.0, (plain, rpo)
+    # the loss TRL reports includes the NLL term: larger than the DPO loss alone at the first step
+    assert rpo_records[0]["loss"] > plain_records[0]["loss"] + 1.0

@@ -19,6 +19,7 @@ def _node(iteration: int, tree: int, node: int, parent: int | None, depth: int, 
         "self_score": 1.0 if flags.get("chosen") else 0.0, "soft_score": None,
         "chosen": flags.get("chosen", False), "rejected": flags.get("rejected", False), "rolled_back": False,
         "is_final": flags.get("final", False), "correct": True if flags.get("final") else None,
+        "step_check": flags.get("ok"),
     }
 
 
@@ -30,10 +31,10 @@ def test_a_problem_sampled_in_two_iterations_gives_its_path_once(tmp_path: Path)
         {"problem_id": "p1", "split": "train", "iteration": it, "question": QUESTION, "answer": "7"} for it in (1, 2)
     ])
     store.append_rows("nodes", [
-        _node(1, 0, 0, None, 1, "Step 1: 3 + 4 = 7", chosen=True),
-        _node(1, 0, 1, None, 1, "Step 1: 3 + 4 = 8", rejected=True),
-        _node(1, 0, 2, 0, 2, "Step 2: The answer is \\boxed{7}", chosen=True, final=True),
-        _node(1, 0, 3, 0, 2, "Step 2: The answer is \\boxed{12}", rejected=True, final=True),
+        _node(1, 0, 0, None, 1, "Step 1: 3 + 4 = 7", chosen=True, ok=True),
+        _node(1, 0, 1, None, 1, "Step 1: 3 + 4 = 8", rejected=True, ok=False),
+        _node(1, 0, 2, 0, 2, "Step 2: The answer is \\boxed{7}", chosen=True, final=True, ok=True),
+        _node(1, 0, 3, 0, 2, "Step 2: The answer is \\boxed{12}", rejected=True, final=True, ok=True),
         _node(2, 1, 4, None, 1, "Step 1: 3 + 4 = 7", chosen=True),
     ])
     store.flush()
@@ -47,3 +48,7 @@ def test_a_problem_sampled_in_two_iterations_gives_its_path_once(tmp_path: Path)
         ("3 + 4 = 7", "3 + 4 = 8"), ("The answer is \\boxed{7}", "The answer is \\boxed{12}")
     ]
     assert QUESTION in pairs[1].prompt and pairs[1].prompt.count("3 + 4 = 7") == 1
+    # The oracle ablation keeps the pairs the step checker agrees with: the second pair's
+    # rejected step passes the checker too, so only the first remains.
+    oracle = dpo_pairs_from_store(store.path, policy, 1, checker_agreed_only=True)
+    assert [(p.chosen.strip(), p.rejected.strip()) for p in oracle] == [("3 + 4 = 7", "3 + 4 = 8")]

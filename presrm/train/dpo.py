@@ -126,10 +126,14 @@ def train_step_dpo(
     epochs: int,
     batch_size: int,
     seed: int,
+    sft_weight: float = 0.0,
     log: LogFn | None = None,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> list[dict[str, float]]:
     """Step-wise DPO on ``pairs``; trains ``policy.model`` in place (the adapter, for LoRA).
+
+    ``sft_weight`` > 0 adds that weight of the chosen steps' NLL to the DPO loss (RPO; TRL's
+    ``loss_type=["sigmoid", "sft"]``), which keeps DPO from lowering the chosen steps too.
 
     Returns one record per log line (``loss``, ``rewards/margins``, ``rewards/accuracies``,
     ``logps/chosen`` …, then TRL's run summary). No pairs: nothing is trained, ``[]``.
@@ -153,7 +157,8 @@ def train_step_dpo(
         config = DPOConfig(
             **common_args(policy, output_dir=tmp, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
             beta=beta,
-            loss_type=["sigmoid"],
+            loss_type=["sigmoid", "sft"] if sft_weight > 0 else ["sigmoid"],
+            loss_weights=[1.0, sft_weight] if sft_weight > 0 else None,
             precompute_ref_log_probs=False,
             dataset_num_proc=None,
         )
