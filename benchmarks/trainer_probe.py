@@ -2,13 +2,15 @@
 
     python benchmarks/trainer_probe.py RUN.duckdb [--iteration 2] [--algo ppo|step-dpo]
         [--reward process|outcome|both] [--lr 1e-5 3e-5] [--seeds 0 1 2] [--eval-problems 200]
+        [--checker-pairs] [--sft-weight 0 1]
 
 Loads the run's M<k-1> checkpoint and the training data its iteration-k search stored (the
 same rows the loop trains on), trains once per (lr, seed), and prints greedy accuracy on
 the problems it trained on and on held-out problems, next to the untrained M<k-1> measured
 in the same run. A rise on the training problems with a fall on held-out ones means the
 trainer fits what it is rewarded for and that does not transfer; seeds show the noise.
-Settings not given come from the run's own config.
+Settings not given come from the run's own config; the default seed is the loop's own
+(config seed + k), so the first row after the baseline reproduces the run's M<k>.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def main() -> int:
     parser.add_argument("--checker-pairs", action="store_true",
                         help="step-DPO only: keep the pairs the step checker agrees with (ground-truth bound)")
     parser.add_argument("--lr", type=float, nargs="+")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the loop's, seed + k)")
     parser.add_argument("--sft-weight", type=float, nargs="+", default=[0.0],
                         help="step-DPO only: weight of the chosen steps' NLL added to the DPO loss (RPO)")
     parser.add_argument("--eval-problems", type=int, help="held-out problems (default: the run's eval_problems)")
@@ -95,7 +97,7 @@ def main() -> int:
     base_train, base_held = measure(base)
     print(f"{f'M{k - 1} (untrained)':24s} {base_train:8.1f} {base_held:10.1f} {'-':>8s}")
     for lr, sft_weight in [(lr, w) for lr in args.lr or [t.lr] for w in (args.sft_weight if algo != "ppo" else [0.0])]:
-        for seed in args.seeds:
+        for seed in args.seeds or [cfg.seed + k]:
             policy = copy.deepcopy(base)
             start = time.perf_counter()
             if algo == "ppo":

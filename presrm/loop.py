@@ -41,7 +41,7 @@ from transformers.utils import logging as hf_logging
 
 from presrm.config import JudgeConfig, RunConfig
 from presrm.distributed import SINGLE, Dist, setup, weights_digest
-from presrm.errors import Interrupted, PresrmError
+from presrm.errors import ConfigError, Interrupted, PresrmError
 from presrm.judge import ModelJudge, StepJudge
 from presrm.models import Policy, load_checkpoint, load_policy, prepare_for_training, save_checkpoint
 from presrm.search import LocalIds, SearchSettings, Tree, judgment_columns, node_columns, search
@@ -467,7 +467,9 @@ def start_run(cfg: RunConfig) -> Path:
     """Create the run file for ``cfg`` and run every stage (in every process of a launched run)."""
     dist = setup(cfg.device)
     # Fail on a bad task or model spec before creating anything on disk.
-    load_task(cfg.task, cfg.task_options)
+    task = load_task(cfg.task, cfg.task_options)
+    if cfg.algo == "step-dpo" and cfg.train.dpo_pairs == "checker" and not task.has_step_checker:
+        raise ConfigError(f'train.dpo_pairs = "checker" needs a task with a step checker; {cfg.task!r} has none')
     with dist.main_first():  # the default model is built once into a cache
         policy = load_policy(cfg.model, device=dist.device(cfg.device), seed=cfg.seed)
     created = RunStore.create(cfg.out, cfg) if dist.is_main else None

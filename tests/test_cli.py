@@ -91,6 +91,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, run_file: Path) -> None:
     empty.write_text("")
     assert_one_line_error(presrm("run", "--set", f"task='jsonl:{empty}'", "--set", "model=tiny",
                                  "--out", str(tmp_path / "e.duckdb")), "empty.jsonl")
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "1 + 1?", "answer": "1 + 1 = 2\\n#### 2"}\n')
+    assert_one_line_error(presrm("run", "--set", f"task='jsonl:{good}'", "--set", "model=tiny", "--set",
+                                 "train.dpo_pairs=checker", "--out", str(tmp_path / "c.duckdb")),
+                          'train.dpo_pairs = "checker" needs a task with a step checker')
+    assert not (tmp_path / "c.duckdb").exists()
     foreign = tmp_path / "foreign.duckdb"
     duckdb.connect(str(foreign)).execute("CREATE TABLE t (a INT)").close()
     assert_one_line_error(presrm("sql", str(foreign), "SELECT 1"), "not a presrm run database")
