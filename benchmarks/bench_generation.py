@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
-from presrm.generation import StepSample, generate_steps
-from presrm.models import Policy, load_policy
+from presrm.model.generation import StepSample, generate_steps
+from presrm.model.loading import load_policy
+from presrm.model.policy import Policy
 from presrm.steps import render_prefix, step_header
+from presrm.train.default_recipe import ensure_model
 
 QUESTIONS = [
     ("Tom has 3 apples and buys 4 more. Then he gives away 2. How many apples does he have?", []),
@@ -83,6 +85,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
+    ensure_model(args.model)
     policy = load_policy(args.model, device=args.device, dtype=args.dtype)
     load_s = time.perf_counter() - t0
     prefixes = prefixes_for(policy, args.prefixes)

@@ -26,20 +26,29 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from presrm.config import validate_config  # noqa: E402
-from presrm.store import query_rows  # noqa: E402
+from presrm.config import validate_config
+from presrm.store.reader import query_rows
 
 PARTS = ("sampling", "judging", "training", "logging")
 
 
 def run(args: argparse.Namespace, out: Path) -> Path:
-    from presrm.loop import start_run
+    from presrm.run.start import start_run
 
-    cfg = validate_config({
-        "model": args.model, "task": "arith", "iterations": args.iterations, "problems": args.problems,
-        "eval_problems": args.eval_problems, "width": args.width, "algo": args.algo, "out": str(out),
-        "eval_search": False, "warmup": {"enabled": args.warmup},
-    })
+    cfg = validate_config(
+        {
+            "model": args.model,
+            "task": "arith",
+            "iterations": args.iterations,
+            "problems": args.problems,
+            "eval_problems": args.eval_problems,
+            "width": args.width,
+            "algo": args.algo,
+            "out": str(out),
+            "eval_search": False,
+            "warmup": {"enabled": args.warmup},
+        }
+    )
     return start_run(cfg)
 
 
@@ -60,15 +69,20 @@ def report(path: Path) -> int:
         cells = " | ".join(f"{parts[p]:.1f}s ({parts[p] / wall:.0%})" for p in PARTS)
         names = "+".join(stage for stage, _, _ in rows)
         print(f"| M{it} | {names} | {wall:.1f}s | {cells} | {other:.1f}s ({other / wall:.0%}) |")
-    ppo = query_rows(path, """
+    ppo = query_rows(
+        path,
+        """
         SELECT t.iteration, sum(t.value) AS tokens, count(DISTINCT t.step) AS updates,
                any_value(json_extract(s.detail, '$.training_s')::DOUBLE) AS training_s
         FROM train_steps t JOIN stages s ON s.iteration = t.iteration AND s.stage = 'train'
-        WHERE t.stage = 'ppo' AND t.metric = 'tokens' GROUP BY t.iteration ORDER BY t.iteration""")
+        WHERE t.stage = 'ppo' AND t.metric = 'tokens' GROUP BY t.iteration ORDER BY t.iteration""",
+    )
     for it, tokens, updates, training_s in ppo:
         if training_s:
-            print(f"\nPPO M{it}: {int(tokens):,} response tokens in {int(updates)} updates, "
-                  f"{tokens / training_s:,.0f} tokens/s of update time ({training_s:.1f}s)")
+            print(
+                f"\nPPO M{it}: {int(tokens):,} response tokens in {int(updates)} updates, "
+                f"{tokens / training_s:,.0f} tokens/s of update time ({training_s:.1f}s)"
+            )
     return 0
 
 

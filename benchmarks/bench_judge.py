@@ -17,11 +17,12 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from presrm.config import JudgeConfig  # noqa: E402
-from presrm.judge import ModelJudge, PairRequest  # noqa: E402
-from presrm.models import load_policy  # noqa: E402
-from presrm.tasks import load_task  # noqa: E402
-from presrm.train.eft import build_eft_pairs  # noqa: E402
+from presrm.config import JudgeConfig
+from presrm.model.loading import load_policy
+from presrm.search.judge import ModelJudge, PairRequest
+from presrm.tasks import load_task
+from presrm.train.default_recipe import ensure_model
+from presrm.train.eft import build_eft_pairs
 
 
 def main() -> int:
@@ -31,6 +32,7 @@ def main() -> int:
     parser.add_argument("--max-judge-tokens", type=int, default=24)
     parser.add_argument("--mode", choices=["pairwise", "likelihood"], default="pairwise")
     args = parser.parse_args()
+    ensure_model(args.model)
     policy = load_policy(args.model)
     task = load_task("arith")
     pairs = build_eft_pairs(task, task.sample(args.pairs, "eval", seed=1), random.Random(0), args.pairs)
@@ -46,7 +48,9 @@ def main() -> int:
     t_batched = time.perf_counter() - start
 
     same = sum(a.verdict == b.verdict for a, b in zip(single, batched, strict=True))
-    print(f"model {args.model}, {len(requests)} {args.mode} judge calls, <= {args.max_judge_tokens} tokens each")
+    print(
+        f"model {args.model}, {len(requests)} {args.mode} judge calls, <= {args.max_judge_tokens} tokens each"
+    )
     print(f"{'mode':<16}{'seconds':>10}{'calls/s':>10}")
     print(f"{'one at a time':<16}{t_single:>10.2f}{len(requests) / t_single:>10.2f}")
     print(f"{'batched':<16}{t_batched:>10.2f}{len(requests) / t_batched:>10.2f}")

@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure_default import greedy_accuracy, warmup  # noqa: E402
 
-from presrm.config import apply_overrides, validate_config  # noqa: E402
-from presrm.default_model import RECOMMENDED_CONFIG  # noqa: E402
-from presrm.judge import ModelJudge, PairRequest  # noqa: E402
-from presrm.models import load_policy  # noqa: E402
-from presrm.tasks import load_task  # noqa: E402
-from presrm.train.eft import build_eft_pairs  # noqa: E402
+from presrm.config import apply_overrides, validate_config
+from presrm.model.default import RECOMMENDED_CONFIG
+from presrm.model.loading import load_policy
+from presrm.search.judge import ModelJudge, PairRequest
+from presrm.tasks import load_task
+from presrm.train.default_recipe import ensure_model
+from presrm.train.eft import build_eft_pairs
 
 FORMS = ("bare", "recompute", "compare")
 
@@ -53,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="warm-up learning rate (default: run config)")
     ap.add_argument("--forms", default=",".join(FORMS))
-    ap.add_argument("--verdict", choices=("text", "probs"), default="text",
-                    help="read the verdict from the generated text or from P(A) vs P(B) after the check")
+    ap.add_argument(
+        "--verdict",
+        choices=("text", "probs"),
+        default="text",
+        help="read the verdict from the generated text or from P(A) vs P(B) after the check",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -69,22 +74,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr is not None:
         overrides.append(f"warmup.lr={args.lr}")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    ensure_model(args.model)
     base = load_policy(args.model, device="cpu", dtype="float32", seed=0)
     rows = []
     for form in args.forms.split(","):
-        cfg = validate_config(apply_overrides(copy.deepcopy(RECOMMENDED_CONFIG),
-                                              [*overrides, f"judge.check={form != 'bare'}"]))
+        cfg = validate_config(
+            apply_overrides(copy.deepcopy(RECOMMENDED_CONFIG), [*overrides, f"judge.check={form != 'bare'}"])
+        )
         task = load_task(cfg.task, cfg.task_options)
-        pairs = build_eft_pairs(task, task.sample(args.pairs, "eval", seed=cfg.seed),
-                                random.Random(f"{cfg.seed}:eft_test"), args.pairs)
+        pairs = build_eft_pairs(
+            task,
+            task.sample(args.pairs, "eval", seed=cfg.seed),
+            random.Random(f"{cfg.seed}:eft_test"),
+            args.pairs,
+        )
         policy = copy.deepcopy(base)
         t0 = time.perf_counter()
         warmup(policy, task, cfg, log, check_form="compare" if form == "bare" else form)
         t1 = time.perf_counter()
         requests = []
         for p in pairs:
-            requests += [PairRequest(p.question, p.previous_steps, p.step_a, p.step_b),
-                         PairRequest(p.question, p.previous_steps, p.step_b, p.step_a)]
+            requests += [
+                PairRequest(p.question, p.previous_steps, p.step_a, p.step_b),
+                PairRequest(p.question, p.previous_steps, p.step_b, p.step_a),
+            ]
         results = ModelJudge(policy, cfg.judge).pairwise(requests)
         t2 = time.perf_counter()
         both = order0 = parsed = said_a = 0
@@ -97,15 +110,32 @@ def main(argv: list[str] | None = None) -> int:
             said_a += (r0.verdict == "A") + (r1.verdict == "A")
         acc, _ = greedy_accuracy(policy, task, task.sample(args.eval_problems, "eval", seed=cfg.seed), cfg)
         n = max(1, len(pairs))
-        rows.append((form, both / n, order0 / n, parsed / (2 * n), said_a / max(1, parsed), acc, t1 - t0, t2 - t1,
-                     results[0].raw_output))
+        rows.append(
+            (
+                form,
+                both / n,
+                order0 / n,
+                parsed / (2 * n),
+                said_a / max(1, parsed),
+                acc,
+                t1 - t0,
+                t2 - t1,
+                results[0].raw_output,
+            )
+        )
         log(f"{form}: judge {both / n:.1%}, solver {acc:.1%}, example {results[0].raw_output!r}")
-    print(f"\nmodel {args.model}, verdict from {args.verdict}, {len(pairs)} held-out pairs x 2 orders, warm-up {cfg.warmup.ift_examples} IFT + "
-          f"{cfg.warmup.eft_examples} EFT x {cfg.warmup.epochs} epoch(s), lr {cfg.warmup.lr}\n")
-    print("| judge target | judge accuracy (both orders) | order 0 | parsed | 'A' share | greedy accuracy | warm-up | judging |")
+    print(
+        f"\nmodel {args.model}, verdict from {args.verdict}, {len(pairs)} held-out pairs x 2 orders, warm-up {cfg.warmup.ift_examples} IFT + "
+        f"{cfg.warmup.eft_examples} EFT x {cfg.warmup.epochs} epoch(s), lr {cfg.warmup.lr}\n"
+    )
+    print(
+        "| judge target | judge accuracy (both orders) | order 0 | parsed | 'A' share | greedy accuracy | warm-up | judging |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for form, both, o0, parsed, a_share, acc, tw, tj, _ in rows:
-        print(f"| {form} | {both:.1%} | {o0:.1%} | {parsed:.1%} | {a_share:.1%} | {acc:.1%} | {tw:.0f}s | {tj:.0f}s |")
+        print(
+            f"| {form} | {both:.1%} | {o0:.1%} | {parsed:.1%} | {a_share:.1%} | {acc:.1%} | {tw:.0f}s | {tj:.0f}s |"
+        )
     bare = next((r for r in rows if r[0] == "bare"), None)
     if bare is not None:
         for r in rows:

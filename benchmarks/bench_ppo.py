@@ -27,8 +27,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import LlamaForCausalLM  # noqa: E402
 
-from presrm.models import tiny_config  # noqa: E402
-from presrm.train.ppo import PPOConfig, StepPPOTrainer, StepRollout, collate, response_logprobs  # noqa: E402
+from presrm.config import PPOConfig
+from presrm.model.tiny import tiny_config
+from presrm.train.examples import StepRollout
+from presrm.train.ppo import StepPPOTrainer
+from presrm.train.ppo_batch import collate, response_logprobs
 
 
 @dataclass
@@ -55,7 +58,8 @@ def tiny_llama(lora: bool) -> tuple[nn.Module, int]:
 
 
 def smollm2_lora() -> tuple[nn.Module, int]:
-    from presrm.models import add_lora, load_policy
+    from presrm.model.adapters import add_lora
+    from presrm.model.loading import load_policy
 
     policy = add_lora(load_policy("smollm2", device="cpu", dtype="float32"))
     pad = policy.tokenizer.pad_token_id
@@ -155,7 +159,7 @@ def main() -> None:
     ]
     if not args.no_smollm2:
         try:
-            from presrm.models import load_policy  # noqa: F401
+            from presrm.model.loading import load_policy  # noqa: F401  (availability check)
 
             cases.append(Case("SmolLM2-135M, LoRA", smollm2_lora, 49152, 8, 48, 3, 16, 4))
         except ImportError as exc:

@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 
 from presrm.config import RunConfig
-from presrm.store import RunStore
 from presrm.store.schema import table_columns
+from presrm.store.writer import RunStore
 
 
 def node_batch(store: RunStore, n: int) -> dict[str, list]:

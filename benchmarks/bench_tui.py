@@ -41,7 +41,7 @@ from textual.widgets import DataTable  # noqa: E402
 from textual.worker import WorkerState  # noqa: E402
 from tui_fixtures import build_run_db  # noqa: E402
 
-from presrm.store import queries as Q  # noqa: E402
+from presrm import inspect as Q  # noqa: E402
 from presrm.tui.app import InspectorApp  # noqa: E402
 from presrm.tui.screens.tree import TreeScreen  # noqa: E402
 
@@ -145,7 +145,9 @@ async def _idle(pilot: Pilot) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=1_000_000, help="approximate number of nodes")
     parser.add_argument("--db", type=Path, default=None, help="run file to use (built when missing)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (median reported)")
@@ -161,14 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     ids = train.column("tree_id").to_pylist()
     order = sorted(range(len(ids)), key=lambda k: (-sizes[k], ids[k]))
     tree_id, other_tree = int(ids[order[0]]), int(ids[order[1]])
-    print(f"run: {version.nodes:,} nodes, {version.judgments:,} judgments, {trees.num_rows:,} trees;"
-          f" trees {tree_id} and {other_tree}: {sizes[order[0]]} and {sizes[order[1]]} nodes (largest)")
+    print(
+        f"run: {version.nodes:,} nodes, {version.judgments:,} judgments, {trees.num_rows:,} trees;"
+        f" trees {tree_id} and {other_tree}: {sizes[order[0]]} and {sizes[order[1]]} nodes (largest)"
+    )
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
     base = [queries_alone(path, tree_id, other_tree) for _ in range(args.repeat)]
     ui = [asyncio.run(app_times(path, tree_id, other_tree)) for _ in range(args.repeat)]
     targets = {"first screen": FIRST_SCREEN_TARGET, "open a tree": TREE_TARGET, "reopen": TREE_TARGET}
-    print(f"\nmedian of {args.repeat}     wall: app  queries  ratio  |  cpu: app  queries  ratio  | target (wall)")
+    print(
+        f"\nmedian of {args.repeat}     wall: app  queries  ratio  |  cpu: app  queries  ratio  | target (wall)"
+    )
     ok = True
     for key in ("first screen", "problems table", "open a tree", "reopen"):
         app_w = statistics.median(r[key][0] for r in ui)
@@ -181,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             passed = app_w < target
             ok &= passed
             verdict = f"< {target:.1f} s {'PASS' if passed else 'FAIL'}"
-        print(f"{key:16} {app_w:9.3f}s {q_w:7.3f}s {app_w / q_w:5.1f}x  | {app_c:8.3f}s {q_c:7.3f}s"
-              f" {app_c / max(q_c, 1e-6):5.1f}x  | {verdict}")
+        print(
+            f"{key:16} {app_w:9.3f}s {q_w:7.3f}s {app_w / q_w:5.1f}x  | {app_c:8.3f}s {q_c:7.3f}s"
+            f" {app_c / max(q_c, 1e-6):5.1f}x  | {verdict}"
+        )
     return 0 if ok else 1
 
 

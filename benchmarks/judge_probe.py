@@ -17,11 +17,13 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from presrm.config import JudgeConfig  # noqa: E402
-from presrm.judge import ModelJudge  # noqa: E402
-from presrm.models import load_policy  # noqa: E402
-from presrm.search import LocalIds, SearchSettings, search  # noqa: E402
-from presrm.tasks import load_task  # noqa: E402
+from presrm.config import JudgeConfig
+from presrm.model.loading import load_policy
+from presrm.search.judge import ModelJudge
+from presrm.search.tree import LocalIds, SearchSettings
+from presrm.search.tree_search import search
+from presrm.tasks import load_task
+from presrm.train.default_recipe import ensure_model
 
 
 def main() -> int:
@@ -33,14 +35,22 @@ def main() -> int:
     parser.add_argument("--verdict", choices=["text", "probs"], default="text")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    ensure_model(args.model)
     policy = load_policy(args.model)
     task = load_task("arith")
     problems = task.sample(args.problems, "train", seed=args.seed)
     judge = ModelJudge(policy, JudgeConfig(mode=args.mode, verdict=args.verdict))
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    trees = search(policy, judge, task, problems, SearchSettings(width=args.width, seed=args.seed), LocalIds(),
-                   timings=timings)
+    trees = search(
+        policy,
+        judge,
+        task,
+        problems,
+        SearchSettings(width=args.width, seed=args.seed),
+        LocalIds(),
+        timings=timings,
+    )
     wall = time.perf_counter() - start
 
     nodes = [n for t in trees for n in t.nodes]
@@ -54,7 +64,9 @@ def main() -> int:
             key = (min(j.node_a, j.node_b), max(j.node_a, j.node_b))
             by_pair.setdefault(key, {})[j.order] = j.winner
             a, b = checks[key[0]], checks[key[1]]
-            expected[key] = (key[0] if a else key[1]) if (a is not None and b is not None and a != b) else None
+            expected[key] = (
+                (key[0] if a else key[1]) if (a is not None and b is not None and a != b) else None
+            )
     complete = {k: v for k, v in by_pair.items() if 0 in v and 1 in v}
     consistent = [k for k, v in complete.items() if v[0] is not None and v[0] == v[1]]
     checkable = [k for k in complete if expected[k] is not None]
@@ -67,8 +79,10 @@ def main() -> int:
     def pct(a: int, b: int) -> str:
         return f"{a}/{b} = {100 * a / b:.1f}%" if b else "n/a"
 
-    print(f"model {args.model}, {len(problems)} arith problems, width {args.width}, judge {judge.mode}"
-          + (f", verdict from {args.verdict}" if judge.mode == "pairwise" else ""))
+    print(
+        f"model {args.model}, {len(problems)} arith problems, width {args.width}, judge {judge.mode}"
+        + (f", verdict from {args.verdict}" if judge.mode == "pairwise" else "")
+    )
     print(f"nodes                          {len(nodes)}")
     print(f"judge calls                    {len(judgments)}  (unparseable: {unparseable})")
     print(f"judge consistency (2 orders)   {pct(len(consistent), len(complete))}")
@@ -76,7 +90,9 @@ def main() -> int:
     print(f"chosen steps passing checker   {pct(sum(checked_chosen), len(checked_chosen))}")
     print(f"all candidates passing checker {pct(sum(checked_all), len(checked_all))}")
     print(f"solved                         {pct(sum(t.correct for t in trees), len(trees))}")
-    print(f"wall {wall:.1f}s: sampling {timings.get('sampling', 0):.1f}s, judging {timings.get('judging', 0):.1f}s")
+    print(
+        f"wall {wall:.1f}s: sampling {timings.get('sampling', 0):.1f}s, judging {timings.get('judging', 0):.1f}s"
+    )
     return 0
 
 

@@ -24,15 +24,21 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from presrm.errors import PresrmError  # noqa: E402
-from presrm.models import Policy, load_checkpoint, prepare_for_training  # noqa: E402
-from presrm.search import LocalIds, SearchSettings, search  # noqa: E402
-from presrm.store import query_rows  # noqa: E402
-from presrm.store.writer import read_identity  # noqa: E402
-from presrm.tasks import Problem, Task, load_task  # noqa: E402
+from presrm.errors import PresrmError
+from presrm.model.adapters import prepare_for_training
+from presrm.model.loading import load_checkpoint
+from presrm.model.policy import Policy
+from presrm.search.tree import LocalIds, SearchSettings
+from presrm.search.tree_search import search
+from presrm.store.reader import query_rows
+from presrm.store.writer import read_identity
+from presrm.tasks import load_task
+from presrm.tasks.base import Problem, Task
 
 
-def accuracy(policy: Policy, task: Task, problems: list[Problem], max_steps: int, max_step_tokens: int) -> float:
+def accuracy(
+    policy: Policy, task: Task, problems: list[Problem], max_steps: int, max_step_tokens: int
+) -> float:
     """Greedy final-answer accuracy (%), decoded exactly as the loop's greedy eval does."""
     settings = SearchSettings(width=1, max_steps=max_steps, temperature=0.0, max_step_tokens=max_step_tokens)
     trees = search(policy, None, task, problems, settings, LocalIds())
@@ -40,8 +46,12 @@ def accuracy(policy: Policy, task: Task, problems: list[Problem], max_steps: int
 
 
 def trained_problems(run: Path, iteration: int) -> list[Problem]:
-    rows = query_rows(run, "SELECT DISTINCT problem_id, question, answer, reference_steps, source FROM problems "
-                           "WHERE split = 'train' AND iteration = ? ORDER BY problem_id", [iteration])
+    rows = query_rows(
+        run,
+        "SELECT DISTINCT problem_id, question, answer, reference_steps, source FROM problems "
+        "WHERE split = 'train' AND iteration = ? ORDER BY problem_id",
+        [iteration],
+    )
     return [Problem(pid, q, a, tuple(steps or ()), src) for pid, q, a, steps, src in rows]
 
 
@@ -51,62 +61,92 @@ def main() -> int:
     parser.add_argument("--iteration", type=int, default=2, help="train as the loop did for M<k> (default 2)")
     parser.add_argument("--algo", choices=["ppo", "step-dpo"])
     parser.add_argument("--reward", choices=["process", "outcome", "both"], help="PPO only")
-    parser.add_argument("--checker-pairs", action="store_true",
-                        help="step-DPO only: keep the pairs the step checker agrees with (ground-truth bound)")
+    parser.add_argument(
+        "--checker-pairs",
+        action="store_true",
+        help="step-DPO only: keep the pairs the step checker agrees with (ground-truth bound)",
+    )
     parser.add_argument("--lr", type=float, nargs="+")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the loop's, seed + k)")
-    parser.add_argument("--sft-weight", type=float, nargs="+", default=[0.0],
-                        help="step-DPO only: weight of the chosen steps' NLL added to the DPO loss (RPO)")
-    parser.add_argument("--eval-problems", type=int, help="held-out problems (default: the run's eval_problems)")
+    parser.add_argument(
+        "--sft-weight",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="step-DPO only: weight of the chosen steps' NLL added to the DPO loss (RPO)",
+    )
+    parser.add_argument(
+        "--eval-problems", type=int, help="held-out problems (default: the run's eval_problems)"
+    )
     args = parser.parse_args()
 
+    from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
     from presrm.train.dpo import train_step_dpo
-    from presrm.train.ppo import PPOConfig, StepPPOTrainer
-    from presrm.training_data import dpo_pairs_from_store, ppo_rollouts_from_store
+    from presrm.train.ppo import StepPPOTrainer
 
     try:
         _, cfg = read_identity(args.run)
         k = args.iteration
         ckpt = args.run.with_suffix(".ckpt") / f"M{k - 1}"
         if k < 1 or not ckpt.is_dir():
-            raise PresrmError(f"{ckpt}: no checkpoint of M{k - 1} next to the run file (pick another --iteration)")
+            raise PresrmError(
+                f"{ckpt}: no checkpoint of M{k - 1} next to the run file (pick another --iteration)"
+            )
         task = load_task(cfg.task, cfg.task_options)
-        base = prepare_for_training(load_checkpoint(ckpt, device=cfg.device), cfg.train.finetune, seed=cfg.seed,
-                                    lora_r=cfg.train.lora_r, lora_alpha=cfg.train.lora_alpha)
+        base = prepare_for_training(
+            load_checkpoint(ckpt, device=cfg.device),
+            cfg.train.finetune,
+            seed=cfg.seed,
+            lora_r=cfg.train.lora_r,
+            lora_alpha=cfg.train.lora_alpha,
+        )
         train_set = trained_problems(args.run, k)
         if not train_set:
             raise PresrmError(f"{args.run}: no training problems stored for iteration {k}")
     except PresrmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    held_out = task.sample(args.eval_problems if args.eval_problems is not None else cfg.eval_problems, "eval",
-                           seed=cfg.seed)
+    held_out = task.sample(
+        args.eval_problems if args.eval_problems is not None else cfg.eval_problems, "eval", seed=cfg.seed
+    )
     algo, reward, t = args.algo or cfg.algo, args.reward or cfg.train.reward, cfg.train
-    data: list = (ppo_rollouts_from_store(args.run, base, k, reward=reward) if algo == "ppo"
-                  else dpo_pairs_from_store(args.run, base, k, checker_agreed_only=args.checker_pairs))
+    data: list = (
+        ppo_rollouts_from_store(args.run, base, k, reward=reward)
+        if algo == "ppo"
+        else dpo_pairs_from_store(args.run, base, k, checker_agreed_only=args.checker_pairs)
+    )
 
     def measure(policy: Policy) -> tuple[float, float]:
-        return (accuracy(policy, task, train_set, cfg.max_steps, cfg.sampling.max_step_tokens),
-                accuracy(policy, task, held_out, cfg.max_steps, cfg.sampling.max_step_tokens))
+        return (
+            accuracy(policy, task, train_set, cfg.max_steps, cfg.sampling.max_step_tokens),
+            accuracy(policy, task, held_out, cfg.max_steps, cfg.sampling.max_step_tokens),
+        )
 
-    print(f"{args.run}: M{k - 1} -> M{k} by {algo}" + (f" ({reward} reward)" if algo == "ppo" else "")
-          + f" on {len(data)} {'rollouts' if algo == 'ppo' else 'pairs'}"
-          + (" (checker-agreed only)" if algo != "ppo" and args.checker_pairs else "") + ";"
-          f" {len(train_set)} training problems, {len(held_out)} held-out")
+    print(
+        f"{args.run}: M{k - 1} -> M{k} by {algo}"
+        + (f" ({reward} reward)" if algo == "ppo" else "")
+        + f" on {len(data)} {'rollouts' if algo == 'ppo' else 'pairs'}"
+        + (" (checker-agreed only)" if algo != "ppo" and args.checker_pairs else "")
+        + ";"
+        f" {len(train_set)} training problems, {len(held_out)} held-out"
+    )
     print(f"{'setting':24s} {'train %':>8s} {'held-out %':>10s} {'seconds':>8s}")
     base_train, base_held = measure(base)
     print(f"{f'M{k - 1} (untrained)':24s} {base_train:8.1f} {base_held:10.1f} {'-':>8s}")
-    for lr, sft_weight in [(lr, w) for lr in args.lr or [t.lr] for w in (args.sft_weight if algo != "ppo" else [0.0])]:
+    for lr, sft_weight in [
+        (lr, w)
+        for lr in args.lr or [t.ppo.lr if algo == "ppo" else t.dpo.lr]
+        for w in (args.sft_weight if algo != "ppo" else [0.0])
+    ]:
         for seed in args.seeds or [cfg.seed + k]:
             policy = copy.deepcopy(base)
             start = time.perf_counter()
             if algo == "ppo":
-                ppo = PPOConfig(lr=lr, kl_coef=t.kl_coef, ppo_epochs=t.ppo_epochs, minibatch_size=t.batch_size,
-                                seed=seed)
-                StepPPOTrainer(policy.model, policy.tokenizer, ppo).train(data)
+                ppo = t.ppo.model_copy(update={"lr": lr})
+                StepPPOTrainer(policy.model, policy.tokenizer, ppo, seed=seed).train(data)
             else:
-                train_step_dpo(policy, data, beta=t.beta, lr=lr, epochs=t.epochs, batch_size=t.batch_size, seed=seed,
-                               sft_weight=sft_weight)
+                dpo = t.dpo.model_copy(update={"lr": lr, "sft_weight": sft_weight})
+                train_step_dpo(policy, data, dpo, seed=seed)
             wall = time.perf_counter() - start
             tr, held = measure(policy)
             name = f"lr {lr:g}" + (f", sft {sft_weight:g}" if sft_weight else "") + f", seed {seed}"

@@ -10,7 +10,7 @@ import io
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from rich.text import Text
 from presrm import __version__
 from presrm.errors import Interrupted, PresrmError
 
-# Nothing presrm does may reach a model hub (design.md §5).
+# Nothing presrm does may reach a model hub: models come from disk or are built here.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -53,7 +53,7 @@ def _root(
     """presrm command line."""
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -68,14 +68,16 @@ def run(
         list[str] | None,
         typer.Option("--set", "-s", help="Override a config key, e.g. --set width=4 --set train.lr=1e-4."),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run file to write (overrides config.out).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run file to write (overrides config.out).")
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this run file from its last finished stage.")
     ] = None,
 ) -> None:
     """Run the self-rewarding loop: warm-up, then per iteration search -> self-judge -> train -> evaluate."""
     from presrm.config import load_config
-    from presrm.loop import resume_run, start_run
+    from presrm.run.start import resume_run, start_run
 
     if resume is not None:
         if config is not None or set_:
@@ -125,7 +127,9 @@ def inspect(
 @app.command()
 def sql(
     run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
-    query: Annotated[str, typer.Argument(help="SQL to run read-only, e.g. \"SELECT * FROM step_scores LIMIT 5\".")],
+    query: Annotated[
+        str, typer.Argument(help='SQL to run read-only, e.g. "SELECT * FROM step_scores LIMIT 5".')
+    ],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
     limit: Annotated[int, typer.Option(help="Rows shown in table format (0 = all).")] = 200,
 ) -> None:
@@ -183,7 +187,11 @@ def export(
     run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
     to: Annotated[Path, typer.Option("--to", help="Directory for one Parquet file per table.")],
     flags: Annotated[
-        bool, typer.Option("--flags", help="Also write flags.jsonl: flagged judgments as EFT examples with corrected verdicts.")
+        bool,
+        typer.Option(
+            "--flags",
+            help="Also write flags.jsonl: flagged judgments as EFT examples with corrected verdicts.",
+        ),
     ] = False,
 ) -> None:
     """Export every table of a run as Parquet (for sharing or a bigger engine)."""
@@ -203,11 +211,14 @@ def eval_(
     run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
     iteration: Annotated[int | None, typer.Option("--iteration", "-i", help="Only this iteration.")] = None,
     recompute: Annotated[
-        bool, typer.Option("--recompute", help="Rewrite eval_metrics from the stored rows (old runs, new metrics).")
+        bool,
+        typer.Option(
+            "--recompute", help="Rewrite eval_metrics from the stored rows (old runs, new metrics)."
+        ),
     ] = False,
 ) -> None:
     """Evaluation metrics per iteration (accuracy, judge accuracy, calibration), computed from stored rows."""
-    from presrm.evaluate import recompute_metrics, run_iterations, summarize_iteration
+    from presrm.eval.evaluate import recompute_metrics, run_iterations, summarize_iteration
 
     iterations = [iteration] if iteration is not None else run_iterations(run_file)
     if recompute:
@@ -226,19 +237,25 @@ def eval_(
 
 @app.command()
 def report(
-    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
+    run_files: Annotated[list[Path], typer.Argument(help="Run file(s) (.duckdb); several are compared.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.md and its PNG plots.")],
 ) -> None:
-    """Write a Markdown report with per-iteration tables and PNG plots."""
-    from presrm.report import write_report
+    """Write a Markdown report with per-iteration tables and PNG plots; several runs side by side."""
+    from presrm.eval.compare import write_comparison
+    from presrm.eval.report import write_report
 
-    typer.echo(str(write_report(run_file, out)))
+    if len(run_files) == 1:
+        typer.echo(str(write_report(run_files[0], out)))
+    else:
+        typer.echo(str(write_comparison(run_files, out)))
 
 
 @app.command()
 def solve(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
-    model: Annotated[str, typer.Option(help="Model spec or checkpoint directory (e.g. RUN.ckpt/M2).")] = "default",
+    model: Annotated[
+        str, typer.Option(help="Model spec or checkpoint directory (e.g. RUN.ckpt/M2).")
+    ] = "default",
     width: Annotated[int, typer.Option(help="Candidates per step; 1 = greedy step-by-step decoding.")] = 6,
     max_steps: Annotated[int, typer.Option(help="Step expansions, rollbacks included.")] = 20,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the candidates.")] = 0.5,
@@ -247,26 +264,33 @@ def solve(
     """Answer a question with self-judged best-of-width search per step (test-time scaling)."""
     from presrm.config import JudgeConfig
     from presrm.display import visible
-    from presrm.judge import ModelJudge
-    from presrm.models import load_checkpoint, load_policy
-    from presrm.search import LocalIds, SearchSettings, search
+    from presrm.model.loading import load_checkpoint, load_policy
+    from presrm.search.judge import ModelJudge
+    from presrm.search.tree import LocalIds, SearchSettings
+    from presrm.search.tree_search import search
     from presrm.tasks.base import Problem
     from presrm.tasks.free import FreeTask
+    from presrm.train.default_recipe import ensure_model
 
     if width < 1:
         raise PresrmError(f"--width: expected a value >= 1, got {width}")
     path = Path(model)
+    if not (path / "presrm_checkpoint.json").is_file():
+        ensure_model(model)
     policy = load_checkpoint(path) if (path / "presrm_checkpoint.json").is_file() else load_policy(model)
     judge = ModelJudge(policy, JudgeConfig()) if width > 1 else None
-    settings = SearchSettings(width=width, max_steps=max_steps, temperature=temperature if width > 1 else 0.0,
-                              seed=seed)
+    settings = SearchSettings(
+        width=width, max_steps=max_steps, temperature=temperature if width > 1 else 0.0, seed=seed
+    )
     problem = Problem("cli", question, "", (), "cli")
     (tree,) = search(policy, judge, FreeTask(), [problem], settings, LocalIds())
     for node in tree.path:
         score = "" if node.self_score is None else f"  (self-score {node.self_score:.2f})"
         console.print(Text(visible(node.text) + score))
     final = tree.final
-    console.print(Text(visible(f"answer: {final.final_answer}") if final else "no final answer within --max-steps"))
+    console.print(
+        Text(visible(f"answer: {final.final_answer}") if final else "no final answer within --max-steps")
+    )
 
 
 @app.command("config")

@@ -10,10 +10,10 @@ Every mistake is reported as one line naming the key and what was expected, e.g.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from presrm.errors import ConfigError
@@ -43,59 +43,133 @@ class JudgeConfig(_Section):
     verdict: Literal["text", "probs"] = Field(
         "text", description="read the verdict from generated text or from P(A) vs P(B)"
     )
-    check: bool = Field(True, description="let the judge write a short check before its verdict (README: measured)")
+    check: bool = Field(True, description="let the judge write a short check before its verdict")
     max_judge_tokens: int = Field(48, ge=1, description="token limit of a judge's written check + verdict")
 
 
-class TrainConfig(_Section):
-    """Optimisation settings shared by the trainers."""
+class SFTConfig(_Section):
+    """Supervised fine-tuning (the warm-up's trainer): loss on completions only."""
 
-    finetune: Literal["auto", "lora", "full"] = Field("auto", description="LoRA, full fine-tuning, or auto by size")
+    lr: float = Field(3e-5, gt=0.0, description="learning rate")
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1, description="sequences per update (per process)")
+
+
+class StepDPOConfig(_Section):
+    """Step-wise DPO (the paper's trainer): one preference pair per accepted step."""
+
+    lr: float = Field(1e-5, gt=0.0, description="learning rate")
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1, description="pairs per update (per process)")
+    beta: float = Field(0.1, gt=0.0, description="DPO beta")
+    sft_weight: float = Field(
+        0.0, ge=0.0, description="weight of the chosen steps' NLL added to the loss (RPO); 0 = plain DPO"
+    )
+    pairs: Literal["self", "checker"] = Field(
+        "self",
+        description="self = the self-judged pairs; checker = only those the step checker agrees with (oracle)",
+    )
+
+
+class PPOConfig(_Section):
+    """KL-regularized PPO with step-level rewards (reward at each step's last token, masked GAE)."""
+
+    lr: float = Field(1e-5, gt=0.0, description="policy learning rate")
+    value_lr: float | None = Field(1e-4, gt=0.0, description="value head learning rate (None = lr)")
+    weight_decay: float = Field(0.0, ge=0.0)
+    kl_coef: float = Field(0.05, ge=0.0, description="per-token KL penalty against the reference")
+    kl_kind: Literal["k1", "k2", "k3", "abs"] = Field("k1", description="KL estimator")
+    gamma: float = Field(1.0, ge=0.0, le=1.0)
+    lam: float = Field(0.95, ge=0.0, le=1.0, description="GAE lambda")
+    clip: float = Field(0.2, gt=0.0, description="policy ratio clip")
+    vf_clip: float = Field(0.2, gt=0.0, description="value clip")
+    vf_coef: float = Field(0.1, ge=0.0)
+    ent_coef: float = Field(0.0, description="entropy bonus")
+    ppo_epochs: int = Field(2, ge=1, description="passes over the rollouts per training stage")
+    minibatch_size: int = Field(8, ge=1, description="rollouts per update (per process)")
+    whiten_advantages: bool = True
+    reward_norm: Literal["batch", "none"] = Field(
+        "batch", description="normalise step rewards over the batch"
+    )
+    max_grad_norm: float = Field(1.0, gt=0.0)
+
+
+class TrainConfig(_Section):
+    """The self-rewarding iterations' training: what is trained, from which reward, by which trainer."""
+
+    finetune: Literal["auto", "lora", "full"] = Field(
+        "auto", description="LoRA, full fine-tuning, or auto by size"
+    )
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
-    lr: float = Field(
-        1e-5, gt=0.0, description="learning rate of the self-rewarding iterations (default model: 1e-4 collapsed it)"
-    )
-    epochs: int = Field(1, ge=1)
-    batch_size: int = Field(8, ge=1)
-    beta: float = Field(0.1, gt=0.0, description="step-DPO beta")
-    dpo_sft_weight: float = Field(
-        0.0, ge=0.0, description="step-DPO: weight of the chosen steps' NLL added to the loss (RPO); 0 = plain DPO"
-    )
-    dpo_pairs: Literal["self", "checker"] = Field(
-        "self", description="self = the self-judged pairs; checker = only those the step checker agrees with (oracle)"
-    )
-    kl_coef: float = Field(0.05, ge=0.0, description="PPO per-token KL penalty")
-    ppo_epochs: int = Field(2, ge=1)
     reward: Literal["process", "outcome", "both"] = Field(
-        "process", description="process = self-judged step scores; outcome = ground-truth final answers"
+        "process", description="PPO: process = self-judged step scores; outcome = ground-truth final answers"
     )
+    dpo: StepDPOConfig = Field(default_factory=StepDPOConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
 
 
-class WarmupConfig(_Section):
-    """The IFT + EFT supervised warm-up that turns M0 into M1."""
+class WarmupConfig(SFTConfig):
+    """The IFT + EFT supervised warm-up that turns M0 into M1 (its trainer settings: SFTConfig's)."""
 
     enabled: bool = True
     ift_examples: int = Field(400, ge=0, description="step-formatted solutions")
     eft_examples: int = Field(400, ge=0, description="judge examples (pairs of candidate steps)")
     eft_test_examples: int = Field(100, ge=0, description="held-out judge pairs (the paper's Table 3)")
     eft_jsonl: str | None = Field(None, description="extra EFT examples from a JSONL file")
-    lr: float = Field(3e-5, gt=0.0, description="measured on the default model: 3e-4 cost 15 points of accuracy, 3e-5 none")
-    epochs: int = Field(1, ge=1)
+
+
+# Keys of earlier releases (run files store their config): each moves to its trainer's section.
+_LEGACY_TRAIN_KEYS: dict[str, list[tuple[str, ...]]] = {
+    "lr": [("train", "dpo", "lr"), ("train", "ppo", "lr")],
+    "epochs": [("train", "dpo", "epochs")],
+    "batch_size": [
+        ("train", "dpo", "batch_size"),
+        ("train", "ppo", "minibatch_size"),
+        ("warmup", "batch_size"),
+    ],
+    "beta": [("train", "dpo", "beta")],
+    "dpo_sft_weight": [("train", "dpo", "sft_weight")],
+    "dpo_pairs": [("train", "dpo", "pairs")],
+    "kl_coef": [("train", "ppo", "kl_coef")],
+    "ppo_epochs": [("train", "ppo", "ppo_epochs")],
+}
+
+
+def _migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """Move flat ``train.*`` trainer keys to their sections; a key set in its new place wins."""
+    train = data.get("train")
+    if not isinstance(train, dict) or not any(k in train for k in _LEGACY_TRAIN_KEYS):
+        return data
+    data = {**data, "train": dict(train)}
+    for key, places in _LEGACY_TRAIN_KEYS.items():
+        if key not in data["train"]:
+            continue
+        value = data["train"].pop(key)
+        for place in places:
+            node = data
+            for part in place[:-1]:
+                child = node.get(part)
+                node[part] = child = dict(child) if isinstance(child, dict) else {}
+                node = child
+            node.setdefault(place[-1], value)
+    return data
 
 
 class RunConfig(_Section):
     """Everything a run needs; see ``presrm schema`` / README for how it is stored."""
 
     model: str = Field("default", description="default | tiny | smollm2 | HF id | local dir | file.gguf")
-    task: str = Field("arith", description="arith | jsonl:PATH | rg:NAME")
+    task: str = Field("arith", description="arith | jsonl:PATH")
     task_options: dict[str, Any] = Field(default_factory=dict, description="task difficulty knobs")
     iterations: int = Field(2, ge=0, description="self-rewarding iterations after the warm-up")
     problems: int = Field(128, ge=1, description="training questions per iteration")
     eval_problems: int = Field(200, ge=0, description="held-out questions evaluated each iteration")
     width: int = Field(6, ge=2, description="candidate next steps per step (w)")
     max_steps: int = Field(10, ge=1, description="step expansions per question, rollbacks included")
-    algo: Literal["ppo", "step-dpo"] = Field("step-dpo", description="trainer of the self-rewarding iterations")
+    algo: Literal["ppo", "step-dpo"] = Field(
+        "step-dpo", description="trainer of the self-rewarding iterations"
+    )
     seed: int = Field(0, description="seed of everything random in the run")
     out: str = Field("runs/run.duckdb", description="the run's DuckDB trace file")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
@@ -112,11 +186,6 @@ class RunConfig(_Section):
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         return validate_config(json.loads(text))
-
-
-def _type_name(annotation: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    return names.get(annotation, str(annotation).replace("typing.", ""))
 
 
 def _format_error(err: ValidationError, source: str) -> str:
@@ -152,7 +221,7 @@ def _format_error(err: ValidationError, source: str) -> str:
 def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Build a :class:`RunConfig` from plain data, turning validation errors into one line."""
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(_migrate_legacy(data))
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
 

@@ -74,7 +74,7 @@ def parse_pairwise(raw: str) -> ParsedVerdict:
     found = _VERDICT_RE.findall(raw)
     head = raw.split(VERDICT_OPEN, 1)[0].strip()
     if head.startswith(CHECK_PREFIX.strip()):
-        head = head[len(CHECK_PREFIX.strip()):].strip()
+        head = head[len(CHECK_PREFIX.strip()) :].strip()
     check = head or None
     if not found or len(set(found)) > 1:
         return ParsedVerdict(None, check)

@@ -1,6 +1,6 @@
 """Evaluation metrics as small pure functions on sequences / numpy arrays.
 
-Nothing here touches the store; :mod:`presrm.evaluate` feeds these functions with
+Nothing here touches the store; :mod:`presrm.eval.evaluate` feeds these functions with
 rows read from a run file. Every function documents its definition and what it
 returns on degenerate input (empty, one class only, ...): ``None`` means
 "undefined", never a made-up zero.
@@ -20,9 +20,9 @@ import numpy.typing as npt
 Verdict = str | None  # "A" | "B" | None (unparseable)
 
 
-def _as_arrays(scores: Sequence[float] | npt.ArrayLike, labels: Sequence[bool] | npt.ArrayLike) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _as_arrays(
+    scores: Sequence[float] | npt.ArrayLike, labels: Sequence[bool] | npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=float).reshape(-1)
     y = np.asarray(labels, dtype=bool).reshape(-1)
     if s.shape != y.shape:
@@ -257,17 +257,3 @@ def judge_accuracy(
             raise ValueError(f"expected verdict must be 'A' or 'B', got {exp!r}")
         right += v0 == exp and v1 == _SWAP[exp]
     return right / len(expected)
-
-
-def pair_consistency(verdicts_order0: Sequence[Verdict], verdicts_order1: Sequence[Verdict]) -> float | None:
-    """Fraction of pairs whose two orders prefer the same candidate (no ground truth needed).
-
-    Consistent means order 0 says "A" and order 1 says "B", or vice versa; an
-    unparseable verdict (``None``) is inconsistent. ``None`` for no pairs.
-    """
-    if len(verdicts_order0) != len(verdicts_order1):
-        raise ValueError("verdict lists differ in length")
-    if not verdicts_order0:
-        return None
-    same = sum(v0 in _SWAP and v1 == _SWAP[v0] for v0, v1 in zip(verdicts_order0, verdicts_order1, strict=True))
-    return same / len(verdicts_order0)

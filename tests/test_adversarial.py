@@ -1,8 +1,8 @@
 """Adversarial model output: stored verbatim, and nothing downstream breaks on it.
 
-The texts come out of the real code path: ``presrm.loop.start_run`` runs the eval stage of the
+The texts come out of the real code path: ``presrm.run.start.start_run`` runs the eval stage of the
 tiny model, whose greedy search samples every step with a real forward pass through the real
-sampler (``presrm.generation``), and whose judge writes its check the same way. Only the
+sampler (``presrm.model.generation``), and whose judge writes its check the same way. Only the
 model's output logits are biased (a forward hook, like a LogitsProcessor) so that it spells
 chosen strings: empty, endless (runs into the token limit), Rich/Textual markup, SQL quotes,
 format strings, backslashes. The tiny model's character vocabulary has no control characters,
@@ -34,7 +34,8 @@ from test_tui import SIZE, rendered, settle, table_column
 from textual.widgets import DataTable, Static
 
 from presrm.display import visible
-from presrm.store import RunStore, query_arrow, query_rows
+from presrm.store.reader import query_arrow, query_rows
+from presrm.store.writer import RunStore
 
 MARKUP = "[bold]x[/] [link=https://e.x/?q='1']y[/link] [/] [@click=app.quit]q[/] [red :thumbs_up:"
 SQL = "'); DROP TABLE nodes; -- \"x\" '' `id` $(id)"
@@ -96,39 +97,79 @@ class AdversarialRun:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> AdversarialRun:
-    import presrm.loop
+    import presrm.run.start
     from presrm.config import load_config
-    from presrm.models import load_policy
-    from presrm.search import Node, Tree, node_columns
+    from presrm.model.loading import load_policy
+    from presrm.search.tree import Node, Tree
     from presrm.steps import parse_step
+    from presrm.store.rows import node_columns
     from presrm.tasks.base import Problem
 
     path = tmp_path_factory.mktemp("adversarial") / "run.duckdb"
-    cfg = load_config(None, [
-        "model=tiny", "iterations=0", "eval_problems=2", "max_steps=5", "batch_problems=1",
-        f"sampling.max_step_tokens={MAX_TOKENS}", "warmup.enabled=false", "warmup.eft_test_examples=1",
-        "eval_search=false", "judge.mode='pairwise'", "judge.check=true", "judge.verdict='text'",
-        f"judge.max_judge_tokens={MAX_TOKENS}", f"out={json.dumps(str(path))}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny",
+            "iterations=0",
+            "eval_problems=2",
+            "max_steps=5",
+            "batch_problems=1",
+            f"sampling.max_step_tokens={MAX_TOKENS}",
+            "warmup.enabled=false",
+            "warmup.eft_test_examples=1",
+            "eval_search=false",
+            "judge.mode='pairwise'",
+            "judge.check=true",
+            "judge.verdict='text'",
+            f"judge.max_judge_tokens={MAX_TOKENS}",
+            f"out={json.dumps(str(path))}",
+        ],
+    )
     policy = load_policy("tiny", seed=cfg.seed)
     speller = Speller(policy.tokenizer, SCRIPT)
     policy.model.register_forward_hook(speller, with_kwargs=True)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(presrm.loop, "load_policy", lambda *args, **kwargs: policy)
-        presrm.loop.start_run(cfg)
+        mp.setattr(presrm.run.start, "load_policy", lambda *args, **kwargs: policy)
+        presrm.run.start.start_run(cfg)
 
     # Control characters, which the tiny model cannot spell: one greedy tree written as the search
     # writes it (its problem row as the loop stores problems, the step normalized by parse_step).
     store = RunStore.open(path)
     problem = Problem("control-1", "What do control characters do?", "1", (), "test")
-    store.append_rows("problems", [{"problem_id": problem.problem_id, "split": "eval", "iteration": 0,
-                                    "question": problem.question, "answer": problem.answer,
-                                    "reference_steps": [], "source": problem.source}])
+    store.append_rows(
+        "problems",
+        [
+            {
+                "problem_id": problem.problem_id,
+                "split": "eval",
+                "iteration": 0,
+                "question": problem.question,
+                "answer": problem.answer,
+                "reference_steps": [],
+                "source": problem.source,
+            }
+        ],
+    )
     parsed = parse_step(CONTROL_RAW, 1)
     tree = Tree(store.new_ids("tree", 1)[0], problem)
-    tree.nodes.append(Node(store.new_ids("node", 1)[0], None, 1, 0, parsed.text, len(CONTROL_RAW), -1.0,
-                           "newline", parsed.status, parsed.is_final, parsed.final_answer, None, None,
-                           chosen=True))
+    tree.nodes.append(
+        Node(
+            store.new_ids("node", 1)[0],
+            None,
+            1,
+            0,
+            parsed.text,
+            len(CONTROL_RAW),
+            -1.0,
+            "newline",
+            parsed.status,
+            parsed.is_final,
+            parsed.final_answer,
+            None,
+            None,
+            chosen=True,
+        )
+    )
     tree.path.append(tree.nodes[0])
     store.append_columns("nodes", node_columns([tree], iteration=0, phase="greedy"))
     store.flush()
@@ -136,8 +177,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> AdversarialRun:
 
 
 def presrm(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "presrm.cli", *args], capture_output=True, text=True, env=ENV,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "presrm.cli", *args], capture_output=True, text=True, env=ENV, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result
@@ -147,9 +189,14 @@ NODES_SQL = "SELECT node_id, text, final_answer FROM nodes ORDER BY node_id"
 
 
 def test_model_output_is_stored_verbatim(run: AdversarialRun) -> None:
-    assert run.speller.script == [] and run.speller.used == SCRIPT, "every scripted generation happened, in order"
-    rows = query_rows(run.path, "SELECT problem_id, depth, text, finish, parse_status, final_answer "
-                                "FROM nodes WHERE phase = 'greedy' ORDER BY node_id")
+    assert run.speller.script == [] and run.speller.used == SCRIPT, (
+        "every scripted generation happened, in order"
+    )
+    rows = query_rows(
+        run.path,
+        "SELECT problem_id, depth, text, finish, parse_status, final_answer "
+        "FROM nodes WHERE phase = 'greedy' ORDER BY node_id",
+    )
     first, second = rows[0][0], rows[5][0]
     endless = (ENDLESS * MAX_TOKENS)[:MAX_TOKENS]
     assert rows[:6] == [
@@ -161,7 +208,9 @@ def test_model_output_is_stored_verbatim(run: AdversarialRun) -> None:
         (second, 1, f"Step 1: {FINAL}", "newline", "final", "[red]7[/]{0}%s"),
     ]
     assert rows[6][2] == run.control_text and "\x1b[31m" in run.control_text and "\x9b" in run.control_text
-    judgments = query_rows(run.path, "SELECT raw_output, check_text, verdict FROM judgments ORDER BY judgment_id")
+    judgments = query_rows(
+        run.path, "SELECT raw_output, check_text, verdict FROM judgments ORDER BY judgment_id"
+    )
     assert judgments == [(JUDGE, JUDGE.removeprefix("Check: ").removesuffix(" [[A]]"), "A")] * 2
     evals = query_rows(run.path, "SELECT final_answer FROM evals ORDER BY problem_id = ?", [second])
     assert evals == [(None,), ("[red]7[/]{0}%s",)]
@@ -173,7 +222,9 @@ def test_sql_prints_it_verbatim(run: AdversarialRun) -> None:
     stored = query_rows(run.path, NODES_SQL)
     as_json = json.loads(presrm("sql", str(run.path), NODES_SQL, "-f", "json").stdout)
     assert [(r["node_id"], r["text"], r["final_answer"]) for r in as_json] == stored
-    as_csv = list(csv.reader(io.StringIO(presrm("sql", str(run.path), NODES_SQL, "-f", "csv").stdout, newline="")))
+    as_csv = list(
+        csv.reader(io.StringIO(presrm("sql", str(run.path), NODES_SQL, "-f", "csv").stdout, newline=""))
+    )
     assert as_csv[1:] == [[str(i), t, "" if a is None else a] for i, t, a in stored]
     table = presrm("sql", str(run.path), NODES_SQL, "--limit", "0").stdout
     assert "\x1b" not in table and "\x9b" not in table, "control characters never reach the terminal raw"
@@ -205,7 +256,9 @@ def test_inspector_shows_it_literally(run: AdversarialRun) -> None:
     from presrm.tui.app import InspectorApp
     from presrm.tui.widgets.reasoning_tree import ReasoningTree
 
-    steps = query_rows(run.path, "SELECT tree_id, node_id, text FROM nodes WHERE phase = 'greedy' ORDER BY node_id")
+    steps = query_rows(
+        run.path, "SELECT tree_id, node_id, text FROM nodes WHERE phase = 'greedy' ORDER BY node_id"
+    )
     eft_tree, eft_node = query_rows(run.path, "SELECT tree_id, min(node_a) FROM judgments GROUP BY 1")[0]
 
     async def main() -> None:

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import presrm.default_model as dm
-from presrm.generation import sequence_logprobs
-from presrm.models import CHECKPOINT_FILE, load_policy
-from presrm.search import LocalIds, SearchSettings, search
+import presrm.train.default_recipe as dm
+from presrm.model.checkpoints import CHECKPOINT_FILE
+from presrm.model.loading import load_policy
+from presrm.model.scoring import sequence_logprobs
+from presrm.search.tree import LocalIds, SearchSettings
+from presrm.search.tree_search import search
 from presrm.steps import STATUS_FINAL, STATUS_OK
 from presrm.tasks import load_task
 
@@ -73,8 +75,10 @@ def test_drills_follow_the_task_and_mix_proportions_hold() -> None:
             assert (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(c)  # a true equation
     recipe = replace(TINY, drill_fraction=0.25, eft_fraction=0.25)
     examples = dm.base_examples(policy, recipe, 40)
-    kinds = [("drill" if e.prompt == "" else "judge" if e.prompt.startswith("Judge.") else "solution")
-             for e in examples]
+    kinds = [
+        ("drill" if e.prompt == "" else "judge" if e.prompt.startswith("Judge.") else "solution")
+        for e in examples
+    ]
     assert kinds.count("drill") == 10 and kinds.count("judge") == 10 and kinds.count("solution") == 20
     solutions = [e for e in examples if e.prompt.startswith("Question: ")]
     assert all(e.completion.startswith("Step 1: ") and e.eos for e in solutions)
@@ -103,7 +107,7 @@ def test_short_recipe_trains_caches_and_reloads(cache: Path, monkeypatch: pytest
     prompts = [policy.solution_prompt(p.question) for p in problems]
     targets = ["".join(f"{s}\n" for s in task.reference_steps(p)) for p in problems]
     fresh, tokenizer = dm.build_model(TINY)
-    fresh_policy = dm._finish(fresh, tokenizer, "fresh", torch.device("cpu"), torch.float32)
+    fresh_policy = dm.finish_policy(fresh, tokenizer, "fresh", torch.device("cpu"), torch.float32)
     trained = sum(sequence_logprobs(policy, prompts, targets))
     untrained = sum(sequence_logprobs(fresh_policy, prompts, targets))
     n_chars = sum(len(t) for t in targets)
@@ -121,7 +125,7 @@ def test_the_recipe_is_reproducible_from_its_seed() -> None:
 
 def test_training_lowers_the_loss() -> None:
     model, tokenizer = dm.build_model(TINY)
-    policy = dm._finish(model, tokenizer, "t", torch.device("cpu"), torch.float32)
+    policy = dm.finish_policy(model, tokenizer, "t", torch.device("cpu"), torch.float32)
     examples = dm.base_examples(policy, TINY, 200)
     losses = dm.train_examples(policy, examples, steps=40, batch_size=8, lr=3e-3, seed=0)
     assert len(losses) == 40
@@ -154,7 +158,9 @@ def test_cached_default_model_writes_the_step_format_and_solves_some_problems() 
     assert time.perf_counter() - start < 5.0  # loading a cached model is quick
     task = load_task("arith", dm.DEFAULT_RECIPE.options())
     problems = task.sample(40, "eval", seed=123)
-    trees = search(policy, None, task, problems, SearchSettings(width=1, temperature=0.0, max_steps=6), LocalIds())
+    trees = search(
+        policy, None, task, problems, SearchSettings(width=1, temperature=0.0, max_steps=6), LocalIds()
+    )
     statuses = [n.parse_status for t in trees for n in t.path]
     # Every greedy step is a well-formed step, and solutions end with an answer.
     assert set(statuses) <= {STATUS_OK, STATUS_FINAL}

@@ -19,27 +19,54 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from presrm.distributed import SINGLE, Dist, env_ranks, setup, weights_digest
 from presrm.errors import PresrmError
-from presrm.loop import _interleave, _renumber
-from presrm.models import load_checkpoint, prepare_for_training
-from presrm.search import Judgment, LocalIds, Node, Tree
-from presrm.store import query_rows
+from presrm.model.adapters import prepare_for_training
+from presrm.model.loading import load_checkpoint
+from presrm.run.distributed import SINGLE, Dist, env_ranks, setup, weights_digest
+from presrm.run.gather import interleave, renumber
+from presrm.search.tree import Judgment, LocalIds, Node, Tree
+from presrm.store.reader import query_rows
 from presrm.tasks.base import Problem
 
 ROOT = Path(__file__).parents[1]
 SETTINGS = [
-    "model=tiny", "device=cpu", "iterations=1", "problems=4", "eval_problems=4", "width=2", "max_steps=3",
-    "eval_search=false", "sampling.max_step_tokens=8", "judge.check=false", "train.batch_size=2",
-    "warmup.ift_examples=4", "warmup.eft_examples=4", "warmup.eft_test_examples=2",
+    "model=tiny",
+    "device=cpu",
+    "iterations=1",
+    "problems=4",
+    "eval_problems=4",
+    "width=2",
+    "max_steps=3",
+    "eval_search=false",
+    "sampling.max_step_tokens=8",
+    "judge.check=false",
+    "train.batch_size=2",
+    "warmup.ift_examples=4",
+    "warmup.eft_examples=4",
+    "warmup.eft_test_examples=2",
 ]
 
 
 def launch(*args: str) -> subprocess.CompletedProcess[str]:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           "-m", "presrm.cli", *args]
+    cmd = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        "-m",
+        "presrm.cli",
+        *args,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
 
@@ -52,27 +79,45 @@ def check_complete(path: Path) -> None:
     stages = query_rows(path, "SELECT iteration, stage FROM stages ORDER BY finished_at")
     assert stages == [(0, "eval"), (1, "warmup"), (1, "eval"), (2, "search"), (2, "train"), (2, "eval")]
     # Every train problem searched exactly once, by one tree; every eval problem evaluated each iteration.
-    searched = query_rows(path, "SELECT p.problem_id, count(DISTINCT n.tree_id) FROM problems p LEFT JOIN nodes n"
-                                " ON n.problem_id = p.problem_id AND n.phase = 'train' WHERE p.split = 'train'"
-                                " GROUP BY 1")
+    searched = query_rows(
+        path,
+        "SELECT p.problem_id, count(DISTINCT n.tree_id) FROM problems p LEFT JOIN nodes n"
+        " ON n.problem_id = p.problem_id AND n.phase = 'train' WHERE p.split = 'train'"
+        " GROUP BY 1",
+    )
     assert len(searched) == 4 and all(trees == 1 for _, trees in searched), searched
-    evals = query_rows(path, "SELECT iteration, count(*), count(DISTINCT problem_id) FROM evals GROUP BY 1 ORDER BY 1")
+    evals = query_rows(
+        path, "SELECT iteration, count(*), count(DISTINCT problem_id) FROM evals GROUP BY 1 ORDER BY 1"
+    )
     assert evals == [(0, 4, 4), (1, 4, 4), (2, 4, 4)]
     assert one(path, "SELECT count(*) FROM problems WHERE split = 'eval'") == 4
     # Ids assigned by rank 0 are unique, and the references between rows stay inside their tree.
     assert one(path, "SELECT count(*) - count(DISTINCT node_id) FROM nodes") == 0
     assert one(path, "SELECT count(*) - count(DISTINCT judgment_id) FROM judgments") == 0
-    assert one(path, "SELECT count(*) FROM nodes c LEFT JOIN nodes p ON p.node_id = c.parent_id"
-                     " WHERE c.parent_id IS NOT NULL AND (p.node_id IS NULL OR p.tree_id <> c.tree_id)") == 0
-    assert one(path, "SELECT count(*) FROM judgments j JOIN nodes a ON a.node_id = j.node_a"
-                     " WHERE a.tree_id <> j.tree_id") == 0
+    assert (
+        one(
+            path,
+            "SELECT count(*) FROM nodes c LEFT JOIN nodes p ON p.node_id = c.parent_id"
+            " WHERE c.parent_id IS NOT NULL AND (p.node_id IS NULL OR p.tree_id <> c.tree_id)",
+        )
+        == 0
+    )
+    assert (
+        one(
+            path,
+            "SELECT count(*) FROM judgments j JOIN nodes a ON a.node_id = j.node_a"
+            " WHERE a.tree_id <> j.tree_id",
+        )
+        == 0
+    )
     assert one(path, "SELECT count(*) FROM judgments WHERE phase = 'train'") > 0
 
 
 def check_replicas(path: Path, iteration: int, stage: str) -> None:
     """Both ranks reported the same weights after training, and they are the saved checkpoint's."""
-    (detail,) = query_rows(path, "SELECT detail::VARCHAR FROM stages WHERE iteration = ? AND stage = ?",
-                           [iteration, stage])[0]
+    (detail,) = query_rows(
+        path, "SELECT detail::VARCHAR FROM stages WHERE iteration = ? AND stage = ?", [iteration, stage]
+    )[0]
     info = json.loads(detail)
     assert info["updates"] > 0, info  # DDP really trained
     by_rank = info["weights_sha256_by_rank"]
@@ -82,8 +127,12 @@ def check_replicas(path: Path, iteration: int, stage: str) -> None:
 
 
 def eval_rows(path: Path, iteration: int) -> list[tuple]:
-    return query_rows(path, "SELECT problem_id, node_id, parent_id, text, chosen FROM nodes"
-                            " WHERE iteration = ? AND phase = 'greedy' ORDER BY node_id", [iteration])
+    return query_rows(
+        path,
+        "SELECT problem_id, node_id, parent_id, text, chosen FROM nodes"
+        " WHERE iteration = ? AND phase = 'greedy' ORDER BY node_id",
+        [iteration],
+    )
 
 
 @pytest.mark.slow
@@ -144,6 +193,7 @@ def test_fsdp_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def _tree(tree_id: int, problem: str, base: int) -> Tree:
     """A two-node tree with one judgment, numbered from ``base`` like one rank's LocalIds would."""
+
     def node(i: int, parent: int | None) -> Node:
         return Node(base + i, parent, 1, 0, f"{problem}-{i}", 1, 0.0, "stop", "ok", False, None, None, None)
 
@@ -156,11 +206,11 @@ def _tree(tree_id: int, problem: str, base: int) -> Tree:
 def test_gathered_trees_are_put_back_in_order_and_renumbered() -> None:
     # Two ranks, each numbering from 0: rank 0 searched problems p0, p2; rank 1 p1.
     parts = [[_tree(0, "p0", 0), _tree(1, "p2", 10)], [_tree(0, "p1", 0)]]
-    trees = _interleave(parts)
+    trees = interleave(parts)
     assert [t.problem.problem_id for t in trees] == ["p0", "p1", "p2"]
     ids = LocalIds()
     ids.new_ids("node", 100)  # the run already holds nodes 0..99
-    _renumber(trees, ids)  # type: ignore[arg-type]
+    renumber(trees, ids)  # type: ignore[arg-type]
     assert [t.tree_id for t in trees] == [0, 1, 2]
     node_ids = [n.node_id for t in trees for n in t.nodes]
     assert node_ids == list(range(100, 109))

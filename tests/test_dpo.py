@@ -13,12 +13,17 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from presrm.charvocab import char_vocab
-from presrm.generation import encode_continuations, encode_prompts, sequence_logprobs
-from presrm.models import Policy, add_lora, load_policy, prepare_for_training
+from presrm.config import StepDPOConfig
+from presrm.model.adapters import add_lora, prepare_for_training
+from presrm.model.charvocab import char_vocab
+from presrm.model.encoding import encode_continuations, encode_prompts
+from presrm.model.loading import load_policy
+from presrm.model.policy import Policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.steps import render_prefix, step_header
 from presrm.tasks import load_task
-from presrm.train.dpo import StepPair, tokenize_step_pairs, train_step_dpo
+from presrm.train.dpo import tokenize_step_pairs, train_step_dpo
+from presrm.train.examples import StepPair
 
 NEWLINE_ID = char_vocab()["\n"]
 
@@ -77,7 +82,7 @@ def test_non_final_steps_end_at_the_newline_without_eos() -> None:
     assert row["rejected_ids"][-2:] == [NEWLINE_ID, eos]
     with pytest.raises(ValueError, match="identical"):
         tokenize_step_pairs(policy, [StepPair("p", " 1 + 1 = 2", " 1 + 1 = 2 ", False)])
-    assert train_step_dpo(policy, [], beta=0.1, lr=1e-3, epochs=1, batch_size=2, seed=0) == []
+    assert train_step_dpo(policy, [], StepDPOConfig(beta=0.1, lr=1e-3, epochs=1, batch_size=2), seed=0) == []
 
 
 def test_step_dpo_lora_widens_the_margin_and_trains_only_the_adapter() -> None:
@@ -88,7 +93,7 @@ def test_step_dpo_lora_widens_the_margin_and_trains_only_the_adapter() -> None:
     capture = _CaptureBatches()
 
     records = train_step_dpo(
-        policy, pairs, beta=0.5, lr=1e-2, epochs=4, batch_size=2, seed=0, callbacks=[capture]
+        policy, pairs, StepDPOConfig(beta=0.5, lr=1e-2, epochs=4, batch_size=2), seed=0, callbacks=[capture]
     )
 
     # What the trainer was fed: chosen rows first, then rejected; EOS only in final steps' completions.
@@ -124,11 +129,11 @@ def test_step_dpo_lora_widens_the_margin_and_trains_only_the_adapter() -> None:
 def test_step_dpo_reference_is_the_current_adapter_not_the_base() -> None:
     policy = add_lora(load_policy("tiny", device="cpu"))
     pairs = _pairs(policy)
-    train_step_dpo(policy, pairs, beta=0.5, lr=1e-2, epochs=2, batch_size=3, seed=0)
+    train_step_dpo(policy, pairs, StepDPOConfig(beta=0.5, lr=1e-2, epochs=2, batch_size=3), seed=0)
     trained = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_" in n}
     # Second iteration: the trained adapter is its own reference, so the first step's
     # implicit rewards are exactly zero (against the base model they would not be).
-    records = train_step_dpo(policy, pairs, beta=0.5, lr=1e-2, epochs=1, batch_size=3, seed=1)
+    records = train_step_dpo(policy, pairs, StepDPOConfig(beta=0.5, lr=1e-2, epochs=1, batch_size=3), seed=1)
     first = records[0]
     assert first["rewards/chosen"] == pytest.approx(0.0, abs=1e-6)
     assert first["rewards/rejected"] == pytest.approx(0.0, abs=1e-6)
@@ -147,7 +152,7 @@ def test_step_dpo_full_finetune_uses_a_frozen_copy_as_reference() -> None:
     before_margins = _margins(policy, pairs)
     before = [p.detach().clone() for p in policy.model.parameters()]
 
-    records = train_step_dpo(policy, pairs, beta=0.5, lr=5e-3, epochs=4, batch_size=2, seed=0)
+    records = train_step_dpo(policy, pairs, StepDPOConfig(beta=0.5, lr=5e-3, epochs=4, batch_size=2), seed=0)
 
     after_margins = _margins(policy, pairs)
     assert sum(after_margins) - sum(before_margins) > 1.0, (before_margins, after_margins)
@@ -160,16 +165,23 @@ def test_step_dpo_full_finetune_uses_a_frozen_copy_as_reference() -> None:
 def test_step_dpo_rejects_bad_settings() -> None:
     policy = add_lora(load_policy("tiny", device="cpu"))
     with pytest.raises(ValueError, match="beta"):
-        train_step_dpo(policy, _pairs(policy), beta=0.0, lr=1e-3, epochs=1, batch_size=2, seed=0)
+        train_step_dpo(
+            policy, _pairs(policy), StepDPOConfig(beta=0.0, lr=1e-3, epochs=1, batch_size=2), seed=0
+        )
 
 
 def test_sft_weight_adds_the_chosen_steps_nll() -> None:
     """RPO: the same DPO run plus the chosen steps' NLL ends with the chosen steps likelier."""
+
     def chosen_logp(sft_weight: float) -> tuple[float, list[dict[str, float]]]:
         policy = prepare_for_training(load_policy("tiny", device="cpu"), "full")
         pairs = _pairs(policy)
-        records = train_step_dpo(policy, pairs, beta=0.5, lr=5e-3, epochs=2, batch_size=2, seed=0,
-                                 sft_weight=sft_weight)
+        records = train_step_dpo(
+            policy,
+            pairs,
+            StepDPOConfig(beta=0.5, lr=5e-3, epochs=2, batch_size=2, sft_weight=sft_weight),
+            seed=0,
+        )
         chosen = sequence_logprobs(policy, [p.prompt for p in pairs], [p.chosen + "\n" for p in pairs])
         return sum(chosen), records
 

@@ -16,20 +16,14 @@ import pytest
 
 from presrm.errors import TaskError
 from presrm.judge_format import pairwise_target, pairwise_user_text, parse_pairwise
-from presrm.models import Policy, load_policy
+from presrm.model.loading import load_policy
+from presrm.model.policy import Policy
 from presrm.steps import extract_final_answer, parse_step, segment_steps, step_content, step_header
 from presrm.tasks import load_task
 from presrm.tasks.base import Task
-from presrm.train.eft import (
-    JudgePair,
-    build_eft_pairs,
-    eft_examples,
-    eft_train_test_split,
-    ift_examples,
-    judge_check,
-    load_eft_jsonl,
-    step_result,
-)
+from presrm.train.eft import build_eft_pairs, eft_examples, ift_examples, judge_check, step_result
+from presrm.train.eft_jsonl import eft_train_test_split, load_eft_jsonl
+from presrm.train.examples import JudgePair
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +285,15 @@ def test_compare_check_marks_each_candidate_against_the_recomputed_step(task: Ta
             assert b_part == f"B {step_result(p.step_b)} {'yes' if p.verdict == 'B' else 'no'}"
             assert parse_pairwise(pairwise_target(p.verdict, check)).verdict == p.verdict
             assert judge_check(p, "recompute") == p.check
-    final = JudgePair("x", "q", ("Step 1: 2 + 3 = 5",), "Step 2: The answer is 6.", "Step 2: The answer is 5.", "B",
-                      check="The answer is 5.")
+    final = JudgePair(
+        "x",
+        "q",
+        ("Step 1: 2 + 3 = 5",),
+        "Step 2: The answer is 6.",
+        "Step 2: The answer is 5.",
+        "B",
+        check="The answer is 5.",
+    )
     assert judge_check(final) == "5; A 6 no, B 5 yes"
     wordy = JudgePair("x", "q", (), "Step 1: add them", "Step 1: 2 + 3 = 5", "B", check="2 + 3 = 5")
     assert judge_check(wordy) == "2 + 3 = 5"  # a step without a number: the plain check

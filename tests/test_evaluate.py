@@ -13,7 +13,7 @@ import pytest
 
 from presrm.config import RunConfig
 from presrm.errors import PresrmError, StoreError
-from presrm.evaluate import (
+from presrm.eval.evaluate import (
     METRICS,
     EvaluationError,
     judge_table,
@@ -24,38 +24,93 @@ from presrm.evaluate import (
     summarize_iteration,
     write_summary,
 )
-from presrm.report import ReportError, write_report
-from presrm.store import RunStore, StageDone, query_rows
+from presrm.eval.report import ReportError, write_report
+from presrm.store.reader import query_rows
+from presrm.store.writer import RunStore, StageDone
 
 
-def _node(it: int, phase: str, tree: int, nid: int, depth: int, score: float | None, check: bool | None,
-          chosen: bool = False, rolled: bool = False, parent: int | None = None) -> dict[str, Any]:
+def _node(
+    it: int,
+    phase: str,
+    tree: int,
+    nid: int,
+    depth: int,
+    score: float | None,
+    check: bool | None,
+    chosen: bool = False,
+    rolled: bool = False,
+    parent: int | None = None,
+) -> dict[str, Any]:
     return {
-        "iteration": it, "phase": phase, "problem_id": f"q{tree}", "tree_id": tree, "node_id": nid,
-        "parent_id": parent, "depth": depth, "text": f"Step {depth}: node {nid}", "n_tokens": 5,
+        "iteration": it,
+        "phase": phase,
+        "problem_id": f"q{tree}",
+        "tree_id": tree,
+        "node_id": nid,
+        "parent_id": parent,
+        "depth": depth,
+        "text": f"Step {depth}: node {nid}",
+        "n_tokens": 5,
         # The hand computations below use one score for both: selection and the graded soft score.
-        "self_score": score, "soft_score": score, "score_kind": None if score is None else "win_rate",
+        "self_score": score,
+        "soft_score": score,
+        "score_kind": None if score is None else "win_rate",
         "chosen": chosen,
-        "rejected": False, "rolled_back": rolled, "is_final": False, "step_check": check,
+        "rejected": False,
+        "rolled_back": rolled,
+        "is_final": False,
+        "step_check": check,
     }
 
 
-def _judgment(it: int, phase: str, jid: int, tree: int | None, a: int, b: int, order: int, verdict: str | None,
-              expected: str | None = None, mode: str = "pairwise") -> dict[str, Any]:
+def _judgment(
+    it: int,
+    phase: str,
+    jid: int,
+    tree: int | None,
+    a: int,
+    b: int,
+    order: int,
+    verdict: str | None,
+    expected: str | None = None,
+    mode: str = "pairwise",
+) -> dict[str, Any]:
     winner = None if verdict is None else (a if verdict == "A" else b)
     return {
-        "iteration": it, "phase": phase, "judgment_id": jid, "tree_id": tree, "mode": mode, "node_a": a,
-        "node_b": b, "order": order, "raw_output": f"[[{verdict}]]", "verdict": verdict, "winner": winner,
+        "iteration": it,
+        "phase": phase,
+        "judgment_id": jid,
+        "tree_id": tree,
+        "mode": mode,
+        "node_a": a,
+        "node_b": b,
+        "order": order,
+        "raw_output": f"[[{verdict}]]",
+        "verdict": verdict,
+        "winner": winner,
         "expected": expected,
     }
 
 
-def _eval(it: int, mode: str, pid: str, correct: bool | None, n_steps: int | None = None,
-          n_tokens: int | None = None, scores: tuple[float | None, float | None, float | None] = (None, None, None)
-          ) -> dict[str, Any]:
+def _eval(
+    it: int,
+    mode: str,
+    pid: str,
+    correct: bool | None,
+    n_steps: int | None = None,
+    n_tokens: int | None = None,
+    scores: tuple[float | None, float | None, float | None] = (None, None, None),
+) -> dict[str, Any]:
     return {
-        "iteration": it, "mode": mode, "problem_id": pid, "correct": correct, "n_steps": n_steps,
-        "n_tokens": n_tokens, "min_score": scores[0], "mean_score": scores[1], "last_score": scores[2],
+        "iteration": it,
+        "mode": mode,
+        "problem_id": pid,
+        "correct": correct,
+        "n_steps": n_steps,
+        "n_tokens": n_tokens,
+        "min_score": scores[0],
+        "mean_score": scores[1],
+        "last_score": scores[2],
     }
 
 
@@ -64,24 +119,32 @@ def build_run(path: Path) -> RunStore:
     store.append_rows("iterations", [{"iteration": i, "model_name": f"M{i}"} for i in range(3)])
 
     # --- iteration 0: greedy evals and one-order held-out judge pairs only
-    store.append_rows("evals", [_eval(0, "greedy", "e1", False, 4, 40), _eval(0, "greedy", "e2", False, 2, 40)])
-    store.append_rows("judgments", [
-        _judgment(0, "eft_test", 900, None, 2000, 2001, 0, "A", "A"),
-        _judgment(0, "eft_test", 901, None, 2002, 2003, 0, "A", "B"),
-    ])
+    store.append_rows(
+        "evals", [_eval(0, "greedy", "e1", False, 4, 40), _eval(0, "greedy", "e2", False, 2, 40)]
+    )
+    store.append_rows(
+        "judgments",
+        [
+            _judgment(0, "eft_test", 900, None, 2000, 2001, 0, "A", "A"),
+            _judgment(0, "eft_test", 901, None, 2002, 2003, 0, "A", "B"),
+        ],
+    )
 
     # --- iteration 1
-    store.append_rows("evals", [
-        _eval(1, "greedy", "e1", True, 2, 20),
-        _eval(1, "greedy", "e2", False, 3, 30),
-        _eval(1, "greedy", "e3", True, 3, 40),
-        _eval(1, "greedy", "e4", None),  # no final answer: counts as wrong, no length
-        _eval(1, "search", "e1", True, scores=(0.2, 0.5, 0.9)),
-        _eval(1, "search", "e2", True, scores=(0.6, 0.7, 0.8)),
-        _eval(1, "search", "e3", False, scores=(0.1, 0.3, 0.8)),
-        _eval(1, "search", "e4", False, scores=(0.6, 0.4, None)),
-        _eval(1, "search", "e5", True),  # unscored: counts for accuracy only
-    ])
+    store.append_rows(
+        "evals",
+        [
+            _eval(1, "greedy", "e1", True, 2, 20),
+            _eval(1, "greedy", "e2", False, 3, 30),
+            _eval(1, "greedy", "e3", True, 3, 40),
+            _eval(1, "greedy", "e4", None),  # no final answer: counts as wrong, no length
+            _eval(1, "search", "e1", True, scores=(0.2, 0.5, 0.9)),
+            _eval(1, "search", "e2", True, scores=(0.6, 0.7, 0.8)),
+            _eval(1, "search", "e3", False, scores=(0.1, 0.3, 0.8)),
+            _eval(1, "search", "e4", False, scores=(0.6, 0.4, None)),
+            _eval(1, "search", "e5", True),  # unscored: counts for accuracy only
+        ],
+    )
     nodes = [
         # tree 10 (train): chosen path .9/T -> .4/F -> .8/T, siblings .1/F and .5/T at depth 1
         _node(1, "train", 10, 1, 1, 0.9, True, chosen=True),
@@ -108,36 +171,57 @@ def build_run(path: Path) -> RunStore:
         _node(1, "train", 16, 16, 1, 0.8, False, chosen=True),
     ]
     store.append_rows("nodes", nodes)
-    store.append_rows("judgments", [
-        # tree 10 pairs: (1,2) consistent; (1,3) inconsistent; (2,3) order 0 unparseable
-        _judgment(1, "train", 0, 10, 1, 2, 0, "A"), _judgment(1, "train", 1, 10, 2, 1, 1, "B"),
-        _judgment(1, "train", 2, 10, 1, 3, 0, "A"), _judgment(1, "train", 3, 10, 3, 1, 1, "A"),
-        _judgment(1, "train", 4, 10, 2, 3, 0, None), _judgment(1, "train", 5, 10, 3, 2, 1, "A"),
-        # tree 12 (eval) pair: consistent
-        _judgment(1, "eval", 6, 12, 9, 10, 0, "B"), _judgment(1, "eval", 7, 12, 10, 9, 1, "A"),
-        # tree 11: order 1 never written -> not a pair in judge_pairs
-        _judgment(1, "train", 8, 11, 7, 8, 0, "A"),
-        # a pointwise judgment: not a pair
-        {**_judgment(1, "train", 9, 11, 6, 6, 0, None, mode="pointwise"), "node_b": None, "verdict": "Yes"},
-        # held-out pairs; order 1 rows carry the swapped expected letter (as search.py writes them)
-        _judgment(1, "eft_test", 100, None, 1000, 1001, 0, "A", "A"),
-        _judgment(1, "eft_test", 101, None, 1001, 1000, 1, "B", "B"),  # pair 1 right
-        _judgment(1, "eft_test", 102, None, 1002, 1003, 0, "B", "B"),
-        _judgment(1, "eft_test", 103, None, 1003, 1002, 1, "B", "A"),  # pair 2 inconsistent
-        _judgment(1, "eft_test", 104, None, 1004, 1005, 0, None, "A"),
-        _judgment(1, "eft_test", 105, None, 1005, 1004, 1, "B", "B"),  # pair 3 unparseable first
-        _judgment(1, "eft_test", 106, None, 1006, 1007, 0, "B", "B"),  # pair 4: order 1 missing
-        _judgment(1, "eft_test", 108, None, 1008, 1009, 0, "A", None),  # no expected verdict: not a test pair
-    ])
+    store.append_rows(
+        "judgments",
+        [
+            # tree 10 pairs: (1,2) consistent; (1,3) inconsistent; (2,3) order 0 unparseable
+            _judgment(1, "train", 0, 10, 1, 2, 0, "A"),
+            _judgment(1, "train", 1, 10, 2, 1, 1, "B"),
+            _judgment(1, "train", 2, 10, 1, 3, 0, "A"),
+            _judgment(1, "train", 3, 10, 3, 1, 1, "A"),
+            _judgment(1, "train", 4, 10, 2, 3, 0, None),
+            _judgment(1, "train", 5, 10, 3, 2, 1, "A"),
+            # tree 12 (eval) pair: consistent
+            _judgment(1, "eval", 6, 12, 9, 10, 0, "B"),
+            _judgment(1, "eval", 7, 12, 10, 9, 1, "A"),
+            # tree 11: order 1 never written -> not a pair in judge_pairs
+            _judgment(1, "train", 8, 11, 7, 8, 0, "A"),
+            # a pointwise judgment: not a pair
+            {
+                **_judgment(1, "train", 9, 11, 6, 6, 0, None, mode="pointwise"),
+                "node_b": None,
+                "verdict": "Yes",
+            },
+            # held-out pairs; order 1 rows carry the swapped expected letter (as search.py writes them)
+            _judgment(1, "eft_test", 100, None, 1000, 1001, 0, "A", "A"),
+            _judgment(1, "eft_test", 101, None, 1001, 1000, 1, "B", "B"),  # pair 1 right
+            _judgment(1, "eft_test", 102, None, 1002, 1003, 0, "B", "B"),
+            _judgment(1, "eft_test", 103, None, 1003, 1002, 1, "B", "A"),  # pair 2 inconsistent
+            _judgment(1, "eft_test", 104, None, 1004, 1005, 0, None, "A"),
+            _judgment(1, "eft_test", 105, None, 1005, 1004, 1, "B", "B"),  # pair 3 unparseable first
+            _judgment(1, "eft_test", 106, None, 1006, 1007, 0, "B", "B"),  # pair 4: order 1 missing
+            _judgment(
+                1, "eft_test", 108, None, 1008, 1009, 0, "A", None
+            ),  # no expected verdict: not a test pair
+        ],
+    )
 
     # --- iteration 2: search evals only, all correct
-    store.append_rows("evals", [
-        _eval(2, "search", "e1", True, scores=(1.0, 1.0, 1.0)),
-        _eval(2, "search", "e2", True, scores=(0.8, 0.9, 0.8)),
-    ])
+    store.append_rows(
+        "evals",
+        [
+            _eval(2, "search", "e1", True, scores=(1.0, 1.0, 1.0)),
+            _eval(2, "search", "e2", True, scores=(0.8, 0.9, 0.8)),
+        ],
+    )
     store.flush()
-    for it, stage, wall in [(0, "eval", 3.0), (1, "search", 10.5), (1, "train", 20.0), (1, "train", 1.0),
-                            (1, "eval", 4.5)]:
+    for it, stage, wall in [
+        (0, "eval", 3.0),
+        (1, "search", 10.5),
+        (1, "train", 20.0),
+        (1, "train", 1.0),
+        (1, "eval", 4.5),
+    ]:
         store.flush(StageDone(it, stage, wall))
     return store
 
@@ -152,7 +236,16 @@ def test_summarize_iteration_1_by_hand(run: RunStore) -> None:
     expected = {
         "accuracy_greedy": 2 / 4,  # e1, e3 right; e2 wrong; e4 no answer = wrong
         "accuracy_search": 3 / 5,  # e1, e2, e5
-        "search_gain": 0.1,
+        # Wilson 95 % intervals of 2/4 and 3/5 (hand-checked against the closed form)
+        "accuracy_greedy_low": 0.15003899,
+        "accuracy_greedy_high": 0.84996101,
+        "accuracy_search_low": 0.23072428,
+        "accuracy_search_high": 0.88237923,
+        # paired on e1..e4: search T T F F - greedy T F T F = 0, +1, -1, 0 -> mean 0, sd sqrt(2/3)
+        # -> half-width 1.96 * sqrt(2/3 / 4) = 0.80015 (e5 has no greedy row: not in the pairs)
+        "search_gain": 0.0,
+        "search_gain_low": -0.80015195,
+        "search_gain_high": 0.80015195,
         "n_eval_greedy": 4,
         "n_eval_search": 5,
         "steps_per_solution": 8 / 3,  # (2 + 3 + 3) / 3, e4 has no length
@@ -197,12 +290,31 @@ def test_summarize_iteration_1_by_hand(run: RunStore) -> None:
 def test_summarize_leaves_out_absent_metrics(run: RunStore) -> None:
     s0 = summarize_iteration(run.path, 0)
     # only greedy evals and one-order eft pairs: a real 0 accuracy, no judge_accuracy (one order only)
-    assert s0 == pytest.approx({"accuracy_greedy": 0.0, "n_eval_greedy": 2, "steps_per_solution": 3.0,
-                                "tokens_per_step": 80 / 6, "judge_accuracy_order0": 0.5, "n_eft_pairs": 2})
+    assert s0 == pytest.approx(
+        {
+            "accuracy_greedy": 0.0,
+            "accuracy_greedy_low": 0.0,
+            "accuracy_greedy_high": 0.65761977,  # Wilson, 0 of 2
+            "n_eval_greedy": 2,
+            "steps_per_solution": 3.0,
+            "tokens_per_step": 80 / 6,
+            "judge_accuracy_order0": 0.5,
+            "n_eft_pairs": 2,
+        }
+    )
     s2 = summarize_iteration(run.path, 2)
     # all search solutions correct: AUROC undefined, ECE defined; no greedy -> no gain
-    assert s2 == pytest.approx({"accuracy_search": 1.0, "n_eval_search": 2, "ece_min": 0.1,
-                                "ece_mean": 0.05, "ece_last": 0.1})
+    assert s2 == pytest.approx(
+        {
+            "accuracy_search": 1.0,
+            "accuracy_search_low": 0.34238023,  # Wilson, 2 of 2
+            "accuracy_search_high": 1.0,
+            "n_eval_search": 2,
+            "ece_min": 0.1,
+            "ece_mean": 0.05,
+            "ece_last": 0.1,
+        }
+    )
 
 
 def test_summarize_unknown_iteration_and_bad_file(run: RunStore, tmp_path: Path) -> None:
@@ -224,7 +336,9 @@ def test_write_summary_replaces_own_metrics_only(run: RunStore) -> None:
     second = {k: v for k, v in first.items() if k != "auroc_min"} | {"accuracy_greedy": 0.9, "ece_min": None}
     write_summary(run, 1, second)
     run.flush()
-    rows = query_rows(run.path, "SELECT metric, count(*) FROM eval_metrics WHERE iteration = 1 GROUP BY metric")
+    rows = query_rows(
+        run.path, "SELECT metric, count(*) FROM eval_metrics WHERE iteration = 1 GROUP BY metric"
+    )
     counts = dict(rows)
     assert all(c == 1 for c in counts.values())
     assert "auroc_min" not in counts and "ece_min" not in counts and counts["custom_metric"] == 1
@@ -242,8 +356,11 @@ def test_recompute_metrics_writes_every_iteration(run: RunStore) -> None:
 def test_reliability_bins(run: RunStore) -> None:
     bins = reliability(run.path, 1, "min")
     filled = {i: (b.count, b.mean_score, b.accuracy) for i, b in enumerate(bins) if b.count}
-    assert filled == {1: (1, pytest.approx(0.1), 0.0), 2: (1, pytest.approx(0.2), 1.0),
-                      6: (2, pytest.approx(0.6), 0.5)}
+    assert filled == {
+        1: (1, pytest.approx(0.1), 0.0),
+        2: (1, pytest.approx(0.2), 1.0),
+        6: (2, pytest.approx(0.6), 0.5),
+    }
     last = reliability(run.path, 1, "last", n_bins=2)  # e4 has no last score
     assert [(b.count, b.accuracy) for b in last] == [(0, None), (3, pytest.approx(2 / 3))]
     with pytest.raises(EvaluationError, match="unknown score aggregate"):
@@ -256,7 +373,13 @@ def test_judge_table(run: RunStore) -> None:
     rows = {r.iteration: r for r in judge_table(run.path)}
     assert sorted(rows) == [0, 1]
     r0 = rows[0]
-    assert (r0.n_pairs, r0.accuracy, r0.accuracy_order0, r0.consistency, r0.unparseable) == (2, None, 0.5, None, 0.0)
+    assert (r0.n_pairs, r0.accuracy, r0.accuracy_order0, r0.consistency, r0.unparseable) == (
+        2,
+        None,
+        0.5,
+        None,
+        0.0,
+    )
     r1 = rows[1]
     assert r1.n_pairs == 4
     assert r1.accuracy == pytest.approx(0.25)
@@ -271,7 +394,7 @@ def test_write_report(run: RunStore, tmp_path: Path) -> None:
     text = md.read_text(encoding="utf-8")
     assert md == out / "report.md"
     assert "| metric | M0 | M1 | M2 | meaning |" in text
-    assert "| accuracy_greedy | 0.0% | 50.0% | – |" in text
+    assert "| accuracy_greedy | 0.0% [0.0, 65.8] | 50.0% [15.0, 85.0] | – |" in text
     assert "| processbench_f1 | – | 0.400 | – |" in text
     # Table 3: model, pairs, both orders, first order, consistency, unparseable
     assert "| M1 | 4 | 25.0% | 75.0% | 25.0% | 14.3% |" in text

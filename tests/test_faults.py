@@ -14,14 +14,36 @@ from pathlib import Path
 
 import pytest
 
-from presrm.store import query_rows
+from presrm.store.reader import query_rows
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 ARGS = [
-    "--set", "model=tiny", "--set", "problems=6", "--set", "eval_problems=3", "--set", "width=2",
-    "--set", "max_steps=3", "--set", "iterations=1", "--set", "warmup.enabled=false",
-    "--set", "warmup.eft_test_examples=0", "--set", "sampling.max_step_tokens=6", "--set", "batch_problems=1",
-    "--set", "judge.verdict=probs", "--set", "judge.check=false", "--set", "eval_search=false",
+    "--set",
+    "model=tiny",
+    "--set",
+    "problems=6",
+    "--set",
+    "eval_problems=3",
+    "--set",
+    "width=2",
+    "--set",
+    "max_steps=3",
+    "--set",
+    "iterations=1",
+    "--set",
+    "warmup.enabled=false",
+    "--set",
+    "warmup.eft_test_examples=0",
+    "--set",
+    "sampling.max_step_tokens=6",
+    "--set",
+    "batch_problems=1",
+    "--set",
+    "judge.verdict=probs",
+    "--set",
+    "judge.check=false",
+    "--set",
+    "eval_search=false",
 ]
 
 
@@ -39,8 +61,13 @@ def _count(path: Path, sql: str) -> int | None:
 @pytest.mark.slow
 def test_sigint_stops_at_a_safe_point_and_says_how_to_resume(tmp_path: Path) -> None:
     run = tmp_path / "run.duckdb"
-    proc = subprocess.Popen(_cli("run", *ARGS, "--out", str(run)), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("run", *ARGS, "--out", str(run)),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         time.sleep(0.2)
@@ -64,8 +91,13 @@ def test_sigint_stops_at_a_safe_point_and_says_how_to_resume(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_reader_open_during_the_whole_run(tmp_path: Path) -> None:
     run = tmp_path / "run.duckdb"
-    proc = subprocess.Popen(_cli("run", *ARGS, "--out", str(run)), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("run", *ARGS, "--out", str(run)),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: list[int] = []  # this test process is the reader: it polls the file the whole time
     cli_answers = 0
     while proc.poll() is None:
@@ -73,8 +105,12 @@ def test_reader_open_during_the_whole_run(tmp_path: Path) -> None:
         if n is not None:
             seen.append(n)
             if cli_answers == 0:  # and `presrm sql`, as a user would run it, answers mid-run
-                result = subprocess.run(_cli("sql", str(run), "SELECT count(*) FROM nodes", "-f", "csv"),
-                                        env=ENV, capture_output=True, text=True)
+                result = subprocess.run(
+                    _cli("sql", str(run), "SELECT count(*) FROM nodes", "-f", "csv"),
+                    env=ENV,
+                    capture_output=True,
+                    text=True,
+                )
                 cli_answers += result.returncode == 0
         time.sleep(0.05)
     _, err = proc.communicate()
@@ -86,15 +122,37 @@ def test_reader_open_during_the_whole_run(tmp_path: Path) -> None:
     assert cli_answers == 1
 
 
-
 # ---- SIGKILL while training; a file that cannot grow (disk full) --------------------------------------
 # Small enough to run three times in a test, big enough that step-DPO has pairs to train on.
 SMALL_ARGS = [
-    "--set", "model=tiny", "--set", "problems=3", "--set", "eval_problems=1", "--set", "width=2",
-    "--set", "max_steps=2", "--set", "iterations=1", "--set", "warmup.enabled=false",
-    "--set", "warmup.eft_test_examples=0", "--set", "sampling.max_step_tokens=6", "--set", "batch_problems=1",
-    "--set", "judge.verdict=probs", "--set", "judge.check=false", "--set", "eval_search=false",
-    "--set", "algo=step-dpo",
+    "--set",
+    "model=tiny",
+    "--set",
+    "problems=3",
+    "--set",
+    "eval_problems=1",
+    "--set",
+    "width=2",
+    "--set",
+    "max_steps=2",
+    "--set",
+    "iterations=1",
+    "--set",
+    "warmup.enabled=false",
+    "--set",
+    "warmup.eft_test_examples=0",
+    "--set",
+    "sampling.max_step_tokens=6",
+    "--set",
+    "batch_problems=1",
+    "--set",
+    "judge.verdict=probs",
+    "--set",
+    "judge.check=false",
+    "--set",
+    "eval_search=false",
+    "--set",
+    "algo=step-dpo",
 ]
 # What legitimately differs between two runs of one config: the run id, clocks, the file's own path.
 VOLATILE_COLUMNS = {"run_id", "created_at", "started_at", "finished_at", "wall_s", "config_json"}
@@ -102,11 +160,21 @@ TIMING_METRICS = ("train_runtime", "train_samples_per_second", "train_steps_per_
 
 
 def _columns(path: Path, table: str) -> str:
-    names = [r[0] for r in query_rows(path, "SELECT column_name FROM information_schema.columns "
-                                            "WHERE table_name = ? ORDER BY ordinal_position", [table])]
+    names = [
+        r[0]
+        for r in query_rows(
+            path,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        )
+    ]
     # checkpoints live next to the run file: compare their name (M1), not the directory
-    return ", ".join("regexp_replace(checkpoint, '.*/', '')" if c == "checkpoint" else f'"{c}"'
-                     for c in names if c not in VOLATILE_COLUMNS)
+    return ", ".join(
+        "regexp_replace(checkpoint, '.*/', '')" if c == "checkpoint" else f'"{c}"'
+        for c in names
+        if c not in VOLATILE_COLUMNS
+    )
 
 
 def _rows(path: Path, table: str, where: str = "true", params: list | None = None) -> list[tuple]:
@@ -120,22 +188,28 @@ def _rows(path: Path, table: str, where: str = "true", params: list | None = Non
 
 def _all_rows(path: Path) -> dict[str, list[tuple]]:
     """Every row of every table but the volatile columns (and training's own clock readings)."""
-    tables = query_rows(path, "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
+    tables = query_rows(
+        path, "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+    )
     return {t: _rows(path, t) for (t,) in tables}
 
 
 def _stage_rows(path: Path) -> dict[tuple[int, str], dict[str, list[tuple]]]:
     """The rows each finished stage owns (the rows --resume deletes when it redoes a stage)."""
-    from presrm.loop import STAGE_ROWS
+    from presrm.store.stage_rows import STAGE_ROWS
 
-    return {(i, s): {t: _rows(path, t, w, [i]) for t, w in STAGE_ROWS[s]}
-            for i, s in query_rows(path, "SELECT iteration, stage FROM stages")}
+    return {
+        (i, s): {t: _rows(path, t, w, [i]) for t, w in STAGE_ROWS[s]}
+        for i, s in query_rows(path, "SELECT iteration, stage FROM stages")
+    }
 
 
 def _assert_ids_dense(path: Path) -> None:
     """No duplicates, no holes: the ids of nodes and judgments are exactly 0..n-1."""
     for table, column in (("nodes", "node_id"), ("judgments", "judgment_id")):
-        n, distinct, top = query_rows(path, f"SELECT count(*), count(DISTINCT {column}), max({column}) FROM {table}")[0]
+        n, distinct, top = query_rows(
+            path, f"SELECT count(*), count(DISTINCT {column}), max({column}) FROM {table}"
+        )[0]
         assert n == distinct == top + 1, table
 
 
@@ -144,8 +218,13 @@ PPO_ARGS = [*SMALL_ARGS, "--set", "algo=ppo", "--set", "train.ppo_epochs=400"]
 
 
 def _background_run(path: Path, args: list[str]) -> tuple[subprocess.Popen, Callable[[], Path]]:
-    proc = subprocess.Popen(_cli("run", *args, "--out", str(path)), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("run", *args, "--out", str(path)),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def finished() -> Path:
         _, err = proc.communicate(timeout=300)
@@ -192,9 +271,13 @@ def test_sigkill_during_training_then_resume_gives_the_same_rows(
     reference_run = request.getfixturevalue("reference_run" if algo == "step-dpo" else "ppo_reference_run")
     killed, scratch = tmp_path / "killed.duckdb", tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen(_cli("run", *(SMALL_ARGS if algo == "step-dpo" else PPO_ARGS), "--out", str(killed)),
-                            env={**ENV, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("run", *(SMALL_ARGS if algo == "step-dpo" else PPO_ARGS), "--out", str(killed)),
+        env={**ENV, "TMPDIR": str(scratch)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if algo == "step-dpo":
         _wait_for_training(proc, scratch)
     else:  # the PPO trainer leaves no scratch directory: its stage announces itself, then trains
@@ -206,7 +289,9 @@ def test_sigkill_during_training_then_resume_gives_the_same_rows(
             pytest.fail(f"the run ended before its PPO training started (exit {proc.wait()})")
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    assert set(_stage_rows(killed)) == {(0, "eval"), (1, "search")}, "the kill must land inside the train stage"
+    assert set(_stage_rows(killed)) == {(0, "eval"), (1, "search")}, (
+        "the kill must land inside the train stage"
+    )
     assert _rows(killed, "train_steps") == []
 
     done = subprocess.run(_cli("run", "--resume", str(killed)), env=ENV, capture_output=True, text=True)
@@ -235,9 +320,14 @@ def test_file_too_large_is_a_one_line_error_and_resume_completes(
     """
     run, scratch = tmp_path / "run.duckdb", tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen(_cli("run", *SMALL_ARGS, "--out", str(run)), env={**ENV, "TMPDIR": str(scratch)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_ignore_sigxfsz)
+    proc = subprocess.Popen(
+        _cli("run", *SMALL_ARGS, "--out", str(run)),
+        env={**ENV, "TMPDIR": str(scratch)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigxfsz,
+    )
     assert proc.stderr is not None
     seen = []
     if fails_in == "search":
@@ -254,8 +344,11 @@ def test_file_too_large_is_a_one_line_error_and_resume_completes(
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err
     failed_file = run.with_suffix(".ckpt") / "M1" if fails_in == "train" else run
-    assert errors[0].startswith(f"error: cannot write the checkpoint {failed_file}: File too large"
-                                if fails_in == "train" else f"error: cannot write {failed_file}: "), errors[0]
+    assert errors[0].startswith(
+        f"error: cannot write the checkpoint {failed_file}: File too large"
+        if fails_in == "train"
+        else f"error: cannot write {failed_file}: "
+    ), errors[0]
     assert "File too large" in errors[0]
 
     # The file opens read-only, and every stage that had finished is there, exactly.

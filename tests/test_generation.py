@@ -11,27 +11,18 @@ import importlib.util
 import pytest
 import torch
 
-from presrm.generation import (
-    FINISH_EOS,
-    FINISH_LENGTH,
-    FINISH_NEWLINE,
-    encode_prompts,
-    generate_steps,
-    next_token_logprobs,
-    sequence_logprobs,
-)
-from presrm.models import Policy, add_lora, load_policy
+from presrm.model.adapters import add_lora
+from presrm.model.encoding import encode_prompts
+from presrm.model.generation import FINISH_EOS, FINISH_LENGTH, FINISH_NEWLINE, generate_steps
+from presrm.model.loading import load_policy
+from presrm.model.policy import Policy
+from presrm.model.scoring import next_token_logprobs, sequence_logprobs
 
 PREFIXES = [
     "Question: 2+3\nStep 1:",
     "Q: 7\nStep 1:",
     "Question: what is 12*7, then add 5?\nStep 1: 12*7=84\nStep 2:",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny() -> Policy:
-    return load_policy("tiny", seed=1)
 
 
 def _bias_lm_head(policy: Policy, bias: dict[int, float]) -> Policy:
@@ -272,7 +263,7 @@ def test_smollm2_steps_and_greedy_match(
 
 
 def test_nucleus_sampler_distribution() -> None:
-    from presrm.generation import _sample
+    from presrm.model.generation import _sample
 
     gen = torch.Generator().manual_seed(0)
     probs = torch.tensor([0.05, 0.5, 0.15, 0.3])
@@ -288,7 +279,7 @@ def test_nucleus_sampler_distribution() -> None:
 
 
 def test_nucleus_sampler_flat_distribution_uses_full_sort() -> None:
-    from presrm.generation import _sample
+    from presrm.model.generation import _sample
 
     gen = torch.Generator().manual_seed(1)
     # 2000 tokens with slowly decreasing probabilities: the top 256 hold far less than top_p.

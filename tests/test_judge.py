@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from presrm.config import JudgeConfig
-from presrm.generation import sequence_logprobs
-from presrm.judge import ModelJudge, PairRequest, PointRequest, resolve_judge_mode
 from presrm.judge_format import parse_pairwise, verdict_prefix
-from presrm.models import load_policy
+from presrm.model.scoring import sequence_logprobs
+from presrm.search.judge import ModelJudge, PairRequest, PointRequest, resolve_judge_mode
 
 Q = "Tom has 12 apples. He buys 7 more, then gives away 5. How many apples does he have now?"
 REQS = [
@@ -16,11 +15,6 @@ REQS = [
     PairRequest(Q, (), "Step 1: 12 + 7 = 18", "Step 1: 12 + 7 = 19"),
     PairRequest(Q, ("Step 1: 12 + 7 = 19",), "Step 2: 19 - 5 = 14", "Step 2: 19 + 5 = 24"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_policy("tiny", seed=0)
 
 
 def test_pairwise_text_judge_logs_text_and_probabilities(tiny) -> None:

@@ -14,15 +14,30 @@ import pytest
 import torch
 
 from presrm.config import JudgeConfig, load_config
-from presrm.judge import JudgeResult, PairRequest, PointRequest
-from presrm.loop import Loop, checkpoint_dir, resume_run
-from presrm.models import Policy, load_checkpoint, load_policy
-from presrm.store import RunStore, query_rows
+from presrm.model.loading import load_checkpoint, load_policy
+from presrm.model.policy import Policy
+from presrm.run.loop import Loop
+from presrm.run.plan import checkpoint_dir
+from presrm.run.start import resume_run
+from presrm.search.judge import JudgeResult, PairRequest, PointRequest
+from presrm.store.reader import query_rows
+from presrm.store.writer import RunStore
 
 SMALL = [
-    "model=tiny", "problems=3", "eval_problems=2", "width=3", "max_steps=3", "iterations=1",
-    "eval_search=false", "warmup.enabled=false", "warmup.eft_test_examples=0", "sampling.max_step_tokens=6",
-    "train.finetune=lora", "train.batch_size=2", "train.lr=0.01", "judge.check=false",
+    "model=tiny",
+    "problems=3",
+    "eval_problems=2",
+    "width=3",
+    "max_steps=3",
+    "iterations=1",
+    "eval_search=false",
+    "warmup.enabled=false",
+    "warmup.eft_test_examples=0",
+    "sampling.max_step_tokens=6",
+    "train.finetune=lora",
+    "train.batch_size=2",
+    "train.lr=0.01",
+    "judge.check=false",
 ]
 
 
@@ -51,8 +66,16 @@ def lora_b_norm(policy: Policy) -> float:
 
 @pytest.mark.parametrize("algo", ["step-dpo", "ppo"])
 def test_one_iteration_trains_the_adapter(tmp_path: Path, algo: str) -> None:
-    cfg = load_config(None, [*SMALL, f"algo={algo}", "train.lora_r=4", "train.lora_alpha=12",
-                             f"out={str(tmp_path / 'run.duckdb')!r}"])
+    cfg = load_config(
+        None,
+        [
+            *SMALL,
+            f"algo={algo}",
+            "train.lora_r=4",
+            "train.lora_alpha=12",
+            f"out={str(tmp_path / 'run.duckdb')!r}",
+        ],
+    )
     store = RunStore.create(cfg.out, cfg)
     Loop(store, judge_factory=LongerStepJudge).run()
     stages = query_rows(store.path, "SELECT iteration, stage FROM stages ORDER BY finished_at")
@@ -91,22 +114,52 @@ def _cli(*args: str) -> list[str]:
 
 def _snapshot(path: Path) -> dict[str, list[tuple]]:
     return {
-        "nodes": query_rows(path, "SELECT iteration, phase, tree_id, node_id, parent_id, text, chosen, self_score "
-                                  "FROM nodes ORDER BY node_id"),
-        "judgments": query_rows(path, "SELECT judgment_id, node_a, node_b, verdict FROM judgments ORDER BY 1"),
+        "nodes": query_rows(
+            path,
+            "SELECT iteration, phase, tree_id, node_id, parent_id, text, chosen, self_score "
+            "FROM nodes ORDER BY node_id",
+        ),
+        "judgments": query_rows(
+            path, "SELECT judgment_id, node_a, node_b, verdict FROM judgments ORDER BY 1"
+        ),
         "evals": query_rows(path, "SELECT iteration, mode, problem_id, correct FROM evals ORDER BY ALL"),
         "stages": query_rows(path, "SELECT iteration, stage FROM stages ORDER BY finished_at"),
         "problems": query_rows(path, "SELECT problem_id, split FROM problems ORDER BY ALL"),
-        "train_steps": query_rows(path, "SELECT iteration, stage, step, metric FROM train_steps ORDER BY ALL"),
+        "train_steps": query_rows(
+            path, "SELECT iteration, stage, step, metric FROM train_steps ORDER BY ALL"
+        ),
     }
 
 
 KILL_ARGS = [
-    "--set", "model=tiny", "--set", "problems=6", "--set", "eval_problems=4", "--set", "width=3",
-    "--set", "max_steps=3", "--set", "iterations=1", "--set", "warmup.enabled=false",
-    "--set", "warmup.eft_test_examples=0", "--set", "sampling.max_step_tokens=6", "--set", "batch_problems=1",
-    "--set", "judge.verdict=probs", "--set", "judge.check=false", "--set", "eval_search=false",
-    "--set", "algo=ppo",
+    "--set",
+    "model=tiny",
+    "--set",
+    "problems=6",
+    "--set",
+    "eval_problems=4",
+    "--set",
+    "width=3",
+    "--set",
+    "max_steps=3",
+    "--set",
+    "iterations=1",
+    "--set",
+    "warmup.enabled=false",
+    "--set",
+    "warmup.eft_test_examples=0",
+    "--set",
+    "sampling.max_step_tokens=6",
+    "--set",
+    "batch_problems=1",
+    "--set",
+    "judge.verdict=probs",
+    "--set",
+    "judge.check=false",
+    "--set",
+    "eval_search=false",
+    "--set",
+    "algo=ppo",
 ]
 
 
@@ -117,8 +170,12 @@ def test_sigkill_during_search_then_resume_gives_the_same_rows(tmp_path: Path) -
     subprocess.run(_cli("run", *KILL_ARGS, "--out", str(reference)), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed.duckdb"
-    proc = subprocess.Popen(_cli("run", *KILL_ARGS, "--out", str(killed)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("run", *KILL_ARGS, "--out", str(killed)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     # Kill once the iteration-1 search has flushed some (not all) of its trees.
     while time.monotonic() < deadline:
@@ -126,15 +183,20 @@ def test_sigkill_during_search_then_resume_gives_the_same_rows(tmp_path: Path) -
         if not killed.exists():
             continue
         try:
-            n = query_rows(killed, "SELECT count(DISTINCT tree_id) FROM nodes WHERE iteration = 1 AND phase = 'train'",
-                           timeout=1)[0][0]
+            n = query_rows(
+                killed,
+                "SELECT count(DISTINCT tree_id) FROM nodes WHERE iteration = 1 AND phase = 'train'",
+                timeout=1,
+            )[0][0]
         except Exception:
             continue
         if n >= 1:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = query_rows(killed, "SELECT count(DISTINCT tree_id) FROM nodes WHERE iteration = 1 AND phase = 'train'")
+    partial = query_rows(
+        killed, "SELECT count(DISTINCT tree_id) FROM nodes WHERE iteration = 1 AND phase = 'train'"
+    )
     assert 0 < partial[0][0] < 6, "the kill must land inside the search stage"
     assert (1, "search") not in {tuple(r) for r in query_rows(killed, "SELECT iteration, stage FROM stages")}
 

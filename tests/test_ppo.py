@@ -15,9 +15,11 @@ from peft import LoraConfig, get_peft_model
 from tokenizers import Tokenizer, models
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from presrm.errors import ConfigError
-from presrm.models import tiny_config
-from presrm.train.ppo import PPOConfig, StepPPOTrainer, StepRollout, collate, response_logprobs
+from presrm.config import PPOConfig
+from presrm.model.tiny import tiny_config
+from presrm.train.examples import StepRollout
+from presrm.train.ppo import StepPPOTrainer
+from presrm.train.ppo_batch import collate, response_logprobs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 VOCAB = 64
@@ -77,7 +79,7 @@ def test_rollout_step_ends_and_validation() -> None:
         StepRollout([5], [[10], []], [1.0, 1.0])
     with pytest.raises(ValueError, match="step rewards"):
         StepRollout([5], [[10]], [1.0, 2.0])
-    with pytest.raises(ConfigError, match="kl_kind"):
+    with pytest.raises(ValueError, match="kl_kind"):
         PPOConfig(kl_kind="k7")  # type: ignore[arg-type]
 
 
@@ -179,8 +181,12 @@ def test_batch_reward_normalisation() -> None:
     # placeholder 0 on every intermediate step would otherwise become a penalty on all of them.
     outcome = trainer._normalized_rewards([[None, None, 1.0], [None, 0.0], [None, 1.0], [0.0]])
     s = math.sqrt(1 / 4)  # final rewards 1, 0, 1, 0: mean 0.5, std 0.5
-    assert outcome == [[0.0, 0.0, pytest.approx(0.5 / s)], [0.0, pytest.approx(-0.5 / s)],
-                       [0.0, pytest.approx(0.5 / s)], [pytest.approx(-0.5 / s)]]
+    assert outcome == [
+        [0.0, 0.0, pytest.approx(0.5 / s)],
+        [0.0, pytest.approx(-0.5 / s)],
+        [0.0, pytest.approx(0.5 / s)],
+        [pytest.approx(-0.5 / s)],
+    ]
 
 
 def test_outcome_reward_raises_the_right_paths_and_lowers_the_wrong() -> None:
@@ -194,11 +200,13 @@ def test_outcome_reward_raises_the_right_paths_and_lowers_the_wrong() -> None:
         ids = torch.tensor([r.prompt_ids + r.response_ids])
         with torch.no_grad():
             logp = model(ids).logits[0, :-1].float().log_softmax(-1)
-        picked = logp.gather(-1, ids[0, 1:, None])[:, 0][len(r.prompt_ids) - 1:]
+        picked = logp.gather(-1, ids[0, 1:, None])[:, 0][len(r.prompt_ids) - 1 :]
         return float(picked.sum())
 
     before = [seq_logprob(r) for r in rollouts]
-    trainer = StepPPOTrainer(model, tiny_tokenizer(), PPOConfig(lr=1e-3, minibatch_size=4, ppo_epochs=4, kl_coef=0.0))
+    trainer = StepPPOTrainer(
+        model, tiny_tokenizer(), PPOConfig(lr=1e-3, minibatch_size=4, ppo_epochs=4, kl_coef=0.0)
+    )
     for _ in range(3):
         trainer.train(rollouts)
     gain = [seq_logprob(r) - b for r, b in zip(rollouts, before, strict=True)]
@@ -246,7 +254,7 @@ def test_rewarding_steps_with_a_token_raises_its_probability(lora: bool) -> None
 
     base = tiny_llama(seed=1)
     model = with_lora(base) if lora else base
-    cfg = PPOConfig(lr=3e-3 if lora else 3e-4, minibatch_size=8, ppo_epochs=2, kl_coef=0.01, seed=0)
+    cfg = PPOConfig(lr=3e-3 if lora else 3e-4, minibatch_size=8, ppo_epochs=2, kl_coef=0.01)
     trainer = StepPPOTrainer(model, tiny_tokenizer(), cfg)
     before = next_token_logprobs(model, held_out)
     for _ in range(4):
@@ -273,7 +281,8 @@ def test_two_process_data_parallel_keeps_replicas_identical(tmp_path: Path) -> N
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from accelerate import Accelerator
         from test_ppo import tiny_llama, tiny_tokenizer, with_lora, random_rollouts
-        from presrm.train.ppo import PPOConfig, StepPPOTrainer
+        from presrm.config import PPOConfig
+        from presrm.train.ppo import StepPPOTrainer
         acc = Accelerator(cpu=True)
         model = with_lora(tiny_llama())
         tr = StepPPOTrainer(model, tiny_tokenizer(), PPOConfig(lr=1e-3, minibatch_size=2), accelerator=acc)

@@ -21,8 +21,8 @@ import pytest
 from tui_fixtures import MARKUP_STEP, build_empty_run, build_run_db
 
 from presrm.errors import StoreError
+from presrm.inspect import problems as Q
 from presrm.store import flags as F
-from presrm.store import queries as Q
 from presrm.store.writer import RunStore
 
 
@@ -78,7 +78,11 @@ def expected_tree_rows(path: Path) -> dict[int, dict[str, Any]]:
             "mean_score": sum(scores) / len(scores) if scores else None,
             "correct": final[-1]["correct"] if final else None,
             "final_answer": final[-1]["final_answer"] if final else None,
-            "n_judgments": 0, "unparseable": 0, "checker_disagree": 0, "inconsistent": 0, "n_pairs": 0,
+            "n_judgments": 0,
+            "unparseable": 0,
+            "checker_disagree": 0,
+            "inconsistent": 0,
+            "n_pairs": 0,
         }
     pairs: dict[tuple[int, int, int], dict[int, Any]] = defaultdict(dict)
     for j in judgments:
@@ -124,23 +128,82 @@ def _append_tree(path: Path, *, extra_judgment_for: int | None = None) -> int:
     tree_id = store.new_ids("tree", 1)[0]
     a, b = store.new_ids("node", 2)
     base = {"iteration": 2, "phase": "train", "problem_id": "train-00000", "tree_id": tree_id}
-    store.append_rows("nodes", [
-        {**base, "node_id": a, "parent_id": None, "depth": 1, "expansion": 1, "text": "Step 1: live = 1. The answer is 1.",
-         "self_score": 1.0, "score_kind": "win_rate", "soft_score": 0.75, "chosen": True, "rejected": False, "rolled_back": False,
-         "is_final": True, "final_answer": "1", "correct": False, "step_check": True},
-        {**base, "node_id": b, "parent_id": None, "depth": 1, "expansion": 1, "text": "Step 1: live = 2",
-         "self_score": 0.0, "score_kind": "win_rate", "soft_score": 0.25, "chosen": False, "rejected": True, "rolled_back": False,
-         "is_final": False, "step_check": False},
-    ])
+    store.append_rows(
+        "nodes",
+        [
+            {
+                **base,
+                "node_id": a,
+                "parent_id": None,
+                "depth": 1,
+                "expansion": 1,
+                "text": "Step 1: live = 1. The answer is 1.",
+                "self_score": 1.0,
+                "score_kind": "win_rate",
+                "soft_score": 0.75,
+                "chosen": True,
+                "rejected": False,
+                "rolled_back": False,
+                "is_final": True,
+                "final_answer": "1",
+                "correct": False,
+                "step_check": True,
+            },
+            {
+                **base,
+                "node_id": b,
+                "parent_id": None,
+                "depth": 1,
+                "expansion": 1,
+                "text": "Step 1: live = 2",
+                "self_score": 0.0,
+                "score_kind": "win_rate",
+                "soft_score": 0.25,
+                "chosen": False,
+                "rejected": True,
+                "rolled_back": False,
+                "is_final": False,
+                "step_check": False,
+            },
+        ],
+    )
     js = []
     for order, (x, y) in enumerate(((a, b), (b, a))):
-        js.append({"iteration": 2, "phase": "train", "judgment_id": store.new_ids("judgment", 1)[0],
-                   "tree_id": tree_id, "mode": "pairwise", "node_a": x, "node_b": y, "order": order,
-                   "raw_output": "[[A]]", "verdict": "A", "p_a": 0.9, "p_b": 0.1, "winner": x, "expected": None})
+        js.append(
+            {
+                "iteration": 2,
+                "phase": "train",
+                "judgment_id": store.new_ids("judgment", 1)[0],
+                "tree_id": tree_id,
+                "mode": "pairwise",
+                "node_a": x,
+                "node_b": y,
+                "order": order,
+                "raw_output": "[[A]]",
+                "verdict": "A",
+                "p_a": 0.9,
+                "p_b": 0.1,
+                "winner": x,
+                "expected": None,
+            }
+        )
     if extra_judgment_for is not None:
-        js.append({"iteration": 2, "phase": "train", "judgment_id": store.new_ids("judgment", 1)[0],
-                   "tree_id": extra_judgment_for, "mode": "pairwise", "node_a": None, "node_b": None, "order": 0,
-                   "raw_output": "???", "verdict": None, "winner": None, "expected": None})
+        js.append(
+            {
+                "iteration": 2,
+                "phase": "train",
+                "judgment_id": store.new_ids("judgment", 1)[0],
+                "tree_id": extra_judgment_for,
+                "mode": "pairwise",
+                "node_a": None,
+                "node_b": None,
+                "order": 0,
+                "raw_output": "???",
+                "verdict": None,
+                "winner": None,
+                "expected": None,
+            }
+        )
     store.append_rows("judgments", js)
     store.flush()
     return tree_id
@@ -159,8 +222,11 @@ def test_tree_index_incremental_refresh_equals_full(writable_db: Path) -> None:
     row = {r["tree_id"]: r for r in index.table.to_pylist()}
     assert row[new_tree]["inconsistent"] == 1 and row[new_tree]["n_pairs"] == 1
     # a flag alone changes only the flag counts
-    F.add_flag(writable_db, "node", int(rows(writable_db, "SELECT min(node_id) AS n FROM nodes WHERE tree_id = ?",
-                                             [new_tree])[0]["n"]))
+    F.add_flag(
+        writable_db,
+        "node",
+        int(rows(writable_db, "SELECT min(node_id) AS n FROM nodes WHERE tree_id = ?", [new_tree])[0]["n"]),
+    )
     assert index.refresh() is True
     assert {r["tree_id"]: r["n_flags"] for r in index.table.to_pylist()}[new_tree] == 1
     assert index.table.equals(Q.tree_summaries(writable_db))
@@ -186,7 +252,9 @@ def test_presets_select_exactly_the_matching_trees(run_db: Path) -> None:
     all_rows = table.to_pylist()
     checks = {
         "all": lambda r: True,
-        "confident_wrong": lambda r: r["correct"] is False and r["min_score"] is not None and r["min_score"] >= 0.5,
+        "confident_wrong": lambda r: (
+            r["correct"] is False and r["min_score"] is not None and r["min_score"] >= 0.5
+        ),
         "checker": lambda r: r["checker_disagree"] > 0,
         "inconsistent": lambda r: r["inconsistent"] > 0,
         "flagged": lambda r: r["n_flags"] > 0,
@@ -195,7 +263,9 @@ def test_presets_select_exactly_the_matching_trees(run_db: Path) -> None:
     assert set(checks) == set(Q.PRESETS)
     for preset, keep in checks.items():
         page = Q.select_trees(table, Q.TreeQuery(preset=preset, limit=10_000))
-        assert sorted(page.rows.column("tree_id").to_pylist()) == sorted(r["tree_id"] for r in all_rows if keep(r))
+        assert sorted(page.rows.column("tree_id").to_pylist()) == sorted(
+            r["tree_id"] for r in all_rows if keep(r)
+        )
         assert page.total == page.rows.num_rows
     assert Q.select_trees(table, Q.TreeQuery(preset="confident_wrong")).total > 0
     assert Q.select_trees(table, Q.TreeQuery(preset="checker")).total > 0
@@ -221,7 +291,9 @@ def test_sort_page_and_filters(run_db: Path) -> None:
 
 def test_search_looks_in_step_text_literally(run_db: Path) -> None:
     table = Q.tree_summaries(run_db)
-    markup_trees = {r["tree_id"] for r in rows(run_db, "SELECT tree_id FROM nodes WHERE text = ?", [MARKUP_STEP])}
+    markup_trees = {
+        r["tree_id"] for r in rows(run_db, "SELECT tree_id FROM nodes WHERE text = ?", [MARKUP_STEP])
+    }
     assert len(markup_trees) == 1
     hits = Q.search_tree_ids(run_db, "\\frac{a}[b]")
     assert hits == markup_trees
@@ -289,7 +361,9 @@ def test_iteration_summaries_stored_and_computed(run_db: Path) -> None:
     assert last.metrics["judge_accuracy"] == pytest.approx(right / len(by_tree))
     # train accuracy from the trees; counts from the rows
     train = [r for r in trees.to_pylist() if r["iteration"] == 2 and r["phase"] == "train"]
-    assert last.metrics["train_accuracy"] == pytest.approx(sum(bool(r["correct"]) for r in train) / len(train))
+    assert last.metrics["train_accuracy"] == pytest.approx(
+        sum(bool(r["correct"]) for r in train) / len(train)
+    )
     assert last.n_nodes == rows(run_db, "SELECT count(*) AS n FROM nodes WHERE iteration = 2")[0]["n"]
     assert summaries[0].metrics["train_accuracy"] is None  # M0 is only evaluated
     # without trees and without computing: stored values only, same counts from SQL
@@ -303,15 +377,20 @@ def test_iteration_summaries_stored_and_computed(run_db: Path) -> None:
 def test_calibration(run_db: Path) -> None:
     trees = Q.tree_summaries(run_db)
     cal = Q.calibration(trees, score="min_score", phase="eval", n_bins=5, top=3)
-    sel = [r for r in trees.to_pylist() if r["phase"] == "eval" and r["min_score"] is not None
-           and r["correct"] is not None]
+    sel = [
+        r
+        for r in trees.to_pylist()
+        if r["phase"] == "eval" and r["min_score"] is not None and r["correct"] is not None
+    ]
     assert cal.n == len(sel) and sum(b.n for b in cal.bins) == cal.n
     for b in cal.bins:
         inside = [r for r in sel if b.lo <= r["min_score"] < b.hi or (b.hi == 1.0 and r["min_score"] == 1.0)]
         assert b.n == len(inside)
         if inside:
             assert b.accuracy == pytest.approx(sum(bool(r["correct"]) for r in inside) / len(inside))
-    assert cal.auroc == pytest.approx(brute_auroc([r["min_score"] for r in sel], [bool(r["correct"]) for r in sel]))
+    assert cal.auroc == pytest.approx(
+        brute_auroc([r["min_score"] for r in sel], [bool(r["correct"]) for r in sel])
+    )
     wrong = sorted((r for r in sel if not r["correct"]), key=lambda r: (-r["min_score"], r["tree_id"]))[:3]
     assert [t.tree_id for t in cal.confident_wrong] == [r["tree_id"] for r in wrong]
     right = sorted((r for r in sel if r["correct"]), key=lambda r: (r["min_score"], r["tree_id"]))[:3]
@@ -352,16 +431,22 @@ def test_missing_and_foreign_files(tmp_path: Path) -> None:
 
 
 def test_flags_add_list_remove(writable_db: Path) -> None:
-    j = rows(writable_db, "SELECT judgment_id, verdict FROM judgments WHERE verdict = 'A' AND phase = 'train'"
-                          " ORDER BY judgment_id LIMIT 1")[0]
+    j = rows(
+        writable_db,
+        "SELECT judgment_id, verdict FROM judgments WHERE verdict = 'A' AND phase = 'train'"
+        " ORDER BY judgment_id LIMIT 1",
+    )[0]
     flag = F.add_flag(writable_db, "judgment", j["judgment_id"], note="[bold]no[/] {0}", who="tester")
     assert flag.original_verdict == "A" and flag.corrected_verdict == "B"
-    node = rows(writable_db, "SELECT node_id FROM nodes WHERE chosen AND NOT rolled_back LIMIT 1")[0]["node_id"]
+    node = rows(writable_db, "SELECT node_id FROM nodes WHERE chosen AND NOT rolled_back LIMIT 1")[0][
+        "node_id"
+    ]
     flag2 = F.add_flag(writable_db, "node", node)
     assert flag2.flag_id == flag.flag_id + 1 and flag2.original_verdict == "chosen"
     stored = rows(writable_db, "SELECT * FROM flags ORDER BY flag_id")
     assert [(r["target"], r["target_id"], r["note"], r["who"]) for r in stored] == [
-        ("judgment", j["judgment_id"], "[bold]no[/] {0}", "tester"), ("node", node, "", flag2.who),
+        ("judgment", j["judgment_id"], "[bold]no[/] {0}", "tester"),
+        ("node", node, "", flag2.who),
     ]
     assert [f.flag_id for f in F.list_flags(writable_db, "node")] == [flag2.flag_id]
     assert F.remove_flags(writable_db, "node", node) == 1
@@ -379,16 +464,22 @@ def test_flags_add_list_remove(writable_db: Path) -> None:
 
 def test_export_flags_jsonl(writable_db: Path, tmp_path: Path) -> None:
     # a judgment at depth 2, so the prefix has one accepted step
-    j = rows(writable_db, """
+    j = rows(
+        writable_db,
+        """
         SELECT j.judgment_id, j.node_a, j.node_b, j.verdict, a.parent_id, a.text AS ta, b.text AS tb
         FROM judgments j JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b
-        WHERE j.phase = 'train' AND a.depth = 2 AND j.verdict IS NOT NULL ORDER BY j.judgment_id LIMIT 1""")[0]
+        WHERE j.phase = 'train' AND a.depth = 2 AND j.verdict IS NOT NULL ORDER BY j.judgment_id LIMIT 1""",
+    )[0]
     F.add_flag(writable_db, "judgment", j["judgment_id"], note="A is off by one")
     # judgments between two identical steps are not exported (they teach the judge nothing)
-    winner = rows(writable_db, "SELECT winner, count(*) AS n FROM judgments j"
-                               " JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b"
-                               " WHERE mode = 'pairwise' AND winner IS NOT NULL AND a.text <> b.text"
-                               " GROUP BY winner ORDER BY n DESC, winner LIMIT 1")[0]
+    winner = rows(
+        writable_db,
+        "SELECT winner, count(*) AS n FROM judgments j"
+        " JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b"
+        " WHERE mode = 'pairwise' AND winner IS NOT NULL AND a.text <> b.text"
+        " GROUP BY winner ORDER BY n DESC, winner LIMIT 1",
+    )[0]
     F.add_flag(writable_db, "node", winner["winner"], note="wrong step")
     out = tmp_path / "out" / "flags.jsonl"
     n = F.export_flags_jsonl(writable_db, out)
@@ -405,13 +496,16 @@ def test_export_flags_jsonl(writable_db: Path, tmp_path: Path) -> None:
     flagged = winner["winner"]
     for line in lines[1:]:
         assert line["source"]["node_id"] == flagged and line["reason"] == "wrong step"
-        call = rows(writable_db, "SELECT node_a, node_b, winner FROM judgments WHERE judgment_id = ?",
-                    [line["source"]["judgment_id"]])[0]
+        call = rows(
+            writable_db,
+            "SELECT node_a, node_b, winner FROM judgments WHERE judgment_id = ?",
+            [line["source"]["judgment_id"]],
+        )[0]
         assert call["winner"] == flagged
         # the corrected verdict points away from the flagged step
         assert line["verdict"] == ("B" if call["node_a"] == flagged else "A")
     # the export is what a later run's warm-up reads (--set warmup.eft_jsonl=...)
-    from presrm.train.eft import load_eft_jsonl
+    from presrm.train.eft_jsonl import load_eft_jsonl
 
     pairs = load_eft_jsonl(out)
     assert [p.verdict for p in pairs] == [line["verdict"] for line in lines]
@@ -442,7 +536,9 @@ def test_flag_waits_for_a_writer_in_another_process(writable_db: Path) -> None:
 def test_flag_gives_up_with_a_clear_message(writable_db: Path) -> None:
     con = duckdb.connect(str(writable_db))  # this process holds it read-write
     try:
-        script = f"from presrm.store.flags import add_flag; add_flag({str(writable_db)!r}, 'node', 0, timeout=0.5)"
+        script = (
+            f"from presrm.store.flags import add_flag; add_flag({str(writable_db)!r}, 'node', 0, timeout=0.5)"
+        )
         res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     finally:
         con.close()

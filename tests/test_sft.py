@@ -12,12 +12,19 @@ import random
 import pytest
 import torch
 
-from presrm.charvocab import char_vocab
-from presrm.generation import encode_continuations, encode_prompts, generate_steps, sequence_logprobs
-from presrm.models import Policy, add_lora, load_policy, prepare_for_training
+from presrm.config import SFTConfig
+from presrm.model.adapters import add_lora, prepare_for_training
+from presrm.model.charvocab import char_vocab
+from presrm.model.encoding import encode_continuations, encode_prompts
+from presrm.model.generation import generate_steps
+from presrm.model.loading import load_policy
+from presrm.model.policy import Policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.tasks import load_task
-from presrm.train.eft import SFTExample, ift_examples
-from presrm.train.sft import IGNORE_INDEX, tokenize_sft, train_sft
+from presrm.train.eft import ift_examples
+from presrm.train.examples import SFTExample
+from presrm.train.sft import tokenize_sft, train_sft
+from presrm.train.trl_support import IGNORE_INDEX
 
 NEWLINE_ID = char_vocab()["\n"]
 
@@ -66,7 +73,7 @@ def test_tokenize_sft_masks_the_prompt_and_places_eos() -> None:
         assert whole["input_ids"][: len(row["input_ids"])] == row["input_ids"]
     assert split[-1]["input_ids"] == whole["input_ids"] and whole["input_ids"][-1] == eos
     assert tokenize_sft(policy, []) == []
-    assert train_sft(policy, [], lr=1e-3, epochs=1, batch_size=2, seed=0) == []
+    assert train_sft(policy, [], SFTConfig(lr=1e-3, epochs=1, batch_size=2), seed=0) == []
 
 
 def test_sft_full_finetune_lowers_the_loss_and_changes_the_weights() -> None:
@@ -82,7 +89,11 @@ def test_sft_full_finetune_lowers_the_loss_and_changes_the_weights() -> None:
     torch.manual_seed(1234)
 
     records = train_sft(
-        policy, examples, lr=1e-2, epochs=4, batch_size=3, seed=0, log=lambda s, m: logged.append((s, m))
+        policy,
+        examples,
+        SFTConfig(lr=1e-2, epochs=4, batch_size=3),
+        seed=0,
+        log=lambda s, m: logged.append((s, m)),
     )
 
     # The caller's random streams are untouched by the trainer's reseeding.
@@ -111,7 +122,7 @@ def test_sft_lora_trains_only_the_adapter() -> None:
     before_nll = _mean_nll(policy, examples)
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
 
-    train_sft(policy, examples, lr=2e-2, epochs=4, batch_size=3, seed=0)
+    train_sft(policy, examples, SFTConfig(lr=2e-2, epochs=4, batch_size=3), seed=0)
 
     assert _mean_nll(policy, examples) < before_nll - 0.3
     lora = {n for n in before if "lora_" in n}
@@ -125,7 +136,7 @@ def test_sft_is_reproducible_for_a_seed() -> None:
     runs = []
     for _ in range(2):
         policy = prepare_for_training(load_policy("tiny", device="cpu"), "full")
-        train_sft(policy, _examples(policy, 4), lr=1e-2, epochs=1, batch_size=2, seed=3)
+        train_sft(policy, _examples(policy, 4), SFTConfig(lr=1e-2, epochs=1, batch_size=2), seed=3)
         runs.append(torch.cat([p.detach().flatten() for p in policy.model.parameters()]))
     assert torch.allclose(runs[0], runs[1])
 
@@ -133,4 +144,4 @@ def test_sft_is_reproducible_for_a_seed() -> None:
 def test_sft_rejects_bad_settings() -> None:
     policy = load_policy("tiny", device="cpu")
     with pytest.raises(ValueError):
-        train_sft(policy, _examples(policy, 2), lr=1e-3, epochs=0, batch_size=2, seed=0)
+        train_sft(policy, _examples(policy, 2), SFTConfig(lr=1e-3, epochs=0, batch_size=2), seed=0)

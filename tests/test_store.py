@@ -15,9 +15,10 @@ import pytest
 
 from presrm.config import RunConfig
 from presrm.errors import StoreError
-from presrm.store import RunStore, StageDone, export_parquet, query_rows
 from presrm.store.db import open_run
+from presrm.store.reader import export_parquet, query_rows
 from presrm.store.schema import SCHEMA_VERSION, TABLES
+from presrm.store.writer import RunStore, StageDone
 
 TREE_SQL = """
 WITH RECURSIVE tree AS (
@@ -116,8 +117,16 @@ def test_recursive_query_rebuilds_a_tree(tmp_path: Path) -> None:
     depth = {r: 1, a: 2, b: 2, c: 3, d: 3, e: 4}
     store.append_rows(
         "nodes",
-        [{"tree_id": 7, "node_id": n, "parent_id": parents[n], "depth": depth[n], "text": f"step {n} ['x']"}
-         for n in ids],
+        [
+            {
+                "tree_id": 7,
+                "node_id": n,
+                "parent_id": parents[n],
+                "depth": depth[n],
+                "text": f"step {n} ['x']",
+            }
+            for n in ids
+        ],
     )
     store.append_columns("nodes", node_columns(store, 5, tree=8))  # another tree must not leak in
     store.flush()
@@ -159,8 +168,10 @@ def test_discard_removes_partial_stage_and_resets_ids(tmp_path: Path) -> None:
 def test_export_round_trip(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     store.append_columns("nodes", node_columns(store, 1000))
-    store.append_rows("judgments", [{"judgment_id": 0, "node_a": 1, "node_b": 2, "order": 0, "verdict": None,
-                                     "raw_output": "[[C]] ?"}])
+    store.append_rows(
+        "judgments",
+        [{"judgment_id": 0, "node_a": 1, "node_b": 2, "order": 0, "verdict": None, "raw_output": "[[C]] ?"}],
+    )
     store.flush()
     files = export_parquet(store.path, tmp_path / "export")
     names = {f.stem for f in files}
@@ -168,8 +179,14 @@ def test_export_round_trip(tmp_path: Path) -> None:
     nodes = pq.read_table(tmp_path / "export" / "nodes.parquet")
     assert nodes.num_rows == 1000
     original = query_rows(store.path, "SELECT node_id, parent_id, text FROM nodes ORDER BY node_id")
-    exported = sorted(zip(nodes["node_id"].to_pylist(), nodes["parent_id"].to_pylist(), nodes["text"].to_pylist(),
-                          strict=True))
+    exported = sorted(
+        zip(
+            nodes["node_id"].to_pylist(),
+            nodes["parent_id"].to_pylist(),
+            nodes["text"].to_pylist(),
+            strict=True,
+        )
+    )
     assert exported == original
     assert pq.read_table(tmp_path / "export" / "judgments.parquet")["raw_output"].to_pylist() == ["[[C]] ?"]
 
@@ -210,11 +227,21 @@ def test_live_reader_and_writer_in_two_processes(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     batches = 60
     env = dict(os.environ)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(store.path), str(batches)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(store.path), str(batches)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     time.sleep(0.2)
-    reader = subprocess.Popen([sys.executable, "-c", READER_SCRIPT, str(store.path), str(batches * 200)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER_SCRIPT, str(store.path), str(batches * 200)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     w_out, w_err = writer.communicate(timeout=120)
     r_out, r_err = reader.communicate(timeout=120)
     assert writer.returncode == 0, w_err

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from presrm.answers import answers_match
 from presrm.errors import TaskError
-from presrm.tasks import ArithTask, JsonlTask, Problem, load_task
+from presrm.tasks import load_task
+from presrm.tasks.arith import ArithTask
+from presrm.tasks.base import Problem
+from presrm.tasks.jsonl import JsonlTask
 
 FIXTURE = Path(__file__).parent / "data" / "gsm8k_sample.jsonl"
 

@@ -5,20 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from presrm.config import RunConfig
-from presrm.models import load_policy
-from presrm.store import RunStore
-from presrm.training_data import dpo_pairs_from_store, ppo_rollouts_from_store
+from presrm.model.loading import load_policy
+from presrm.store.writer import RunStore
+from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 
 
-def _node(iteration: int, tree: int, node: int, parent: int | None, depth: int, text: str, **flags: bool) -> dict:
+def _node(
+    iteration: int, tree: int, node: int, parent: int | None, depth: int, text: str, **flags: bool
+) -> dict:
     return {
-        "iteration": iteration, "phase": "train", "problem_id": "p1", "tree_id": tree, "node_id": node,
-        "parent_id": parent, "depth": depth, "expansion": depth, "text": text, "n_tokens": 5,
-        "self_score": 1.0 if flags.get("chosen") else 0.0, "soft_score": None,
-        "chosen": flags.get("chosen", False), "rejected": flags.get("rejected", False), "rolled_back": False,
-        "is_final": flags.get("final", False), "correct": True if flags.get("final") else None,
+        "iteration": iteration,
+        "phase": "train",
+        "problem_id": "p1",
+        "tree_id": tree,
+        "node_id": node,
+        "parent_id": parent,
+        "depth": depth,
+        "expansion": depth,
+        "text": text,
+        "n_tokens": 5,
+        "self_score": 1.0 if flags.get("chosen") else 0.0,
+        "soft_score": None,
+        "chosen": flags.get("chosen", False),
+        "rejected": flags.get("rejected", False),
+        "rolled_back": False,
+        "is_final": flags.get("final", False),
+        "correct": True if flags.get("final") else None,
         "step_check": flags.get("ok"),
     }
 
@@ -27,16 +41,23 @@ def test_a_problem_sampled_in_two_iterations_gives_its_path_once(tmp_path: Path)
     """Iteration 2 draws the same problem again: iteration 1's data must not change (it used to
     repeat every step, because the path joined both ``problems`` rows)."""
     store = RunStore.create(tmp_path / "run.duckdb", RunConfig(model="tiny"))
-    store.append_rows("problems", [
-        {"problem_id": "p1", "split": "train", "iteration": it, "question": QUESTION, "answer": "7"} for it in (1, 2)
-    ])
-    store.append_rows("nodes", [
-        _node(1, 0, 0, None, 1, "Step 1: 3 + 4 = 7", chosen=True, ok=True),
-        _node(1, 0, 1, None, 1, "Step 1: 3 + 4 = 8", rejected=True, ok=False),
-        _node(1, 0, 2, 0, 2, "Step 2: The answer is \\boxed{7}", chosen=True, final=True, ok=True),
-        _node(1, 0, 3, 0, 2, "Step 2: The answer is \\boxed{12}", rejected=True, final=True, ok=True),
-        _node(2, 1, 4, None, 1, "Step 1: 3 + 4 = 7", chosen=True),
-    ])
+    store.append_rows(
+        "problems",
+        [
+            {"problem_id": "p1", "split": "train", "iteration": it, "question": QUESTION, "answer": "7"}
+            for it in (1, 2)
+        ],
+    )
+    store.append_rows(
+        "nodes",
+        [
+            _node(1, 0, 0, None, 1, "Step 1: 3 + 4 = 7", chosen=True, ok=True),
+            _node(1, 0, 1, None, 1, "Step 1: 3 + 4 = 8", rejected=True, ok=False),
+            _node(1, 0, 2, 0, 2, "Step 2: The answer is \\boxed{7}", chosen=True, final=True, ok=True),
+            _node(1, 0, 3, 0, 2, "Step 2: The answer is \\boxed{12}", rejected=True, final=True, ok=True),
+            _node(2, 1, 4, None, 1, "Step 1: 3 + 4 = 7", chosen=True),
+        ],
+    )
     store.flush()
     policy = load_policy("tiny")
 
@@ -45,7 +66,8 @@ def test_a_problem_sampled_in_two_iterations_gives_its_path_once(tmp_path: Path)
     assert rollouts[0].step_rewards == [None, 1.0]
     pairs = dpo_pairs_from_store(store.path, policy, 1)
     assert [(p.chosen.strip(), p.rejected.strip()) for p in pairs] == [
-        ("3 + 4 = 7", "3 + 4 = 8"), ("The answer is \\boxed{7}", "The answer is \\boxed{12}")
+        ("3 + 4 = 7", "3 + 4 = 8"),
+        ("The answer is \\boxed{7}", "The answer is \\boxed{12}"),
     ]
     assert QUESTION in pairs[1].prompt and pairs[1].prompt.count("3 + 4 = 7") == 1
     # The oracle ablation keeps the pairs the step checker agrees with: the second pair's

@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.worker import WorkerCancelled, WorkerState
 from tui_fixtures import MARKUP_RAW, MARKUP_STEP, build_empty_run, build_run_db
 
-from presrm.store import queries as Q
+from presrm.inspect import problems as Q
 from presrm.store.writer import RunStore
 from presrm.tui.app import InspectorApp
 from presrm.tui.screens.error import ErrorScreen
@@ -84,7 +84,9 @@ async def settle(pilot: Pilot) -> None:
     raise AssertionError("workers never settled")
 
 
-def run(path: Path, scenario: Callable[[InspectorApp, Pilot], Awaitable[None]], **kwargs: Any) -> InspectorApp:
+def run(
+    path: Path, scenario: Callable[[InspectorApp, Pilot], Awaitable[None]], **kwargs: Any
+) -> InspectorApp:
     async def main() -> InspectorApp:
         app = InspectorApp(path, refresh_interval=kwargs.pop("refresh_interval", None))
         async with app.run_test(size=SIZE) as pilot:
@@ -165,7 +167,9 @@ def test_problems_presets_sort_and_search(run_db: Path) -> None:
         # the command palette applies a preset too
         app.apply_preset("checker")
         await settle(pilot)
-        want = Q.select_trees(trees, Q.TreeQuery(preset="checker", sort="min_score", descending=True, limit=10_000))
+        want = Q.select_trees(
+            trees, Q.TreeQuery(preset="checker", sort="min_score", descending=True, limit=10_000)
+        )
         assert table_column(table, "tree_id") == [str(t) for t in want.rows.column("tree_id").to_pylist()]
         # search, literally
         app.apply_preset("all")
@@ -223,7 +227,11 @@ def test_tree_shows_model_text_verbatim_and_navigates(run_db: Path) -> None:
         assert start is not None
         await pilot.press("home")
         for _ in range(200):
-            if tree.cursor_node is not None and tree.cursor_node.data and tree.cursor_node.data.node_id == node_id:
+            if (
+                tree.cursor_node is not None
+                and tree.cursor_node.data
+                and tree.cursor_node.data.node_id == node_id
+            ):
                 break
             await pilot.press("down")
         assert tree.cursor_node is not None and tree.cursor_node.data is not None
@@ -232,7 +240,9 @@ def test_tree_shows_model_text_verbatim_and_navigates(run_db: Path) -> None:
         info = rendered(app.screen.query_one("#node-info", Static))
         assert flat(MARKUP_STEP) in flat(info)
         calls = app.screen.query_one("#judgments", DataTable)
-        assert calls.row_count == len(sql(run_db, "SELECT 1 FROM judgments WHERE ? IN (node_a, node_b)", [node_id]))
+        assert calls.row_count == len(
+            sql(run_db, "SELECT 1 FROM judgments WHERE ? IN (node_a, node_b)", [node_id])
+        )
         assert flat(MARKUP_RAW) in flat(rendered(app.screen.query_one("#judgment-info", Static)))
         # the other order of the same pair is one row down; its raw output shows too
         await pilot.press("tab")
@@ -241,7 +251,9 @@ def test_tree_shows_model_text_verbatim_and_navigates(run_db: Path) -> None:
         await settle(pilot)
         second = calls.get_row_at(1)
         assert str(second[1]) == "1"  # order 1
-        raw = sql(run_db, "SELECT raw_output FROM judgments WHERE judgment_id = ?", [int(str(second[0]))])[0][0]
+        raw = sql(run_db, "SELECT raw_output FROM judgments WHERE judgment_id = ?", [int(str(second[0]))])[0][
+            0
+        ]
         assert flat(raw) in flat(rendered(app.screen.query_one("#judgment-info", Static)))
         # c: chosen path only; escape returns to the table
         await pilot.press("shift+tab", "c")
@@ -366,9 +378,23 @@ def test_live_refresh_picks_up_new_rows(run_db: Path) -> None:
         store = RunStore.open(run_db)
         tree_id = store.new_ids("tree", 1)[0]
         node_id = store.new_ids("node", 1)[0]
-        store.append_rows("nodes", [{"iteration": 2, "phase": "train", "problem_id": "train-00001",
-                                     "tree_id": tree_id, "node_id": node_id, "depth": 1, "expansion": 1,
-                                     "text": "Step 1: a live step", "chosen": True, "rolled_back": False}])
+        store.append_rows(
+            "nodes",
+            [
+                {
+                    "iteration": 2,
+                    "phase": "train",
+                    "problem_id": "train-00001",
+                    "tree_id": tree_id,
+                    "node_id": node_id,
+                    "depth": 1,
+                    "expansion": 1,
+                    "text": "Step 1: a live step",
+                    "chosen": True,
+                    "rolled_back": False,
+                }
+            ],
+        )
         await asyncio.get_running_loop().run_in_executor(None, store.flush)
         for _ in range(100):  # the 0.1 s timer notices; wait for it, bounded
             if app.generation > generation:
@@ -451,12 +477,17 @@ def test_empty_run(tmp_path: Path) -> None:
     ("make", "message"),
     [
         (lambda p: None, "run file not found"),
-        (lambda p: duckdb.connect(str(p)).execute("CREATE TABLE t (x INT)").close(), "not a presrm run database"),
+        (
+            lambda p: duckdb.connect(str(p)).execute("CREATE TABLE t (x INT)").close(),
+            "not a presrm run database",
+        ),
         (lambda p: p.write_text("just text"), "cannot open as a DuckDB database"),
     ],
     ids=["missing", "other-duckdb", "not-duckdb"],
 )
-def test_unopenable_files_show_a_clear_message(tmp_path: Path, make: Callable[[Path], Any], message: str) -> None:
+def test_unopenable_files_show_a_clear_message(
+    tmp_path: Path, make: Callable[[Path], Any], message: str
+) -> None:
     path = tmp_path / "thing.duckdb"
     make(path)
 
@@ -467,7 +498,9 @@ def test_unopenable_files_show_a_clear_message(tmp_path: Path, make: Callable[[P
         await pilot.press("q")
 
     run(path, scenario)
-    res = subprocess.run([sys.executable, "-m", "presrm.tui", str(path)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "presrm.tui", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from presrm.config import RunConfig
-from presrm.evaluate import summarize_iteration, write_summary
+from presrm.eval.evaluate import summarize_iteration, write_summary
 from presrm.store.db import connect
 from presrm.store.writer import RunStore, StageDone
 
@@ -44,7 +44,9 @@ OPS = [("+", lambda a, b: a + b), ("-", lambda a, b: a - b), ("*", lambda a, b: 
 class _Buffers:
     """Column buffers per table, flushed every few hundred trees."""
 
-    cols: dict[str, dict[str, list[Any]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    cols: dict[str, dict[str, list[Any]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
     rows: int = 0
 
     def add(self, table: str, **values: Any) -> None:
@@ -152,12 +154,23 @@ class _Simulator:
             for i, c in enumerate(cands):
                 is_final = is_last and "answer" in c["text"]
                 self.buf.add(
-                    "nodes", **base, node_id=c["node_id"], parent_id=parent, depth=depth, expansion=expansion,
-                    text=c["text"], n_tokens=len(c["text"]) // 3 + 1, logprob=-round(rng.uniform(0.5, 9.0), 3),
-                    finish="newline", self_score=scores[i], score_kind=None if width == 1 else "win_rate",
+                    "nodes",
+                    **base,
+                    node_id=c["node_id"],
+                    parent_id=parent,
+                    depth=depth,
+                    expansion=expansion,
+                    text=c["text"],
+                    n_tokens=len(c["text"]) // 3 + 1,
+                    logprob=-round(rng.uniform(0.5, 9.0), 3),
+                    finish="newline",
+                    self_score=scores[i],
+                    score_kind=None if width == 1 else "win_rate",
                     soft_score=None if scores[i] is None else 0.25 + 0.5 * scores[i],
-                    chosen=(i == best and not tie), rejected=(i == worst and not tie and width > 1),
-                    rolled_back=False, is_final=is_final,
+                    chosen=(i == best and not tie),
+                    rejected=(i == worst and not tie and width > 1),
+                    rolled_back=False,
+                    is_final=is_final,
                     final_answer=str(c["value"]) if is_final else None,
                     parse_status="final" if is_final else "ok",
                     correct=(c["value"] == prob.answer) if is_final else None,
@@ -177,11 +190,14 @@ class _Simulator:
                 break
         steps = [p["score"] for p in path if p["score"] is not None]
         return dict(
-            tree_id=tree_id, finished=final is not None,
+            tree_id=tree_id,
+            finished=final is not None,
             final_answer=str(final["value"]) if final else None,
             correct=(final["value"] == prob.answer) if final else None,
-            n_steps=len(path), min_score=min(steps) if steps else None,
-            mean_score=sum(steps) / len(steps) if steps else None, last_score=steps[-1] if steps else None,
+            n_steps=len(path),
+            min_score=min(steps) if steps else None,
+            mean_score=sum(steps) / len(steps) if steps else None,
+            last_score=steps[-1] if steps else None,
         )
 
     def _row_of(self, node_id: int) -> int:
@@ -230,11 +246,21 @@ class _Simulator:
                     winner = None if verdict is None else (ca if verdict == "A" else cb)["node_id"]
                     winners.append(winner)
                     self.buf.add(
-                        "judgments", iteration=base["iteration"], phase=base["phase"],
-                        judgment_id=self.store.new_ids("judgment", 1)[0], tree_id=base["tree_id"],
-                        mode="pairwise", node_a=ca["node_id"], node_b=cb["node_id"], order=order,
-                        check_text=None if verdict is None else check, raw_output=raw, verdict=verdict,
-                        p_a=pa_, p_b=None if pa_ is None else round(1 - pa_, 3), winner=winner,
+                        "judgments",
+                        iteration=base["iteration"],
+                        phase=base["phase"],
+                        judgment_id=self.store.new_ids("judgment", 1)[0],
+                        tree_id=base["tree_id"],
+                        mode="pairwise",
+                        node_a=ca["node_id"],
+                        node_b=cb["node_id"],
+                        order=order,
+                        check_text=None if verdict is None else check,
+                        raw_output=raw,
+                        verdict=verdict,
+                        p_a=pa_,
+                        p_b=None if pa_ is None else round(1 - pa_, 3),
+                        winner=winner,
                         expected=expected,
                     )
                 if winners[0] is not None and winners[0] == winners[1]:
@@ -245,7 +271,7 @@ class _Simulator:
         return [round(w / (n - 1), 4) for w in wins]
 
     def eft_test(self, iteration: int, problems: list[_Problem], n: int) -> None:
-        """Held-out judge pairs as presrm.eft_test stores them: a two-node tree per pair, both orders."""
+        """Held-out judge pairs as presrm.eval.judge_eval stores them: a two-node tree per pair, both orders."""
         rng = self.rng
         p_judge = min(0.92, 0.6 + 0.1 * iteration)
         for k in range(n):
@@ -260,22 +286,46 @@ class _Simulator:
             a, b = self.store.new_ids("node", 2)
             for node_id, text, ok in ((a, step_a, verdict == "A"), (b, step_b, verdict == "B")):
                 self.buf.add(
-                    "nodes", iteration=iteration, phase="eft_test", problem_id=prob.problem_id, tree_id=tree_id,
-                    node_id=node_id, parent_id=None, depth=1, expansion=0, text=text, chosen=False,
-                    rejected=False, rolled_back=False, is_final=False, step_check=ok,
+                    "nodes",
+                    iteration=iteration,
+                    phase="eft_test",
+                    problem_id=prob.problem_id,
+                    tree_id=tree_id,
+                    node_id=node_id,
+                    parent_id=None,
+                    depth=1,
+                    expansion=0,
+                    text=text,
+                    chosen=False,
+                    rejected=False,
+                    rolled_back=False,
+                    is_final=False,
+                    step_check=ok,
                 )
             for order, (x, y) in enumerate(((a, b), (b, a))):
                 expected = verdict if order == 0 else ("B" if verdict == "A" else "A")
                 r = rng.random()
-                said: str | None = None if r < 0.05 else (
-                    expected if rng.random() < p_judge else ("B" if expected == "A" else "A")
+                said: str | None = (
+                    None
+                    if r < 0.05
+                    else (expected if rng.random() < p_judge else ("B" if expected == "A" else "A"))
                 )
                 self.buf.add(
-                    "judgments", iteration=iteration, phase="eft_test",
-                    judgment_id=self.store.new_ids("judgment", 1)[0], tree_id=tree_id, mode="pairwise",
-                    node_a=x, node_b=y, order=order, check_text=None,
-                    raw_output="unclear" if said is None else f"[[{said}]]", verdict=said,
-                    p_a=None, p_b=None, winner=None if said is None else (x if said == "A" else y),
+                    "judgments",
+                    iteration=iteration,
+                    phase="eft_test",
+                    judgment_id=self.store.new_ids("judgment", 1)[0],
+                    tree_id=tree_id,
+                    mode="pairwise",
+                    node_a=x,
+                    node_b=y,
+                    order=order,
+                    check_text=None,
+                    raw_output="unclear" if said is None else f"[[{said}]]",
+                    verdict=said,
+                    p_a=None,
+                    p_b=None,
+                    winner=None if said is None else (x if said == "A" else y),
                     expected=expected,
                 )
 
@@ -299,7 +349,7 @@ def build_run_db(
     on ``n_problems`` training problems (``width`` candidates per step) and evaluate
     on as many eval problems, with test-time search (``eval_width``) and greedy
     decoding (unjudged), and judge ``eft_pairs`` held-out EFT pairs
-    in both orders. eval_metrics come from presrm.evaluate as in the loop, except that
+    in both orders. eval_metrics come from presrm.eval.evaluate as in the loop, except that
     the last iteration lacks ``judge_accuracy`` and ``auroc_min``.
     With ``markup_tree`` the first training tree of iteration 1 starts with a step
     made of markup (:data:`MARKUP_STEP`).
@@ -320,8 +370,15 @@ def build_run_db(
     store.append_rows(
         "problems",
         [
-            dict(problem_id=p.problem_id, split=p.split, iteration=0, question=p.question, answer=str(p.answer),
-                 reference_steps=None, source="fixture:arith")
+            dict(
+                problem_id=p.problem_id,
+                split=p.split,
+                iteration=0,
+                question=p.question,
+                answer=str(p.answer),
+                reference_steps=None,
+                source="fixture:arith",
+            )
             for p in train + evalp
         ],
     )
@@ -338,7 +395,15 @@ def build_run_db(
             for s in range(8):
                 store.append_rows(
                     "train_steps",
-                    [dict(iteration=it, stage="step-dpo", step=s, metric="loss", value=round(0.69 - 0.03 * s, 4))],
+                    [
+                        dict(
+                            iteration=it,
+                            stage="step-dpo",
+                            step=s,
+                            metric="loss",
+                            value=round(0.69 - 0.03 * s, 4),
+                        )
+                    ],
                 )
             buf.drain(store)
             clock += dt.timedelta(minutes=5)
@@ -347,9 +412,17 @@ def build_run_db(
             for mode, phase, w in (("search", "eval", eval_width), ("greedy", "greedy", 1)):
                 res = sim.tree(prob, it, phase, w)
                 buf.add(
-                    "evals", iteration=it, mode=mode, problem_id=prob.problem_id, tree_id=res["tree_id"],
-                    final_answer=res["final_answer"], correct=bool(res["correct"]), n_steps=res["n_steps"],
-                    n_tokens=res["n_steps"] * 8, min_score=res["min_score"], mean_score=res["mean_score"],
+                    "evals",
+                    iteration=it,
+                    mode=mode,
+                    problem_id=prob.problem_id,
+                    tree_id=res["tree_id"],
+                    final_answer=res["final_answer"],
+                    correct=bool(res["correct"]),
+                    n_steps=res["n_steps"],
+                    n_tokens=res["n_steps"] * 8,
+                    min_score=res["min_score"],
+                    mean_score=res["mean_score"],
                     last_score=res["last_score"],
                 )
             if buf.rows >= flush_every * 40:
@@ -368,8 +441,15 @@ def build_run_db(
         clock += dt.timedelta(minutes=2)
         store.append_rows(
             "iterations",
-            [dict(iteration=it, model_name=f"M{it}", checkpoint=None if it == 0 else f"ckpt/M{it}",
-                  started_at=started, finished_at=clock)],
+            [
+                dict(
+                    iteration=it,
+                    model_name=f"M{it}",
+                    checkpoint=None if it == 0 else f"ckpt/M{it}",
+                    started_at=started,
+                    finished_at=clock,
+                )
+            ],
         )
         store.flush(StageDone(it, "eval", 120.0, {"problems": len(evalp)}))
     return path

@@ -4,7 +4,7 @@ The app never keeps the run file open. It holds a :class:`TreeIndex` (one summar
 per search tree, in memory) that a thread worker refreshes every ``refresh_interval``
 seconds when the file's row counts changed; each refresh bumps the reactive
 ``generation``, and every view watches it and reloads its own data in its own thread
-worker. All file access goes through presrm.store.queries / presrm.store.flags, each
+worker. All file access goes through presrm.inspect / presrm.store.flags, each
 call a short read-only (flags: read-write) open, so a live run keeps writing.
 """
 
@@ -20,8 +20,9 @@ from textual.reactive import reactive
 from textual.worker import WorkerState
 
 from presrm.errors import PresrmError
+from presrm.inspect.problems import TreeIndex
+from presrm.inspect.trees import load_tree
 from presrm.store.flags import export_flags_jsonl
-from presrm.store.queries import TreeIndex, load_tree
 from presrm.tui.commands import InspectorCommands
 from presrm.tui.messages import IndexUpdated, LoadFailed, TreeReady, post_current
 from presrm.tui.screens.error import ErrorScreen

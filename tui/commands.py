@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from presrm.store.queries import PRESETS
+from presrm.inspect.problems import PRESETS
 
 if TYPE_CHECKING:
     from presrm.tui.app import InspectorApp

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from presrm.display import visible
-from presrm.store.queries import JudgmentRow, NodeRow
+from presrm.inspect.trees import JudgmentRow, NodeRow
 
 DASH = "–"
 
@@ -87,17 +87,29 @@ def node_label(node: NodeRow, n_flags: int = 0, width: int = 80) -> Text:
 def node_detail(node: NodeRow) -> Text:
     """The facts of one step, then its full text verbatim."""
     out = Text()
-    status = "rolled back" if node.rolled_back else "chosen" if node.chosen else "rejected" if node.rejected else "candidate"
+    status = (
+        "rolled back"
+        if node.rolled_back
+        else "chosen"
+        if node.chosen
+        else "rejected"
+        if node.rejected
+        else "candidate"
+    )
     out.append(f"node {node.node_id}", style="bold")
     out.append(f"  depth {node.depth}  expansion {node.expansion if node.expansion is not None else DASH}  ")
-    out.append(status, style="bold green" if status == "chosen" else "yellow" if status == "rolled back" else "")
+    out.append(
+        status, style="bold green" if status == "chosen" else "yellow" if status == "rolled back" else ""
+    )
     out.append("\nself-score ")
     out.append(score(node.self_score, 3), style=score_style(node.self_score))
     out.append(f" ({node.score_kind or DASH})   soft ")
     out.append(score(node.soft_score, 3), style=score_style(node.soft_score))
     out.append("   step check ")
     out.append_text(correct_mark(node.step_check))
-    out.append(f"   tokens {count(node.n_tokens)}   logprob {score(node.logprob, 2)}   finish {node.finish or DASH}")
+    out.append(
+        f"   tokens {count(node.n_tokens)}   logprob {score(node.logprob, 2)}   finish {node.finish or DASH}"
+    )
     out.append(f"   parse {node.parse_status or DASH}")
     if node.is_final:
         out.append("\nfinal answer ")

@@ -8,7 +8,12 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.worker import get_current_worker
 
-from presrm.store.queries import Calibration, DataVersion, IterationSummary, RunInfo, TreeDetail, TreePage
+from presrm.inspect.calibration import Calibration
+from presrm.inspect.changes import DataVersion
+from presrm.inspect.problems import TreePage
+from presrm.inspect.run_info import RunInfo
+from presrm.inspect.summaries import IterationSummary
+from presrm.inspect.trees import TreeDetail
 
 
 @dataclass

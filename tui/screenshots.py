@@ -95,10 +95,14 @@ async def capture(run_file: Path, out: Path, tree_id: int | None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m presrm.tui.screenshots", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m presrm.tui.screenshots", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("run_file", type=Path)
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--tree", type=int, default=None, help="tree to show (default: first wrong-but-confident)")
+    parser.add_argument(
+        "--tree", type=int, default=None, help="tree to show (default: first wrong-but-confident)"
+    )
     args = parser.parse_args(argv)
     try:
         with open_run(args.run_file):

@@ -1,7 +1,7 @@
 """Opening run files: locking-aware connections, identity and version checks.
 
 DuckDB lets one process hold a file read-write and then blocks every other
-process, readers included (design.md §3). presrm therefore never keeps a run file
+process, readers included. presrm therefore never keeps a run file
 open: the writer opens it for one short transaction per flush and closes it;
 readers (``presrm sql``, the TUI) open it read-only per query and close it. Both
 sides retry while the other holds the lock, so a live run and a reader coexist
@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -81,7 +82,7 @@ def check_identity(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
 
 
 def initialize(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schema version 1 and the identity rows (one transaction)."""
+    """Create the current schema and the identity rows (one transaction)."""
     con.execute("BEGIN")
     for stmt in create_statements():
         con.execute(stmt)
@@ -93,7 +94,9 @@ def initialize(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextlib.contextmanager
-def open_run(path: str | Path, *, read_only: bool = True, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_run(
+    path: str | Path, *, read_only: bool = True, timeout: float = 30.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open an existing run file, check it is presrm's, and close it on exit."""
     path = Path(path)
     if not path.exists():
@@ -104,3 +107,12 @@ def open_run(path: str | Path, *, read_only: bool = True, timeout: float = 30.0)
         yield con
     finally:
         con.close()
+
+
+def first_row(rows: list[Any]) -> Any:
+    """The first row of a fetched result, or None.
+
+    (Results are always fetched whole: duckdb 2 refuses new work on a connection
+    whose previous result was only partly fetched, as ``fetchone()`` leaves it.)
+    """
+    return rows[0] if rows else None

@@ -38,6 +38,7 @@ import datetime as dt
 import getpass
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,22 @@ import duckdb
 
 from presrm.errors import StoreError
 from presrm.steps import step_content
-from presrm.store.db import check_identity, connect, open_run
-from presrm.store.queries import FlagInfo, first_row
+from presrm.store.db import check_identity, connect, first_row, open_run
+
+
+@dataclass(frozen=True)
+class FlagInfo:
+    """A person's flag on a node or a judgment."""
+
+    flag_id: int
+    target: str
+    target_id: int
+    who: str
+    created_at: dt.datetime | None
+    note: str
+    original_verdict: str | None
+    corrected_verdict: str | None
+
 
 TARGETS = ("judgment", "node")
 VERDICTS = ("A", "B")
@@ -62,8 +77,14 @@ def _user() -> str:
 
 def _row_to_flag(row: Sequence[Any]) -> FlagInfo:
     return FlagInfo(
-        flag_id=int(row[0]), target=str(row[1]), target_id=int(row[2]), who=str(row[3] or ""),
-        created_at=row[4], note=str(row[5] or ""), original_verdict=row[6], corrected_verdict=row[7],
+        flag_id=int(row[0]),
+        target=str(row[1]),
+        target_id=int(row[2]),
+        who=str(row[3] or ""),
+        created_at=row[4],
+        note=str(row[5] or ""),
+        original_verdict=row[6],
+        corrected_verdict=row[7],
     )
 
 
@@ -91,15 +112,19 @@ def original_verdict(con: duckdb.DuckDBPyConnection, target: str, target_id: int
     Raises StoreError when the target does not exist.
     """
     if target == "judgment":
-        row = first_row(con.execute("SELECT verdict FROM judgments WHERE judgment_id = ?", [target_id]).fetchall())
+        row = first_row(
+            con.execute("SELECT verdict FROM judgments WHERE judgment_id = ?", [target_id]).fetchall()
+        )
         if row is None:
             raise StoreError(f"no judgment {target_id} in this run")
         return row[0]
-    row = first_row(con.execute(
-        "SELECT coalesce(chosen, false), coalesce(rejected, false), coalesce(rolled_back, false)"
-        " FROM nodes WHERE node_id = ?",
-        [target_id],
-    ).fetchall())
+    row = first_row(
+        con.execute(
+            "SELECT coalesce(chosen, false), coalesce(rejected, false), coalesce(rolled_back, false)"
+            " FROM nodes WHERE node_id = ?",
+            [target_id],
+        ).fetchall()
+    )
     if row is None:
         raise StoreError(f"no node {target_id} in this run")
     chosen, rejected, rolled_back = row
@@ -142,9 +167,20 @@ def add_flag(
             raise StoreError(f"{path}: has no run row")
         flag_id_row = first_row(con.execute("SELECT coalesce(max(flag_id) + 1, 0) FROM flags").fetchall())
         assert flag_id_row is not None
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-        values = [int(flag_id_row[0]), target, int(target_id), who or _user(), now, note, original, corrected_verdict]
-        con.execute(f"INSERT INTO flags (run_id, {_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [run[0], *values])
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        values = [
+            int(flag_id_row[0]),
+            target,
+            int(target_id),
+            who or _user(),
+            now,
+            note,
+            original,
+            corrected_verdict,
+        ]
+        con.execute(
+            f"INSERT INTO flags (run_id, {_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [run[0], *values]
+        )
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):
@@ -208,16 +244,23 @@ def _prefix_steps(con: duckdb.DuckDBPyConnection, parent_id: int | None) -> list
 
 
 def _pair_example(
-    con: duckdb.DuckDBPyConnection, run_id: str, judgment_id: int, verdict: str, flag: FlagInfo, node_id: int | None
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    judgment_id: int,
+    verdict: str,
+    flag: FlagInfo,
+    node_id: int | None,
 ) -> dict[str, Any] | None:
-    row = first_row(con.execute(
-        "SELECT j.iteration, j.node_a, j.node_b, j.verdict, a.text, b.text, a.parent_id, p.question"
-        " FROM judgments j JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b"
-        " LEFT JOIN (SELECT problem_id, any_value(question) AS question FROM problems GROUP BY problem_id) p"
-        " ON p.problem_id = a.problem_id"
-        " WHERE j.judgment_id = ? AND j.mode = 'pairwise'",
-        [judgment_id],
-    ).fetchall())
+    row = first_row(
+        con.execute(
+            "SELECT j.iteration, j.node_a, j.node_b, j.verdict, a.text, b.text, a.parent_id, p.question"
+            " FROM judgments j JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b"
+            " LEFT JOIN (SELECT problem_id, any_value(question) AS question FROM problems GROUP BY problem_id) p"
+            " ON p.problem_id = a.problem_id"
+            " WHERE j.judgment_id = ? AND j.mode = 'pairwise'",
+            [judgment_id],
+        ).fetchall()
+    )
     if row is None:
         return None
     iteration, _, _, judged, text_a, text_b, parent_id, question = row
@@ -231,8 +274,12 @@ def _pair_example(
         "verdict": verdict,
         "reason": flag.note,
         "source": {
-            "run_id": run_id, "flag_id": flag.flag_id, "judgment_id": judgment_id, "node_id": node_id,
-            "iteration": iteration, "original_verdict": judged,
+            "run_id": run_id,
+            "flag_id": flag.flag_id,
+            "judgment_id": judgment_id,
+            "node_id": node_id,
+            "iteration": iteration,
+            "original_verdict": judged,
         },
     }
 
@@ -243,7 +290,9 @@ def flag_examples(path: str | Path) -> list[dict[str, Any]]:
     with open_run(path) as con:
         run = first_row(con.execute("SELECT run_id FROM runs LIMIT 1").fetchall())
         run_id = str(run[0]) if run else ""
-        flags = [_row_to_flag(r) for r in con.execute(f"SELECT {_COLS} FROM flags ORDER BY flag_id").fetchall()]
+        flags = [
+            _row_to_flag(r) for r in con.execute(f"SELECT {_COLS} FROM flags ORDER BY flag_id").fetchall()
+        ]
         for flag in flags:
             if flag.target == "judgment":
                 if flag.corrected_verdict not in VERDICTS:

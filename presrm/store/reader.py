@@ -18,7 +18,9 @@ from presrm.errors import StoreError
 from presrm.store.db import open_run
 
 
-def query_arrow(path: str | Path, sql: str, params: Sequence[Any] | None = None, *, timeout: float = 30.0) -> pa.Table:
+def query_arrow(
+    path: str | Path, sql: str, params: Sequence[Any] | None = None, *, timeout: float = 30.0
+) -> pa.Table:
     """Run one read-only query and return an Arrow table.
 
     SQL errors in user-written queries become a one-line StoreError.
@@ -41,7 +43,9 @@ def _to_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | 
     return result if isinstance(result, pa.Table) else result.read_all()
 
 
-def query_rows(path: str | Path, sql: str, params: Sequence[Any] | None = None, *, timeout: float = 30.0) -> list[tuple]:
+def query_rows(
+    path: str | Path, sql: str, params: Sequence[Any] | None = None, *, timeout: float = 30.0
+) -> list[tuple]:
     """Like :func:`query_arrow`, returning Python tuples."""
     with open_run(path, read_only=True, timeout=timeout) as con:
         try:

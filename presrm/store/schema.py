@@ -129,7 +129,11 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
             ("node_a", "BIGINT", "node shown as candidate A (pointwise: the judged node)"),
             ("node_b", "BIGINT", "node shown as candidate B (NULL for pointwise)"),
             ("order", "SMALLINT", "0 = first presentation of the pair, 1 = swapped order"),
-            ("check_text", "VARCHAR", "the judge's written check before its verdict (model output, verbatim)"),
+            (
+                "check_text",
+                "VARCHAR",
+                "the judge's written check before its verdict (model output, verbatim)",
+            ),
             ("raw_output", "VARCHAR", "the judge's full generated text (model output, verbatim)"),
             ("verdict", "VARCHAR", "A | B (pairwise), Yes | No (pointwise), NULL when unparseable"),
             ("p_a", "DOUBLE", "P(A) of the verdict token (pointwise: P(Yes)), renormalised over the two"),
@@ -174,7 +178,11 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
         [
             ("run_id", "VARCHAR", "run"),
             ("iteration", "INTEGER", "iteration evaluated"),
-            ("metric", "VARCHAR", "accuracy_greedy, accuracy_search, judge_accuracy, auroc_min, ece_min, ..."),
+            (
+                "metric",
+                "VARCHAR",
+                "accuracy_greedy, accuracy_search, judge_accuracy, auroc_min, ece_min, ...",
+            ),
             ("value", "DOUBLE", "metric value"),
         ],
         "per-iteration evaluation summary, long format",
@@ -189,7 +197,11 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
             ("who", "VARCHAR", "user who flagged"),
             ("created_at", "TIMESTAMP", "when"),
             ("note", "VARCHAR", "why (free text)"),
-            ("original_verdict", "VARCHAR", "the judge's verdict (judgment) or chosen/rejected (node) at flag time"),
+            (
+                "original_verdict",
+                "VARCHAR",
+                "the judge's verdict (judgment) or chosen/rejected (node) at flag time",
+            ),
             ("corrected_verdict", "VARCHAR", "what the judge should have said, when given"),
         ],
         "human flags: a judgment or step marked as a judge error",
@@ -250,7 +262,7 @@ VIEWS: list[tuple[str, str, str]] = [
 
 
 def create_statements() -> list[str]:
-    """DDL that creates schema version 1 in an empty database (idempotent)."""
+    """DDL that creates the current schema version in an empty database (idempotent)."""
     stmts: list[str] = []
     for table, columns, comment in TABLES:
         cols = ", ".join(f'"{name}" {ctype}' for name, ctype, _ in columns)

@@ -4,7 +4,7 @@ Rows accumulate in memory and are appended with one ``INSERT … SELECT`` per ta
 from an Arrow table, inside a single transaction that also records any finished
 stage. A stage's rows and its ``stages`` row therefore become visible together:
 after a crash, a stage is either wholly committed or its partial rows are removed
-by :meth:`RunStore.discard` before it is redone (see presrm/loop.py).
+by :meth:`RunStore.discard` before it is redone (see presrm/run/loop.py).
 
 The file is opened only for the duration of a flush (see db.py for why).
 """
@@ -31,7 +31,11 @@ from presrm.store.db import check_identity, connect, initialize, is_lock_error
 from presrm.store.schema import table_columns
 
 # id counters: which table/column each one numbers
-ID_COLUMNS = {"node": ("nodes", "node_id"), "judgment": ("judgments", "judgment_id"), "tree": ("nodes", "tree_id")}
+ID_COLUMNS = {
+    "node": ("nodes", "node_id"),
+    "judgment": ("judgments", "judgment_id"),
+    "tree": ("nodes", "tree_id"),
+}
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> int:
@@ -46,7 +50,7 @@ def _checkpoint_error(err: BaseException) -> str:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -69,7 +73,6 @@ class RunStore:
         self._counters = counters
         self._chunks: dict[str, list[pa.Table]] = defaultdict(list)
         self._sql: list[tuple[str, list[Any]]] = []
-        self.rows_written = 0
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -91,8 +94,16 @@ class RunStore:
             initialize(con)
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, utcnow(), __version__, config.to_json(), config.model, config.task, config.algo,
-                 config.seed],
+                [
+                    run_id,
+                    utcnow(),
+                    __version__,
+                    config.to_json(),
+                    config.model,
+                    config.task,
+                    config.algo,
+                    config.seed,
+                ],
             )
         except Exception as err:  # e.g. disk full, read-only directory
             con.close()
@@ -163,6 +174,13 @@ class RunStore:
         """Queue a statement (e.g. an UPDATE) to run inside the next flush's transaction."""
         self._sql.append((sql, list(params)))
 
+    def mark_iteration_finished(self, iteration: int, finished_at: dt.datetime) -> None:
+        """Queue setting M<iteration>'s ``finished_at`` (commits with the next flush)."""
+        self.execute_on_flush(
+            "UPDATE iterations SET finished_at = ? WHERE run_id = ? AND iteration = ?",
+            [finished_at, self.run_id, iteration],
+        )
+
     @property
     def pending_rows(self) -> int:
         return sum(t.num_rows for chunks in self._chunks.values() for t in chunks)
@@ -186,7 +204,9 @@ class RunStore:
             con.execute("BEGIN")
             written = 0
             for table, chunks in self._chunks.items():
-                batch = pa.concat_tables(chunks, promote_options="permissive") if len(chunks) > 1 else chunks[0]
+                batch = (
+                    pa.concat_tables(chunks, promote_options="permissive") if len(chunks) > 1 else chunks[0]
+                )
                 names = ", ".join(f'"{c}"' for c in batch.column_names)
                 con.register("__presrm_batch", batch)
                 con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __presrm_batch")
@@ -197,7 +217,14 @@ class RunStore:
             if stage is not None:
                 con.execute(
                     "INSERT INTO stages VALUES (?, ?, ?, ?, ?, ?)",
-                    [self.run_id, stage.iteration, stage.stage, utcnow(), stage.wall_s, json.dumps(stage.detail)],
+                    [
+                        self.run_id,
+                        stage.iteration,
+                        stage.stage,
+                        utcnow(),
+                        stage.wall_s,
+                        json.dumps(stage.detail),
+                    ],
                 )
             con.execute("COMMIT")
         except Exception as err:
@@ -211,7 +238,6 @@ class RunStore:
         # Committed: the rows are durable in the write-ahead log, so the buffer goes either way.
         self._chunks.clear()
         self._sql.clear()
-        self.rows_written += written
         try:
             # Move them into the .duckdb file now. DuckDB's own checkpoint on close swallows a
             # failure (a full disk) and leaves the data in the .wal beside the file, where a
@@ -230,7 +256,9 @@ class RunStore:
     def finished_stages(self) -> set[tuple[int, str]]:
         con = connect(self.path, read_only=True)
         try:
-            return {(int(i), str(s)) for i, s in con.execute("SELECT iteration, stage FROM stages").fetchall()}
+            return {
+                (int(i), str(s)) for i, s in con.execute("SELECT iteration, stage FROM stages").fetchall()
+            }
         finally:
             con.close()
 
@@ -247,7 +275,9 @@ class RunStore:
         try:
             con.execute("BEGIN")
             for table, where, params in deletes:
-                deleted += _scalar(con, f"DELETE FROM {table} WHERE run_id = ? AND ({where})", [self.run_id, *params])
+                deleted += _scalar(
+                    con, f"DELETE FROM {table} WHERE run_id = ? AND ({where})", [self.run_id, *params]
+                )
             con.execute("COMMIT")
             for kind, (table, column) in ID_COLUMNS.items():
                 self._counters[kind] = _scalar(con, f"SELECT coalesce(max({column}) + 1, 0) FROM {table}")
@@ -262,7 +292,7 @@ class ReplicaStore(RunStore):
     """What a rank other than 0 of a data-parallel run holds instead of the writer.
 
     DuckDB allows one writing process per file, so only rank 0 opens the run file
-    (presrm/distributed.py). A replica knows the run's identity (path, run id, config)
+    (presrm/run/distributed.py). A replica knows the run's identity (path, run id, config)
     and drops the rows handed to it: rank 0 gathers every rank's results and writes
     them. Reading the stages back is rank 0's job too; a replica refuses.
     """

@@ -23,8 +23,9 @@ class FreeTask(Task):
     def check_step(self, problem: Problem, previous_steps: list[str], step_text: str) -> bool | None:
         return None
 
-    def corrupt_step(self, problem: Problem, previous_steps: list[str], correct_content: str,
-                     rng: random.Random) -> str:
+    def corrupt_step(
+        self, problem: Problem, previous_steps: list[str], correct_content: str, rng: random.Random
+    ) -> str:
         raise TaskError("the free task has no reference steps to corrupt")
 
     def reference_steps(self, problem: Problem) -> list[str]:

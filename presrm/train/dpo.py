@@ -8,7 +8,7 @@ best and the worst candidate). The loss is
 Why the data is tokenized here: ``DPOTrainer`` appends EOS to every chosen/rejected text, but a
 step that is not the last is followed by the next step, not by the end of the text, so EOS
 there would teach the model to stop mid-solution. Each continuation is therefore encoded like
-generation encodes it (``presrm.generation``), ends with the step separator ``"\\n"`` (the token
+generation encodes it (``presrm.model.generation``), ends with the step separator ``"\\n"`` (the token
 that ended it during sampling), and only a final step gets the real EOS after that newline.
 ``_PretokenizedDPOTrainer`` takes these ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` as is.
 
@@ -25,35 +25,18 @@ import copy
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from transformers import TrainerCallback
 
-from presrm.generation import encode_continuations, encode_prompts
-from presrm.models import Policy
+from presrm.config import StepDPOConfig
+from presrm.model.encoding import encode_continuations, encode_prompts
+from presrm.model.policy import Policy
 from presrm.steps import STEP_END
-from presrm.train.sft import LogFn, MetricsCallback, common_args, eos_token_id, quiet, trainer_guard
+from presrm.train.examples import StepPair
+from presrm.train.trl_support import LogFn, MetricsCallback, common_args, eos_token_id, quiet, trainer_guard
 
 REF_ADAPTER = "ref"  # the adapter name TRL's DPOTrainer looks for
-
-
-@dataclass(frozen=True)
-class StepPair:
-    """A step preference pair.
-
-    ``prompt``: fully formatted (solution prompt + accepted steps + ``"Step k:"``).
-    ``chosen`` / ``rejected``: the text after the header, as generated (``" 19 - 5 = 14"``);
-    the trainer adds the ``"\\n"`` that ended the step if it is missing.
-    ``is_final``: the chosen step ends the solution (EOS follows its newline);
-    ``rejected_final``: the same for the rejected step (None: same as ``is_final``).
-    """
-
-    prompt: str
-    chosen: str
-    rejected: str
-    is_final: bool
-    rejected_final: bool | None = None
 
 
 def _step_ids(policy: Policy, text: str, final: bool, eos: int) -> list[int]:
@@ -120,19 +103,15 @@ def _reference(policy: Policy) -> Iterator[Any]:
 def train_step_dpo(
     policy: Policy,
     pairs: Sequence[StepPair],
+    config: StepDPOConfig,
     *,
-    beta: float,
-    lr: float,
-    epochs: int,
-    batch_size: int,
     seed: int,
-    sft_weight: float = 0.0,
     log: LogFn | None = None,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> list[dict[str, float]]:
     """Step-wise DPO on ``pairs``; trains ``policy.model`` in place (the adapter, for LoRA).
 
-    ``sft_weight`` > 0 adds that weight of the chosen steps' NLL to the DPO loss (RPO; TRL's
+    ``config.sft_weight`` > 0 adds that weight of the chosen steps' NLL to the DPO loss (RPO; TRL's
     ``loss_type=["sigmoid", "sft"]``), which keeps DPO from lowering the chosen steps too.
 
     Returns one record per log line (``loss``, ``rewards/margins``, ``rewards/accuracies``,
@@ -142,8 +121,6 @@ def train_step_dpo(
     from datasets import Dataset
     from trl import DPOConfig
 
-    if beta <= 0:
-        raise ValueError("beta must be > 0")
     rows = tokenize_step_pairs(policy, pairs)
     if not rows:
         return []
@@ -154,18 +131,25 @@ def train_step_dpo(
         trainer_guard(policy),
         _reference(policy) as ref_model,
     ):
-        config = DPOConfig(
-            **common_args(policy, output_dir=tmp, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
-            beta=beta,
-            loss_type=["sigmoid", "sft"] if sft_weight > 0 else ["sigmoid"],
-            loss_weights=[1.0, sft_weight] if sft_weight > 0 else None,
+        args = DPOConfig(
+            **common_args(
+                policy,
+                output_dir=tmp,
+                lr=config.lr,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                seed=seed,
+            ),
+            beta=config.beta,
+            loss_type=["sigmoid", "sft"] if config.sft_weight > 0 else ["sigmoid"],
+            loss_weights=[1.0, config.sft_weight] if config.sft_weight > 0 else None,
             precompute_ref_log_probs=False,
             dataset_num_proc=None,
         )
         trainer = trainer_cls(
             model=policy.model,
             ref_model=ref_model,
-            args=config,
+            args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=policy.tokenizer,
             callbacks=[callback, *callbacks],

@@ -23,15 +23,16 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from presrm.errors import ConfigError
+from presrm.config import PPOConfig
+from presrm.model.policy import is_peft
+from presrm.train.examples import StepRollout
+from presrm.train.ppo_batch import Batch, collate, response_logprobs
 from presrm.train.ppo_math import (
-    KL_KINDS,
     compute_gae,
     entropy_from_logits,
     kl_penalty,
@@ -58,160 +59,6 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 
 
-@dataclass
-class PPOConfig:
-    """PPO hyper-parameters. Defaults suit LoRA on small models; full fine-tuning wants a lower lr."""
-
-    lr: float = 1e-5
-    value_lr: float | None = 1e-4  # the value head starts from scratch; None = same as lr
-    weight_decay: float = 0.0
-    kl_coef: float = 0.05
-    kl_kind: Literal["k1", "k2", "k3", "abs"] = "k1"
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip: float = 0.2
-    vf_clip: float = 0.2
-    vf_coef: float = 0.1
-    ent_coef: float = 0.0
-    ppo_epochs: int = 2
-    minibatch_size: int = 8
-    whiten_advantages: bool = True
-    reward_norm: Literal["batch", "none"] = "batch"
-    max_grad_norm: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kl_kind not in KL_KINDS:
-            raise ConfigError(f"ppo.kl_kind must be one of {', '.join(KL_KINDS)}, got {self.kl_kind!r}")
-        if self.reward_norm not in ("batch", "none"):
-            raise ConfigError(f"ppo.reward_norm must be 'batch' or 'none', got {self.reward_norm!r}")
-        if self.ppo_epochs < 1 or self.minibatch_size < 1:
-            raise ConfigError("ppo.ppo_epochs and ppo.minibatch_size must be at least 1")
-        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
-            raise ConfigError("ppo.gamma and ppo.lam must lie in [0, 1]")
-        if self.clip <= 0 or self.vf_clip <= 0 or self.lr <= 0:
-            raise ConfigError("ppo.clip, ppo.vf_clip and ppo.lr must be positive")
-
-
-@dataclass
-class StepRollout:
-    """One solved (or partly solved) problem: the prompt and the response as its steps."""
-
-    prompt_ids: list[int]
-    step_token_ids: list[list[int]]  # the response, step by step, in order
-    # One per step; None = this step carries no reward (outcome rewards: every step but the last).
-    # Not the same as 0.0: batch normalisation would turn a placeholder 0 into a penalty.
-    step_rewards: list[float | None]
-
-    def __post_init__(self) -> None:
-        if not self.prompt_ids:
-            raise ValueError(
-                "a rollout needs a non-empty prompt (the first response token is predicted from it)"
-            )
-        if not self.step_token_ids:
-            raise ValueError("a rollout needs at least one step")
-        if len(self.step_token_ids) != len(self.step_rewards):
-            raise ValueError(
-                f"{len(self.step_token_ids)} steps but {len(self.step_rewards)} step rewards in a rollout"
-            )
-        if any(len(step) == 0 for step in self.step_token_ids):
-            raise ValueError("a step has no tokens, so it has no last token to carry its reward")
-
-    @property
-    def response_ids(self) -> list[int]:
-        return [tok for step in self.step_token_ids for tok in step]
-
-    @property
-    def step_end_positions(self) -> list[int]:
-        """0-based index of each step's last token within the response."""
-        ends, pos = [], -1
-        for step in self.step_token_ids:
-            pos += len(step)
-            ends.append(pos)
-        return ends
-
-
-@dataclass
-class _Batch:
-    """A collated batch; per-token tensors are in response coordinates ``[B, T]``."""
-
-    input_ids: torch.Tensor  # [B, P + T]: prompt left-padded to P, response right-padded to T
-    attention_mask: torch.Tensor
-    position_ids: torch.Tensor
-    response_ids: torch.Tensor  # [B, T]
-    response_mask: torch.Tensor  # [B, T] float
-    prompt_len: int  # P: the response starts at this column
-    step_ends: list[list[int]]
-    raw_rewards: list[list[float | None]]
-    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # old_logprob, advantages, …
-
-    @property
-    def size(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    def rows(self, idx: torch.Tensor) -> _Batch:
-        """The rows ``idx``, with columns that are padding in all of them trimmed away."""
-        resp_mask = self.response_mask[idx]
-        attn = self.attention_mask[idx]
-        t_len = int(resp_mask.sum(1).max().item())
-        longest_prompt = int(attn[:, : self.prompt_len].sum(1).max().item())
-        lead = self.prompt_len - longest_prompt  # left-padding columns shared by every row
-        cols = slice(lead, self.prompt_len + t_len)
-        ids = idx.tolist()
-        return _Batch(
-            input_ids=self.input_ids[idx][:, cols],
-            attention_mask=attn[:, cols],
-            position_ids=self.position_ids[idx][:, cols],
-            response_ids=self.response_ids[idx][:, :t_len],
-            response_mask=resp_mask[:, :t_len],
-            prompt_len=self.prompt_len - lead,
-            step_ends=[self.step_ends[i] for i in ids],
-            raw_rewards=[self.raw_rewards[i] for i in ids],
-            extra={k: v[idx][:, :t_len] for k, v in self.extra.items()},
-        )
-
-
-def collate(rollouts: list[StepRollout], pad_id: int, device: torch.device | str = "cpu") -> _Batch:
-    """Left-pad prompts and right-pad responses so every response starts at one column."""
-    p_len = max(len(r.prompt_ids) for r in rollouts)
-    t_len = max(len(r.response_ids) for r in rollouts)
-    b = len(rollouts)
-    input_ids = torch.full((b, p_len + t_len), pad_id, dtype=torch.long)
-    attention = torch.zeros((b, p_len + t_len), dtype=torch.long)
-    for i, r in enumerate(rollouts):
-        resp = r.response_ids
-        input_ids[i, p_len - len(r.prompt_ids) : p_len] = torch.tensor(r.prompt_ids)
-        input_ids[i, p_len : p_len + len(resp)] = torch.tensor(resp)
-        attention[i, p_len - len(r.prompt_ids) : p_len + len(resp)] = 1
-    # Explicit positions: with left padding, position 0 must be the first real token.
-    position_ids = (attention.cumsum(1) - 1).clamp(min=0)
-    return _Batch(
-        input_ids=input_ids.to(device),
-        attention_mask=attention.to(device),
-        position_ids=position_ids.to(device),
-        response_ids=input_ids[:, p_len:].to(device),
-        response_mask=attention[:, p_len:].float().to(device),
-        prompt_len=p_len,
-        step_ends=[r.step_end_positions for r in rollouts],
-        raw_rewards=[[None if x is None else float(x) for x in r.step_rewards] for r in rollouts],
-    )
-
-
-def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor) -> torch.Tensor:
-    """Log-probability of each response token, ``[B, T]``, from the logits that predict them."""
-    logits = logits.float()
-    picked = logits.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
-
-
-def _is_peft(model: nn.Module) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # peft is a dependency, but the trainer does not need it for full fine-tuning
-        return False
-    return isinstance(model, PeftModel)
-
-
 class StepPPOTrainer:
     """PPO on step-level rewards. Keeps its optimizer (and value head) across ``train()`` calls."""
 
@@ -222,8 +69,11 @@ class StepPPOTrainer:
         config: PPOConfig | None = None,
         ref_model: nn.Module | None = None,
         accelerator: Any | None = None,
+        *,
+        seed: int = 0,
     ) -> None:
         self.config = config or PPOConfig()
+        self.seed = seed
         self.accelerator = accelerator
         self.tokenizer = tokenizer
         self.pad_id = self._pad_id(tokenizer)
@@ -232,7 +82,7 @@ class StepPPOTrainer:
 
         # Reference: an explicit frozen model wins; a LoRA policy's own base (adapter
         # disabled) is free; otherwise freeze a copy of the policy as it is now.
-        self.use_adapter_as_ref = ref_model is None and _is_peft(model)
+        self.use_adapter_as_ref = ref_model is None and is_peft(model)
         if ref_model is None and not self.use_adapter_as_ref:
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
@@ -240,7 +90,7 @@ class StepPPOTrainer:
             ref_model.to(self.device)
         self.ref_model = ref_model
 
-        wrapped = PolicyWithValue(model, seed=self.config.seed)
+        wrapped = PolicyWithValue(model, seed=self.seed)
         wrapped.to(self.device)
         value_params = list(wrapped.value_head.parameters())
         value_ids = {id(p) for p in value_params}
@@ -293,7 +143,7 @@ class StepPPOTrainer:
             return x
         return self.accelerator.reduce(x, reduction=how)
 
-    def _forward(self, mb: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, mb: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits predicting the response tokens ``[B, T, V]`` and the values at the states
         that choose them ``[B, T]`` (the state before token t sits at column P + t − 1)."""
         t_len = mb.response_ids.shape[1]
@@ -303,7 +153,7 @@ class StepPPOTrainer:
         p = mb.prompt_len
         return logits[:, :t_len], values[:, p - 1 : p - 1 + t_len].float()
 
-    def _ref_logprobs(self, mb: _Batch) -> torch.Tensor:
+    def _ref_logprobs(self, mb: Batch) -> torch.Tensor:
         t_len = mb.response_ids.shape[1]
         kwargs = {
             "input_ids": mb.input_ids,
@@ -326,8 +176,9 @@ class StepPPOTrainer:
         without a reward (None) gets 0 after normalisation, not a share of the batch mean."""
         if self.config.reward_norm == "none":
             return [[0.0 if r is None else r for r in row] for row in raw]
-        flat = torch.tensor([r for row in raw for r in row if r is not None], dtype=torch.float64,
-                            device=self.device)
+        flat = torch.tensor(
+            [r for row in raw for r in row if r is not None], dtype=torch.float64, device=self.device
+        )
         stats = self._reduce(
             torch.stack([flat.sum(), flat.square().sum(), flat.new_tensor(flat.numel())]), "sum"
         )
@@ -340,7 +191,7 @@ class StepPPOTrainer:
         return [[0.0 if r is None else (r - mean) * scale if scale else r - mean for r in row] for row in raw]
 
     @torch.no_grad()
-    def _prepare(self, batch: _Batch) -> None:
+    def _prepare(self, batch: Batch) -> None:
         """Old log-probs, values, reference log-probs, token rewards, advantages, returns."""
         cfg = self.config
         old_lp, old_v, ref_lp = [], [], []
@@ -371,7 +222,7 @@ class StepPPOTrainer:
         )
 
     def _minibatches(self, n: int) -> Iterator[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.config.seed + 100_003 * self._calls + 7919 * self.rank)
+        gen = torch.Generator().manual_seed(self.seed + 100_003 * self._calls + 7919 * self.rank)
         for _ in range(self.config.ppo_epochs):
             order = torch.randperm(n, generator=gen)
             for start in range(0, n, self.config.minibatch_size):
@@ -410,7 +261,7 @@ class StepPPOTrainer:
             self._calls += 1
         return history
 
-    def _update(self, mb: _Batch) -> dict[str, float]:
+    def _update(self, mb: Batch) -> dict[str, float]:
         cfg = self.config
         mask, ex = mb.response_mask, mb.extra
         logits, values = self._forward(mb)
@@ -459,13 +310,3 @@ class StepPPOTrainer:
         return metrics
 
     # ------------------------------------------------------------------ persistence
-    def save_value_head(self, path: str) -> None:
-        """Save the value head (safetensors) so a later iteration can continue its critic."""
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}, path)
-
-    def load_value_head(self, path: str) -> None:
-        from safetensors.torch import load_file
-
-        self.value_head.load_state_dict(load_file(path))

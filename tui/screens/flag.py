@@ -43,8 +43,11 @@ class FlagDialog(ModalScreen[FlagRequest | None]):
             if self.target == "judgment" and self.default_verdict is not None:
                 yield Label("corrected verdict")
                 yield Select(
-                    [("A", "A"), ("B", "B")], value=self.default_verdict, allow_blank=True,
-                    prompt="no correction", id="flag-verdict",
+                    [("A", "A"), ("B", "B")],
+                    value=self.default_verdict,
+                    allow_blank=True,
+                    prompt="no correction",
+                    id="flag-verdict",
                 )
             with Horizontal(id="flag-buttons"):
                 yield Button("Flag", variant="warning", id="flag-ok")

@@ -11,32 +11,47 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Everywhere", [
-        ("1 / 2 / 3", "overview / problems / calibration"),
-        ("ctrl+p", "command palette (views, filter presets, reload, export flags)"),
-        ("r", "reload the run now (it also refreshes itself every 2 s while a run writes)"),
-        ("?", "this help"),
-        ("q", "quit"),
-    ]),
-    ("Problems", [
-        ("enter / click", "open the tree of the highlighted row"),
-        ("/", "search problem id, question, final answer or any step text"),
-        ("p", "next filter preset: wrong but confident, judge vs checker, inconsistent, flagged, unfinished"),
-        ("s / d / click header", "sort column / reverse"),
-        ("[ / ]", "previous / next page"),
-    ]),
-    ("Tree", [
-        ("↑ ↓ ← → / click", "move between steps (space/enter: expand or collapse)"),
-        ("tab", "switch between the tree and the judge calls table"),
-        ("f", "flag the step (tree focused) or the judge call (table focused) as a judge error"),
-        ("u", "remove the flags on the step or judge call"),
-        ("c", "show the chosen path only"),
-        ("e", "expand everything"),
-        ("escape", "back"),
-    ]),
-    ("Calibration", [
-        ("enter / click", "open the tree of a listed solution"),
-    ]),
+    (
+        "Everywhere",
+        [
+            ("1 / 2 / 3", "overview / problems / calibration"),
+            ("ctrl+p", "command palette (views, filter presets, reload, export flags)"),
+            ("r", "reload the run now (it also refreshes itself every 2 s while a run writes)"),
+            ("?", "this help"),
+            ("q", "quit"),
+        ],
+    ),
+    (
+        "Problems",
+        [
+            ("enter / click", "open the tree of the highlighted row"),
+            ("/", "search problem id, question, final answer or any step text"),
+            (
+                "p",
+                "next filter preset: wrong but confident, judge vs checker, inconsistent, flagged, unfinished",
+            ),
+            ("s / d / click header", "sort column / reverse"),
+            ("[ / ]", "previous / next page"),
+        ],
+    ),
+    (
+        "Tree",
+        [
+            ("↑ ↓ ← → / click", "move between steps (space/enter: expand or collapse)"),
+            ("tab", "switch between the tree and the judge calls table"),
+            ("f", "flag the step (tree focused) or the judge call (table focused) as a judge error"),
+            ("u", "remove the flags on the step or judge call"),
+            ("c", "show the chosen path only"),
+            ("e", "expand everything"),
+            ("escape", "back"),
+        ],
+    ),
+    (
+        "Calibration",
+        [
+            ("enter / click", "open the tree of a listed solution"),
+        ],
+    ),
 ]
 
 LEGEND = (

@@ -38,5 +38,9 @@ class MainScreen(Screen[None]):
     def action_show_tab(self, tab: str) -> None:
         """Switch to a tab and focus its main table."""
         self.query_one(TabbedContent).active = tab
-        target = {"overview": "#iterations", "problems": "#problems-table", "calibration": "#confident-wrong"}[tab]
+        target = {
+            "overview": "#iterations",
+            "problems": "#problems-table",
+            "calibration": "#confident-wrong",
+        }[tab]
         self.call_after_refresh(lambda: self.query_one(target).focus())

@@ -13,8 +13,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static, Tree
 
 from presrm.errors import PresrmError
+from presrm.inspect.trees import NodeRow, TreeDetail, load_tree
 from presrm.store.flags import add_flag, default_correction, remove_flags
-from presrm.store.queries import NodeRow, TreeDetail, load_tree
 from presrm.tui import format as fmt
 from presrm.tui.messages import FlagsChanged, LoadFailed, TreeLoaded, post_current
 from presrm.tui.screens.flag import FlagDialog, FlagRequest
@@ -176,7 +176,10 @@ class TreeScreen(Screen[None]):
     def write_flag(self, request: FlagRequest) -> None:
         try:
             flag = add_flag(
-                self.app.run_file, request.target, request.target_id, note=request.note,
+                self.app.run_file,
+                request.target,
+                request.target_id,
+                note=request.note,
                 corrected_verdict=request.corrected_verdict,
             )
         except PresrmError as err:

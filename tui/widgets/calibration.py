@@ -17,14 +17,18 @@ from textual.widgets import DataTable, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from presrm.errors import PresrmError
-from presrm.store.queries import SCORES, Calibration, TreeRef, calibration
+from presrm.inspect.calibration import SCORES, Calibration, TreeRef, calibration
 from presrm.tui import format as fmt
 from presrm.tui.messages import CalibrationLoaded, LoadFailed, post_current
 
 if TYPE_CHECKING:
     from presrm.tui.app import InspectorApp
 
-SCORE_LABELS = {"min_score": "min step score", "mean_score": "mean step score", "last_score": "last step score"}
+SCORE_LABELS = {
+    "min_score": "min step score",
+    "mean_score": "mean step score",
+    "last_score": "last step score",
+}
 
 
 def ref_cells(ref: TreeRef) -> list[Text]:
@@ -55,11 +59,17 @@ class CalibrationPane(Vertical):
         with Horizontal(id="calib-controls"):
             yield Select([], prompt="all iterations", id="calib-iteration", compact=True)
             yield Select(
-                [(p, p) for p in ("eval", "train", "greedy")], value="eval", prompt="all phases",
-                id="calib-phase", compact=True,
+                [(p, p) for p in ("eval", "train", "greedy")],
+                value="eval",
+                prompt="all phases",
+                id="calib-phase",
+                compact=True,
             )
             yield Select(
-                [(SCORE_LABELS[s], s) for s in SCORES], value="min_score", allow_blank=False, id="calib-score",
+                [(SCORE_LABELS[s], s) for s in SCORES],
+                value="min_score",
+                allow_blank=False,
+                id="calib-score",
                 compact=True,
             )
         yield Static(Text("loading…", style="dim"), id="calib-summary")
@@ -89,7 +99,9 @@ class CalibrationPane(Vertical):
     def _generation_changed(self, _: int) -> None:
         select: Select[int] = self.query_one("#calib-iteration", Select)
         table = self.app.index.table
-        its = sorted({int(i) for i in table.column("iteration").unique().to_pylist()}) if table.num_rows else []
+        its = (
+            sorted({int(i) for i in table.column("iteration").unique().to_pylist()}) if table.num_rows else []
+        )
         if its != getattr(select, "_presrm_its", None):
             select._presrm_its = its  # type: ignore[attr-defined]
             with select.prevent(Select.Changed):
@@ -101,7 +113,9 @@ class CalibrationPane(Vertical):
     @work(thread=True, exclusive=True, group="calibration")
     def reload(self) -> None:
         try:
-            result = calibration(self.app.index.table, score=self.score, iteration=self.iteration, phase=self.phase)
+            result = calibration(
+                self.app.index.table, score=self.score, iteration=self.iteration, phase=self.phase
+            )
         except PresrmError as err:
             self.post_message(LoadFailed(str(err)))
             return
@@ -128,10 +142,16 @@ class CalibrationPane(Vertical):
                 Text(fmt.count(b.n), justify="right"),
                 Text(fmt.score(b.mean_score, 3), justify="right"),
                 Text(fmt.pct(b.accuracy), justify="right"),
-                Text(fmt.DASH if gap is None else f"{gap:+.3f}", justify="right",
-                     style="" if gap is None else "red" if abs(gap) > 0.2 else ""),
+                Text(
+                    fmt.DASH if gap is None else f"{gap:+.3f}",
+                    justify="right",
+                    style="" if gap is None else "red" if abs(gap) > 0.2 else "",
+                ),
             )
-        for table_id, refs in (("#confident-wrong", cal.confident_wrong), ("#unconfident-right", cal.unconfident_right)):
+        for table_id, refs in (
+            ("#confident-wrong", cal.confident_wrong),
+            ("#unconfident-right", cal.unconfident_right),
+        ):
             table = self.query_one(table_id, DataTable)
             table.clear()
             for ref in refs:

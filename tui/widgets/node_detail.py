@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
-from presrm.store.queries import FlagInfo, JudgmentRow, NodeRow, TreeDetail
+from presrm.inspect.trees import JudgmentRow, NodeRow, TreeDetail
+from presrm.store.flags import FlagInfo
 from presrm.tui import format as fmt
 
 
@@ -53,8 +54,16 @@ class NodeDetail(VerticalScroll):
     def on_mount(self) -> None:
         table = self.query_one("#judgments", DataTable)
         for key, label in (
-            ("judgment_id", "id"), ("order", "ord"), ("node_a", "A"), ("node_b", "B"), ("verdict", "says"),
-            ("p_a", "p_a"), ("p_b", "p_b"), ("result", "this"), ("expected", "exp"), ("flags", "⚑"),
+            ("judgment_id", "id"),
+            ("order", "ord"),
+            ("node_a", "A"),
+            ("node_b", "B"),
+            ("verdict", "says"),
+            ("p_a", "p_a"),
+            ("p_b", "p_b"),
+            ("result", "this"),
+            ("expected", "exp"),
+            ("flags", "⚑"),
         ):
             table.add_column(label, key=key)
 
@@ -104,17 +113,26 @@ class NodeDetail(VerticalScroll):
                 Text(str(j.judgment_id), justify="right"),
                 Text(str(j.order)),
                 Text(str(j.node_a) + ("*" if j.node_a == node.node_id else "")),
-                Text(fmt.DASH if j.node_b is None else str(j.node_b) + ("*" if j.node_b == node.node_id else "")),
+                Text(
+                    fmt.DASH
+                    if j.node_b is None
+                    else str(j.node_b) + ("*" if j.node_b == node.node_id else "")
+                ),
                 Text(j.verdict or "??", style="" if j.verdict else "bold red"),
                 Text(fmt.score(j.p_a), justify="right"),
                 Text(fmt.score(j.p_b), justify="right"),
                 result,
-                Text(j.expected or fmt.DASH, style="" if j.expected is None or j.expected == j.verdict else "red"),
+                Text(
+                    j.expected or fmt.DASH,
+                    style="" if j.expected is None or j.expected == j.verdict else "red",
+                ),
                 Text("⚑" * n_flags, style="bold magenta"),
                 key=str(j.judgment_id),
             )
         if not self.calls:
-            self.query_one("#judgment-info", Static).update(Text("no judge calls showed this step", style="dim"))
+            self.query_one("#judgment-info", Static).update(
+                Text("no judge calls showed this step", style="dim")
+            )
         else:
             row = 0
             if previous is not None:

@@ -12,7 +12,8 @@ from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from presrm.errors import PresrmError
-from presrm.store.queries import HEADLINE_METRICS, IterationSummary, RunInfo, iteration_summaries, run_info
+from presrm.inspect.run_info import RunInfo, run_info
+from presrm.inspect.summaries import HEADLINE_METRICS, IterationSummary, iteration_summaries
 from presrm.tui import format as fmt
 from presrm.tui.messages import LoadFailed, OverviewLoaded, post_current
 
@@ -131,15 +132,23 @@ class OverviewPane(Vertical):
             cells: list[Any] = [Text(str(s.iteration), justify="right"), fmt.plain(s.model_name)]
             cells += [metric_cell(s, name) for name in HEADLINE_METRICS]
             cells += [metric_cell(s, "train_accuracy")]
-            cells += [Text(fmt.count(v), justify="right") for v in (s.n_trees, s.n_nodes, s.n_judgments, s.n_flags)]
+            cells += [
+                Text(fmt.count(v), justify="right") for v in (s.n_trees, s.n_nodes, s.n_judgments, s.n_flags)
+            ]
             table.add_row(*cells, key=str(s.iteration))
         note = self.query_one("#overview-note", Static)
         if not message.iterations:
-            note.update(Text("no iterations recorded yet: the run has not written any rows", style="bold yellow"))
+            note.update(
+                Text("no iterations recorded yet: the run has not written any rows", style="bold yellow")
+            )
         elif not message.complete:
-            note.update(Text("loading… (metrics missing from eval_metrics and train accuracy follow)", style="dim"))
+            note.update(
+                Text("loading… (metrics missing from eval_metrics and train accuracy follow)", style="dim")
+            )
         else:
-            note.update(Text("cyan italic = computed from the stored rows (eval_metrics lacks it)", style="dim"))
+            note.update(
+                Text("cyan italic = computed from the stored rows (eval_metrics lacks it)", style="dim")
+            )
         self._plot(message.iterations)
         # Heavier work waits until this screen is drawn: the problems index, missing metrics.
         self.call_after_refresh(self.app.start_index)
@@ -154,7 +163,11 @@ class OverviewPane(Vertical):
         plt.title("metrics over iterations")
         xs = [s.iteration for s in summaries]
         for name in PLOTTED:
-            pts = [(x, s.metrics[name]) for x, s in zip(xs, summaries, strict=True) if s.metrics.get(name) is not None]
+            pts = [
+                (x, s.metrics[name])
+                for x, s in zip(xs, summaries, strict=True)
+                if s.metrics.get(name) is not None
+            ]
             if pts:
                 plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, marker="braille")
         if xs:

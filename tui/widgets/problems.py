@@ -13,7 +13,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Select, Static
 
 from presrm.errors import PresrmError
-from presrm.store.queries import PRESETS, SORTABLE, TreeQuery, search_tree_ids, select_trees
+from presrm.inspect.problems import PRESETS, SORTABLE, TreeQuery, search_tree_ids, select_trees
 from presrm.tui import format as fmt
 from presrm.tui.messages import LoadFailed, ProblemsLoaded, post_current
 
@@ -92,7 +92,10 @@ class ProblemsPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="filters"):
             yield Select(
-                [(desc, key) for key, desc in PRESETS.items()], value="all", allow_blank=False, id="preset",
+                [(desc, key) for key, desc in PRESETS.items()],
+                value="all",
+                allow_blank=False,
+                id="preset",
                 compact=True,
             )
             yield Select([], prompt="any iteration", id="iteration-filter", compact=True)
@@ -117,7 +120,9 @@ class ProblemsPane(Vertical):
     def _update_iterations(self) -> None:
         select: Select[int] = self.query_one("#iteration-filter", Select)
         table = self.app.index.table
-        its = sorted({int(i) for i in table.column("iteration").unique().to_pylist()}) if table.num_rows else []
+        its = (
+            sorted({int(i) for i in table.column("iteration").unique().to_pylist()}) if table.num_rows else []
+        )
         current = select.value
         options = [(f"M{i}", i) for i in its]
         if [o[1] for o in options] != [o[1] for o in getattr(select, "_presrm_options", [])]:
@@ -240,7 +245,11 @@ class ProblemsPane(Vertical):
 
     def action_next_sort(self) -> None:
         keys = [k for k, _ in COLUMNS if k in SORTABLE]
-        nxt = keys[(keys.index(self.query_state.sort) + 1) % len(keys)] if self.query_state.sort in keys else keys[0]
+        nxt = (
+            keys[(keys.index(self.query_state.sort) + 1) % len(keys)]
+            if self.query_state.sort in keys
+            else keys[0]
+        )
         self.set_query(sort=nxt)
 
     def action_reverse(self) -> None:

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from presrm.store.queries import NodeRow, TreeDetail
+from presrm.inspect.trees import NodeRow, TreeDetail
 from presrm.tui import format as fmt
 
 
@@ -34,7 +34,11 @@ class ReasoningTree(Tree[NodeRow]):
     def show(self, detail: TreeDetail, focus_node: int | None = None) -> None:
         """(Re)build from ``detail``, keeping the cursor on the same step when possible."""
         same_tree = self.detail is not None and self.detail.tree_id == detail.tree_id
-        previous = self.cursor_node.data.node_id if same_tree and self.cursor_node and self.cursor_node.data else None
+        previous = (
+            self.cursor_node.data.node_id
+            if same_tree and self.cursor_node and self.cursor_node.data
+            else None
+        )
         collapsed = self._collapsed_ids() if same_tree else set()
         self.detail = detail
         self.clear()

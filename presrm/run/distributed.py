@@ -158,10 +158,10 @@ def setup(device_spec: str) -> Dist:
         # every rank, while each rank searches its own problems with the whole model.
         raise PresrmError(
             "FSDP is not supported yet: it shards the parameters, and each rank's search needs the whole"
-            " model (README, \"Multi-process / multi-GPU\"); use ds_zero2.yaml or plain --multi_gpu (DDP)"
+            ' model (README, "Multi-process / multi-GPU"); use ds_zero2.yaml or plain --multi_gpu (DDP)'
         )
     dist = Dist(rank, world, local)
-    from presrm.models import resolve_device
+    from presrm.model.policy import resolve_device
 
     on_cpu = resolve_device(dist.device(device_spec)).type == "cpu"
     if not torch.distributed.is_initialized():

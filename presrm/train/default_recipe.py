@@ -1,7 +1,7 @@
 """The embedded default model: a small character-level Llama that presrm trains itself.
 
 No model hub is reachable at run time and no model small enough to ship can do
-arithmetic (design.md §5: SmolLM2-135M cannot add), so ``model = "default"`` is a
+arithmetic (README: SmolLM2-135M cannot add), so ``model = "default"`` is a
 model *earned* here: a few-hundred-thousand-parameter Llama with the character
 vocabulary (one token per digit), trained from a fixed seed on the built-in arith
 task's step-formatted solutions.
@@ -20,7 +20,6 @@ a second; building it takes a few minutes on a laptop CPU (progress on stderr).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -29,96 +28,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from presrm.charvocab import build_char_tokenizer
 from presrm.errors import ModelError
-from presrm.models import (
-    Policy,
-    _finish,
-    cache_dir,
-    load_checkpoint,
-    resolve_device,
-    resolve_dtype,
-    save_checkpoint,
-)
-from presrm.tasks import Task, load_task
-from presrm.train.eft import SFTExample, build_eft_pairs, eft_examples, ift_examples
-from presrm.train.sft import IGNORE_INDEX, tokenize_sft
-
-RECIPE_FORMAT = 1  # bump when the training code changes what a recipe produces
-DEFAULT_SPEC = "default"
+from presrm.model.charvocab import build_char_tokenizer
+from presrm.model.checkpoints import save_checkpoint
+from presrm.model.default import DEFAULT_RECIPE, DEFAULT_SPEC, RECIPE_FORMAT, Recipe, default_dir
+from presrm.model.loading import load_checkpoint
+from presrm.model.policy import Policy, finish_policy, resolve_device, resolve_dtype
+from presrm.tasks import load_task
+from presrm.tasks.base import Task
+from presrm.train.eft import build_eft_pairs, eft_examples, ift_examples
+from presrm.train.examples import SFTExample
+from presrm.train.sft import tokenize_sft
+from presrm.train.trl_support import IGNORE_INDEX
 
 ProgressFn = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Everything that determines the base model's weights (hashed into its cache key).
-
-    ``task_options`` is the arith difficulty the model is trained on. ``eft_fraction`` is
-    the share of judge examples in the base data (0: the base is a pure solver, as the
-    paper's M0). ``steps`` optimizer updates of ``batch_size`` sequences each.
-    """
-
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 384
-    task_options: tuple[tuple[str, Any], ...] = (("max_operand", 20), ("n_ops", 2), ("ops", "+-"))
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 2e-3
-    warmup_fraction: float = 0.05
-    weight_decay: float = 0.01
-    eft_fraction: float = 0.0
-    drill_fraction: float = 0.0
-    drill_facts: int = 10
-    max_pool: int = 12_000
-    bf16: bool = True  # bf16 autocast: ~2x faster on CPUs with bf16 instructions, fp32 master weights
-    seed: int = 0
-    data_seed: int = 1_000_003  # train problems are drawn with this seed (not the run's problem seeds)
-    extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
-
-    def key(self) -> str:
-        """Cache key: a hash of the recipe and the recipe format."""
-        raw = json.dumps({"format": RECIPE_FORMAT, **asdict(self)}, sort_keys=True, default=str)
-        return hashlib.sha256(raw.encode()).hexdigest()[:12]
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.task_options)
-
-
-# Chosen by measurement on 2026-11-27 (README "The embedded default model"; greedy accuracy on 200
-# held-out problems at the end of each schedule): peak lr 3e-3 for 2,500 updates gave 31%, lr 1e-3
-# gave 92.5% (too strong: no room to improve), 1e-3 for 1,750 updates 35.5%, for 1,500 updates 46%.
-# 1,500 updates of 16 sequences (15% single-operation drill) take ~3 minutes on this 2-core CPU.
-DEFAULT_RECIPE = Recipe(steps=1500, batch_size=16, lr=1e-3, drill_fraction=0.15, drill_facts=16)
-
-# Run settings measured with the default model on this kind of machine (2 CPU cores):
-# README "The embedded default model". presrm.config owns the defaults; these are what
-# benchmarks/measure_default.py runs with, so the measured numbers are the defaults' numbers.
-RECOMMENDED_CONFIG: dict[str, Any] = {
-    "model": DEFAULT_SPEC,
-    "task": "arith",
-    "task_options": {"n_ops": 2, "max_operand": 20, "ops": "+-"},
-    "warmup": {"ift_examples": 400, "eft_examples": 400, "eft_test_examples": 100, "lr": 3e-5, "epochs": 1},
-    "train": {"batch_size": 8},
-}
-
-
-def default_dir(recipe: Recipe | None = None) -> Path:
-    """Where the base model of ``recipe`` (default: :data:`DEFAULT_RECIPE`) is cached."""
-    return cache_dir() / f"default-{(recipe or DEFAULT_RECIPE).key()}"
-
-
-# ---------------------------------------------------------------------------------------------
-# model
 
 
 def build_model(recipe: Recipe) -> tuple[LlamaForCausalLM, Any]:
@@ -142,10 +72,6 @@ def build_model(recipe: Recipe) -> tuple[LlamaForCausalLM, Any]:
         torch.manual_seed(recipe.seed)
         model = LlamaForCausalLM(config)
     return model, tokenizer
-
-
-# ---------------------------------------------------------------------------------------------
-# data
 
 
 def base_examples(policy: Policy, recipe: Recipe, n: int) -> list[SFTExample]:
@@ -174,7 +100,7 @@ def drill_examples(task: Task, n: int, facts: int, seed: int) -> list[SFTExample
     """``n`` arithmetic drills: ``facts`` equations of the task's steps, one per line.
 
     Why: a small model trained on whole solutions alone spends most of its budget failing
-    at the sums themselves (measured: operands copied right ~60%, sums right ~12%). An
+    at the sums themselves: it learns to copy operands long before it learns to add. An
     equation line costs ~12 characters against ~165 for a solution, so drills teach the
     arithmetic of the task far more cheaply. The equations are the reference steps of
     train problems, so they follow the task's own distribution of running totals.
@@ -220,10 +146,6 @@ def _collate(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, tor
         labels[i, :n] = torch.tensor(r["labels"])
         mask[i, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-# ---------------------------------------------------------------------------------------------
-# training
 
 
 def _lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
@@ -279,7 +201,9 @@ def train_examples(
         for step in range(steps):
             if not queue:
                 queue = _batches(rows, batch_size, rng)
-            batch = {k: v.to(policy.device) for k, v in _collate([rows[i] for i in queue.pop()], pad_id).items()}
+            batch = {
+                k: v.to(policy.device) for k, v in _collate([rows[i] for i in queue.pop()], pad_id).items()
+            }
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, steps, lr, warmup_fraction)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -314,7 +238,9 @@ def _cpu_has_bf16() -> bool:
 def train_base(recipe: Recipe, *, progress: ProgressFn | None = None) -> Policy:
     """Build the base model of ``recipe`` from its seed (CPU, fp32 weights). Not cached."""
     model, tokenizer = build_model(recipe)
-    policy = _finish(model, tokenizer, DEFAULT_SPEC, torch.device("cpu"), torch.float32, seed=recipe.seed)
+    policy = finish_policy(
+        model, tokenizer, DEFAULT_SPEC, torch.device("cpu"), torch.float32, seed=recipe.seed
+    )
     # A pool of at most max_pool examples; training repeats it in new orders (epochs).
     examples = base_examples(policy, recipe, min(recipe.steps * recipe.batch_size, recipe.max_pool))
     train_examples(
@@ -377,7 +303,7 @@ def load_default(
     recipe: Recipe | None = None,
     progress: ProgressFn | None = _stderr,
 ) -> Policy:
-    """The embedded default model (M0), built and cached on first use."""
+    """The embedded default model (M0) of ``recipe``, built and cached on first use."""
     resolve_dtype(dtype, resolve_device(device))  # fail on a bad device/dtype before training
     path = ensure_default(recipe, progress=progress)
     try:
@@ -386,3 +312,9 @@ def load_default(
         raise ModelError(f"{path}: cached default model is unreadable; delete the directory ({exc})") from exc
     policy.spec = DEFAULT_SPEC
     return policy
+
+
+def ensure_model(spec: str) -> None:
+    """Build the embedded default model if ``spec`` names it and it is not cached yet."""
+    if spec.strip() == DEFAULT_SPEC:
+        ensure_default()

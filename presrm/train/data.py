@@ -7,49 +7,18 @@ with SQL.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-from presrm.generation import encode_continuations, encode_prompts
-from presrm.models import Policy
+from presrm.model.encoding import encode_continuations, encode_prompts
+from presrm.model.policy import Policy
 from presrm.steps import STEP_END, render_prefix, step_header
-from presrm.store import query_rows
-from presrm.train.dpo import StepPair
-from presrm.train.ppo import StepRollout
-
-# One question per problem: a problem sampled again in another iteration (or another split)
-# has one ``problems`` row each time, and joining them all repeated every step of its path.
-_ACCEPTED_SQL = """
-WITH q AS (SELECT run_id, problem_id, any_value(question) AS question FROM problems GROUP BY ALL)
-SELECT n.tree_id, n.node_id, n.parent_id, n.depth, n.expansion, n.text, n.is_final, n.self_score, n.correct,
-       q.question
-FROM nodes n JOIN q ON q.problem_id = n.problem_id AND q.run_id = n.run_id
-WHERE n.iteration = ? AND n.phase = 'train' AND n.chosen AND NOT n.rolled_back
-ORDER BY n.tree_id, n.depth
-"""
-
-_PAIRS_SQL = """
-SELECT c.node_id, r.text, r.is_final
-FROM nodes c JOIN nodes r
-  ON r.tree_id = c.tree_id AND r.parent_id IS NOT DISTINCT FROM c.parent_id AND r.expansion = c.expansion
- AND r.rejected
-WHERE c.iteration = ? AND c.phase = 'train' AND c.chosen AND NOT c.rolled_back
-"""
-# The oracle ablation: only the pairs the task's step checker agrees with (not self-rewarding).
-_CHECKER_AGREED_PAIRS_SQL = _PAIRS_SQL + " AND c.step_check AND NOT r.step_check\n"
+from presrm.store.training_rows import accepted_paths, rejected_steps
+from presrm.train.examples import StepPair, StepRollout
 
 
 def _after_header(text: str, depth: int) -> str:
     header = step_header(depth)
-    return text[len(header):] if text.startswith(header) else " " + text
-
-
-def _accepted_paths(run_file: str | Path, iteration: int) -> dict[int, list[tuple[Any, ...]]]:
-    paths: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-    for row in query_rows(run_file, _ACCEPTED_SQL, [iteration]):
-        paths[row[0]].append(row)
-    return paths
+    return text[len(header) :] if text.startswith(header) else " " + text
 
 
 def dpo_pairs_from_store(
@@ -60,9 +29,8 @@ def dpo_pairs_from_store(
     ``checker_agreed_only``: keep the pairs whose chosen step passes the task's step checker and
     whose rejected step fails it — a ground-truth upper bound for the self-judged pairs.
     """
-    paths = _accepted_paths(run_file, iteration)
-    sql = _CHECKER_AGREED_PAIRS_SQL if checker_agreed_only else _PAIRS_SQL
-    rejected = {row[0]: (row[1], row[2]) for row in query_rows(run_file, sql, [iteration])}
+    paths = accepted_paths(run_file, iteration)
+    rejected = rejected_steps(run_file, iteration, checker_agreed_only=checker_agreed_only)
     pairs: list[StepPair] = []
     for rows in paths.values():
         question = rows[0][9]
@@ -73,8 +41,15 @@ def dpo_pairs_from_store(
                 continue
             rej_text, rej_final = rejected[node_id]
             prefix = render_prefix(prompt, [r[5] for r in rows[:i]]) + step_header(depth)
-            pairs.append(StepPair(prefix, _after_header(text, depth), _after_header(rej_text, depth),
-                                  bool(is_final), bool(rej_final)))
+            pairs.append(
+                StepPair(
+                    prefix,
+                    _after_header(text, depth),
+                    _after_header(rej_text, depth),
+                    bool(is_final),
+                    bool(rej_final),
+                )
+            )
     return pairs
 
 
@@ -99,9 +74,11 @@ def step_rewards(
     raise ValueError(f"unknown reward {reward!r}")
 
 
-def ppo_rollouts_from_store(run_file: str | Path, policy: Policy, iteration: int, *, reward: str) -> list[StepRollout]:
+def ppo_rollouts_from_store(
+    run_file: str | Path, policy: Policy, iteration: int, *, reward: str
+) -> list[StepRollout]:
     """One rollout per tree: its accepted path, each step rewarded at its last token."""
-    paths = _accepted_paths(run_file, iteration)
+    paths = accepted_paths(run_file, iteration)
     rollouts: list[StepRollout] = []
     for rows in paths.values():
         question = rows[0][9]

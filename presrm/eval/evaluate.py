@@ -59,6 +59,7 @@ from typing import Any
 import duckdb
 
 from presrm.errors import PresrmError
+from presrm.eval.significance import INTERVAL_METRICS, add_intervals
 from presrm.metrics import (
     ReliabilityBin,
     auroc,
@@ -83,7 +84,8 @@ WRONG_BELOW = 0.5
 METRICS: dict[str, str] = {
     "accuracy_greedy": "final-answer accuracy, greedy decoding",
     "accuracy_search": "final-answer accuracy, best-of-w step search with the self-judge",
-    "search_gain": "accuracy_search - accuracy_greedy",
+    "search_gain": "accuracy_search - accuracy_greedy on the problems both evaluated",
+    **INTERVAL_METRICS,
     "judge_accuracy": "held-out judge pairs right in both orders (paper's Table 3)",
     "judge_accuracy_order0": "held-out judge pairs right in their first order",
     "judge_consistency": "search judgments whose two orders agree",
@@ -192,6 +194,7 @@ def summarize_iteration(run_file: str | Path, iteration: int) -> dict[str, float
             raise EvaluationError(f"{run_file}: no rows for iteration {iteration} (iterations: {listed})")
         out: dict[str, float | None] = {}
         _accuracy(con, iteration, out)
+        add_intervals(con, iteration, out)
         _calibration(con, iteration, out)
         _judge(con, iteration, out)
         _steps(con, iteration, out)
@@ -352,7 +355,9 @@ def write_summary(store: RunStore, iteration: int, summary: dict[str, float | No
         params: list[Any] = []
         for metric, value in items:
             params += [store.run_id, iteration, metric, value]
-        store.execute_on_flush(f"INSERT INTO eval_metrics (run_id, iteration, metric, value) VALUES {values}", params)
+        store.execute_on_flush(
+            f"INSERT INTO eval_metrics (run_id, iteration, metric, value) VALUES {values}", params
+        )
     return len(items)
 
 

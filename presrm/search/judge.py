@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from presrm.config import JudgeConfig
-from presrm.generation import generate_steps, next_token_logprobs, sequence_logprobs
 from presrm.judge_format import (
     POINTWISE_TOKENS,
     VERDICT_TOKENS,
@@ -32,7 +31,9 @@ from presrm.judge_format import (
     pointwise_user_text,
     verdict_prefix,
 )
-from presrm.models import Policy
+from presrm.model.generation import generate_steps
+from presrm.model.policy import Policy
+from presrm.model.scoring import next_token_logprobs, sequence_logprobs
 from presrm.steps import STEP_END, render_prefix, step_header
 
 
@@ -107,12 +108,16 @@ class ModelJudge:
         if self.mode == "likelihood":
             return self._likelihood(requests)
         prompts = [
-            self.policy.complete_prompt(pairwise_user_text(r.question, list(r.previous_steps), r.step_a, r.step_b))
+            self.policy.complete_prompt(
+                pairwise_user_text(r.question, list(r.previous_steps), r.step_a, r.step_b)
+            )
             for r in requests
         ]
         # Without a check the judge only needs room for "[[A]]".
         max_tokens = self.config.max_judge_tokens if self.config.check else 8
-        generated = generate_steps(self.policy, prompts, 1, temperature=0.0, max_new_tokens=max_tokens, seed=0)
+        generated = generate_steps(
+            self.policy, prompts, 1, temperature=0.0, max_new_tokens=max_tokens, seed=0
+        )
         raws = [samples[0].text for samples in generated]
         # Read P(A) vs P(B) right after "[[" — appended when the model never wrote it,
         # so a probability verdict exists even for unparseable text.
@@ -134,9 +139,9 @@ class ModelJudge:
         """Prefer the step the policy itself finds likelier after the accepted prefix.
 
         Scores log P(step content + line end | question, accepted steps, "Step k:") — the
-        model's own confidence in each candidate (design.md §5: ranking is easier than
-        generating; SmolLM2 separated right from wrong steps with AUROC 0.935 this way while
-        its written verdicts were at chance). Each distinct (prefix, step) is scored once.
+        model's own confidence in each candidate (ranking is easier than generating: for a
+        small model this separates right from wrong steps where its written verdicts are at
+        chance; README, "The embedded default model"). Each distinct (prefix, step) is scored once.
         """
         keys: dict[tuple[str, str], int] = {}
         prompts: list[str] = []
@@ -146,7 +151,7 @@ class ModelJudge:
             k = len(req.previous_steps) + 1
             prefix = render_prefix(self.policy.solution_prompt(req.question), list(req.previous_steps))
             prefix += step_header(k)
-            body = step[len(step_header(k)):] if step.startswith(step_header(k)) else " " + step
+            body = step[len(step_header(k)) :] if step.startswith(step_header(k)) else " " + step
             key = (prefix, body)
             if key not in keys:
                 keys[key] = len(prompts)

@@ -5,8 +5,8 @@ the KV cache ``n`` times (one row per candidate) and decodes all rows together w
 temperature/top-p sampler, stopping each row at the first newline (a step is one line), at EOS
 or at ``max_new_tokens``. Once half the rows have finished they are dropped from the batch, so
 that a few long candidates do not drag a full batch along (dropping each row as soon as it
-finished measured ~25% slower for SmolLM2 on CPU: every drop copies the KV cache, while a decode
-step costs about the same at 9 or 18 rows).
+finished is slower on CPU: every drop copies the KV cache, while a decode step costs about the
+same at 9 or 18 rows).
 
 Prompts are tokenized like chat templates expect: a chat prompt already carries its special
 tokens, so it is encoded without adding any; a raw-LM prompt gets the tokenizer's (BOS).
@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import random
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +27,16 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from presrm.models import Policy
+from presrm.model.encoding import encode_prompts, left_pad, position_ids
+from presrm.model.policy import Policy
 from presrm.steps import STEP_END
 
 FINISH_NEWLINE = "newline"
+
+
 FINISH_EOS = "eos"
+
+
 FINISH_LENGTH = "length"
 
 
@@ -54,12 +59,8 @@ class StepSample:
     finish: str
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
 @contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
+def eval_mode(model: Any) -> Iterator[None]:
     """Generation and scoring are done in eval mode (no dropout), then the mode is restored."""
     was_training = bool(model.training)
     model.eval()
@@ -68,42 +69,6 @@ def _eval_mode(model: Any) -> Iterator[None]:
     finally:
         if was_training:
             model.train()
-
-
-def _add_special(policy: Policy) -> bool:
-    # A chat-template prompt already has its specials; a raw prompt gets the tokenizer's BOS.
-    return not policy.chat
-
-
-def encode_prompts(policy: Policy, prompts: Sequence[str]) -> list[list[int]]:
-    enc = policy.tokenizer(list(prompts), add_special_tokens=_add_special(policy))
-    return [list(ids) for ids in enc["input_ids"]]
-
-
-def encode_continuations(policy: Policy, texts: Sequence[str]) -> list[list[int]]:
-    if not texts:
-        return []
-    enc = policy.tokenizer(list(texts), add_special_tokens=False)
-    return [list(ids) for ids in enc["input_ids"]]
-
-
-def _left_pad(
-    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-align token rows: returns input_ids and attention_mask, both [B, max_len]."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r) :] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    # Same as transformers' generate: position = number of real tokens before, pads at 0.
-    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def _cache_kwarg(model: Any) -> str:
@@ -117,7 +82,7 @@ def _base_config(model: Any) -> Any:
     return base.config
 
 
-def _pad_id(policy: Policy) -> int:
+def pad_token_id(policy: Policy) -> int:
     tok = policy.tokenizer
     pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return int(pid if pid is not None else 0)
@@ -179,10 +144,6 @@ def _sample(
     return order.gather(-1, choice).squeeze(-1)
 
 
-# ---------------------------------------------------------------------------------------------
-# generation
-
-
 def generate_steps(
     policy: Policy,
     prefixes: list[str],
@@ -218,7 +179,7 @@ def generate_steps(
     rows = 1 if temperature <= 0.0 else n  # greedy: decode once, copy the sample n times
     per_chunk = max(1, max_rows // rows)
     results: dict[str, list[StepSample]] = {}
-    with _eval_mode(policy.model), torch.inference_mode():
+    with eval_mode(policy.model), torch.inference_mode():
         for start in range(0, len(distinct), per_chunk):
             chunk = distinct[start : start + per_chunk]
             samples = _generate_chunk(
@@ -242,7 +203,7 @@ def _generate_chunk(
     rows = encode_prompts(policy, prefixes)
     if any(not r for r in rows):
         raise ValueError("generate_steps: a prefix encodes to no tokens")
-    input_ids, mask = _left_pad(rows, _pad_id(policy), device)
+    input_ids, mask = left_pad(rows, pad_token_id(policy), device)
 
     # One prefill over the distinct prefixes; only the last position's logits are needed.
     # The cache is updated in place by every forward call below.
@@ -251,7 +212,7 @@ def _generate_chunk(
     out = model(
         input_ids=input_ids,
         attention_mask=mask,
-        position_ids=_positions(mask),
+        position_ids=position_ids(mask),
         use_cache=True,
         logits_to_keep=1,
         **{cache_kw: cache},
@@ -268,7 +229,7 @@ def _generate_chunk(
     cache.batch_repeat_interleave(n)
     logits = logits.repeat_interleave(n, dim=0)
     mask = mask.repeat_interleave(n, dim=0)
-    next_pos = _positions(mask)[:, -1] + 1
+    next_pos = position_ids(mask)[:, -1] + 1
 
     total = len(prefixes) * n
     active = torch.arange(total, device=device)  # original row index of each batch row
@@ -334,77 +295,3 @@ def _generate_chunk(
         text = text.split(STEP_END, 1)[0]
         samples.append(StepSample(text, tuple(tokens[row]), len(tokens[row]), logps[row], finish[row]))
     return [samples[p * n : (p + 1) * n] for p in range(len(prefixes))]
-
-
-# ---------------------------------------------------------------------------------------------
-# scoring
-
-
-def sequence_logprobs(
-    policy: Policy, prompts: list[str], continuations: list[str], *, batch_size: int = 16
-) -> list[float]:
-    """Sum of log P(continuation tokens | prompt) for each pair (0.0 for an empty continuation)."""
-    if len(prompts) != len(continuations):
-        raise ValueError("prompts and continuations must have the same length")
-    if not prompts:
-        return []
-    p_ids = encode_prompts(policy, prompts)
-    c_ids = encode_continuations(policy, continuations)
-    results = [0.0] * len(prompts)
-    # Batch similar lengths together so little compute goes to padding.
-    order = sorted(range(len(prompts)), key=lambda i: len(p_ids[i]) + len(c_ids[i]))
-    order = [i for i in order if c_ids[i]]
-    with _eval_mode(policy.model), torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            rows = [p_ids[i] + c_ids[i] for i in batch]
-            input_ids, mask = _left_pad(rows, _pad_id(policy), policy.device)
-            max_c = max(len(c_ids[i]) for i in batch)
-            # Left padding right-aligns every row, so all continuations sit in the last max_c
-            # positions and are predicted by the max_c positions just before them.
-            out = policy.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=_positions(mask),
-                use_cache=False,
-                logits_to_keep=max_c + 1,
-            )
-            logprobs = torch.log_softmax(out.logits[:, :-1, :].float(), dim=-1)  # [B, max_c, V]
-            targets = input_ids[:, -max_c:]
-            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, max_c]
-            for j, i in enumerate(batch):
-                c = len(c_ids[i])
-                results[i] = float(picked[j, max_c - c :].sum())
-    return results
-
-
-def next_token_logprobs(
-    policy: Policy, prompts: list[str], candidates: list[str], *, batch_size: int = 16
-) -> torch.Tensor:
-    """[len(prompts), len(candidates)] log-probs of each candidate's first token as the next token.
-
-    The judge uses this for P(A)/P(B) or P(Yes): give candidates as the model would write them
-    after the prompt (e.g. ``"A"`` or ``" A"`` matters for BPE vocabularies).
-    """
-    cand_ids = encode_continuations(policy, candidates)
-    for text, ids in zip(candidates, cand_ids, strict=True):
-        if not ids:
-            raise ValueError(f"candidate {text!r} encodes to no tokens")
-    first = torch.tensor([ids[0] for ids in cand_ids], dtype=torch.long, device=policy.device)
-    if not prompts:
-        return torch.zeros((0, len(candidates)))
-    p_ids = encode_prompts(policy, prompts)
-    out_rows: list[torch.Tensor] = []
-    with _eval_mode(policy.model), torch.inference_mode():
-        for start in range(0, len(p_ids), batch_size):
-            input_ids, mask = _left_pad(p_ids[start : start + batch_size], _pad_id(policy), policy.device)
-            out = policy.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=_positions(mask),
-                use_cache=False,
-                logits_to_keep=1,
-            )
-            logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-            out_rows.append(logprobs[:, first].cpu())
-    return torch.cat(out_rows, dim=0)

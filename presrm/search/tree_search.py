@@ -23,116 +23,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from presrm.generation import generate_steps
-from presrm.judge import PairRequest, PointRequest, StepJudge
-from presrm.models import Policy
+from presrm.model.generation import generate_steps
+from presrm.model.policy import Policy
+from presrm.search.judge import PairRequest, PointRequest, StepJudge
+from presrm.search.tree import IdSource, Judgment, Node, SearchSettings, Tree
 from presrm.steps import parse_step, render_prefix, step_header
-from presrm.tasks import Problem, Task
-
-
-class IdSource(Protocol):
-    def new_ids(self, kind: str, n: int) -> range: ...
-
-
-class LocalIds:
-    """Id counters for searches that are not written to a run file."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, int] = {}
-
-    def new_ids(self, kind: str, n: int) -> range:
-        start = self._next.get(kind, 0)
-        self._next[kind] = start + n
-        return range(start, start + n)
-
-
-@dataclass
-class SearchSettings:
-    width: int = 6
-    max_steps: int = 20
-    temperature: float = 0.5
-    top_p: float = 0.95
-    max_step_tokens: int = 48
-    seed: int = 0
-
-
-@dataclass
-class Node:
-    """One candidate step (a future ``nodes`` row)."""
-
-    node_id: int
-    parent_id: int | None
-    depth: int
-    expansion: int
-    text: str
-    n_tokens: int
-    logprob: float
-    finish: str
-    parse_status: str
-    is_final: bool
-    final_answer: str | None
-    step_check: bool | None
-    correct: bool | None
-    self_score: float | None = None
-    score_kind: str | None = None
-    soft_score: float | None = None
-    chosen: bool = False
-    rejected: bool = False
-    rolled_back: bool = False
-
-
-@dataclass
-class Judgment:
-    """One judge call (a future ``judgments`` row)."""
-
-    judgment_id: int
-    mode: str
-    node_a: int
-    node_b: int | None
-    order: int
-    check_text: str | None
-    raw_output: str
-    verdict: str | None
-    p_a: float | None
-    p_b: float | None
-    winner: int | None
-    expected: str | None
-
-
-@dataclass
-class Tree:
-    """The search tree of one problem."""
-
-    tree_id: int
-    problem: Problem
-    nodes: list[Node] = field(default_factory=list)
-    judgments: list[Judgment] = field(default_factory=list)
-    path: list[Node] = field(default_factory=list)
-    expansions: int = 0
-    done: bool = False
-
-    @property
-    def final(self) -> Node | None:
-        return self.path[-1] if self.path and self.path[-1].is_final else None
-
-    @property
-    def correct(self) -> bool:
-        final = self.final
-        return bool(final is not None and final.correct)
-
-    def step_pairs(self) -> list[tuple[list[Node], Node, Node]]:
-        """(accepted prefix, chosen, rejected) for every kept preference pair, in order."""
-        pairs = []
-        for i, node in enumerate(self.path):
-            group = [n for n in self.nodes if n.parent_id == node.parent_id and n.expansion == node.expansion]
-            rejected = [n for n in group if n.rejected]
-            if rejected:
-                pairs.append((self.path[:i], node, rejected[0]))
-        return pairs
+from presrm.tasks.base import Problem, Task
 
 
 @dataclass
@@ -157,7 +56,6 @@ def search(
     settings: SearchSettings,
     ids: IdSource,
     *,
-    on_round: Callable[[int, int], None] | None = None,
     timings: dict[str, float] | None = None,
 ) -> list[Tree]:
     """Grow one tree per problem, all problems batched together. Returns the trees.
@@ -198,8 +96,6 @@ def search(
         for group in groups:
             _select(group, settings)
         round_no += 1
-        if on_round is not None:
-            on_round(round_no, sum(t.done for t in trees))
     return trees
 
 
@@ -263,8 +159,20 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
     for jid, (g, x, y, order), res in zip(judgment_ids, meta, results, strict=True):
         winner = x.node_id if res.verdict == "A" else y.node_id if res.verdict == "B" else None
         g.tree.judgments.append(
-            Judgment(jid, "pairwise", x.node_id, y.node_id, order, res.check_text, res.raw_output, res.verdict,
-                     res.p_a, res.p_b, winner, _expected(x, y))
+            Judgment(
+                jid,
+                "pairwise",
+                x.node_id,
+                y.node_id,
+                order,
+                res.check_text,
+                res.raw_output,
+                res.verdict,
+                res.p_a,
+                res.p_b,
+                winner,
+                _expected(x, y),
+            )
         )
         p_x, p_y = _win_probabilities(res.verdict, res.p_a, res.p_b)
         soft[id(g)][x.text] += p_x / 2
@@ -314,8 +222,20 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
     for jid, (g, n), res in zip(ids.new_ids("judgment", len(results)), meta, results, strict=True):
         expected = None if n.step_check is None else ("Yes" if n.step_check else "No")
         g.tree.judgments.append(
-            Judgment(jid, "pointwise", n.node_id, None, 0, None, res.raw_output, res.verdict, res.p_a, res.p_b,
-                     n.node_id if res.verdict == "Yes" else None, expected)
+            Judgment(
+                jid,
+                "pointwise",
+                n.node_id,
+                None,
+                0,
+                None,
+                res.raw_output,
+                res.verdict,
+                res.p_a,
+                res.p_b,
+                n.node_id if res.verdict == "Yes" else None,
+                expected,
+            )
         )
         g.scores[n.text] = res.p_a if res.p_a is not None else 0.5
     for g in groups:
@@ -353,40 +273,3 @@ def _roll_back(tree: Tree, settings: SearchSettings) -> None:
         tree.path.pop().rolled_back = True
     if tree.expansions >= settings.max_steps:
         tree.done = True
-
-
-# ---- trace rows ---------------------------------------------------------------------------------
-
-
-def node_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[str, list[Any]]:
-    """The ``nodes`` rows of ``trees`` as columns (for RunStore.append_columns)."""
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "iteration", "phase", "problem_id", "tree_id", "node_id", "parent_id", "depth", "expansion", "text",
-        "n_tokens", "logprob", "finish", "self_score", "score_kind", "soft_score", "chosen", "rejected",
-        "rolled_back", "is_final", "final_answer", "parse_status", "correct", "step_check")}
-    for tree in trees:
-        for n in tree.nodes:
-            cols["iteration"].append(iteration)
-            cols["phase"].append(phase)
-            cols["problem_id"].append(tree.problem.problem_id)
-            cols["tree_id"].append(tree.tree_id)
-            for key in ("node_id", "parent_id", "depth", "expansion", "text", "n_tokens", "logprob", "finish",
-                        "self_score", "score_kind", "soft_score", "chosen", "rejected", "rolled_back", "is_final",
-                        "final_answer", "parse_status", "correct", "step_check"):
-                cols[key].append(getattr(n, key))
-    return cols
-
-
-def judgment_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[str, list[Any]]:
-    """The ``judgments`` rows of ``trees`` as columns."""
-    keys = ("judgment_id", "mode", "node_a", "node_b", "order", "check_text", "raw_output", "verdict", "p_a",
-            "p_b", "winner", "expected")
-    cols: dict[str, list[Any]] = {k: [] for k in ("iteration", "phase", "tree_id", *keys)}
-    for tree in trees:
-        for j in tree.judgments:
-            cols["iteration"].append(iteration)
-            cols["phase"].append(phase)
-            cols["tree_id"].append(tree.tree_id)
-            for key in keys:
-                cols[key].append(getattr(j, key))
-    return cols

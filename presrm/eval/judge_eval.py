@@ -12,11 +12,13 @@ from __future__ import annotations
 import random
 
 from presrm.config import RunConfig
-from presrm.judge import ModelJudge, PairRequest
-from presrm.models import Policy
-from presrm.store import RunStore
-from presrm.tasks import Task
-from presrm.train.eft import JudgePair, build_eft_pairs, eft_train_test_split, load_eft_jsonl
+from presrm.model.policy import Policy
+from presrm.search.judge import ModelJudge, PairRequest
+from presrm.store.writer import RunStore
+from presrm.tasks.base import Task
+from presrm.train.eft import build_eft_pairs
+from presrm.train.eft_jsonl import eft_train_test_split, load_eft_jsonl
+from presrm.train.examples import JudgePair
 
 
 def user_eft_split(cfg: RunConfig) -> tuple[list[JudgePair], list[JudgePair]]:
@@ -57,19 +59,51 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
     for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True)):
         a, b = node_ids[2 * i], node_ids[2 * i + 1]
         depth = len(pair.previous_steps) + 1
-        for node_id, text, right in ((a, pair.step_a, pair.verdict == "A"), (b, pair.step_b, pair.verdict == "B")):
-            nodes.append({"iteration": iteration, "phase": "eft_test", "problem_id": pair.problem_id,
-                          "tree_id": tree_id, "node_id": node_id, "parent_id": None, "depth": depth,
-                          "expansion": 0, "text": text, "chosen": False, "rejected": False,
-                          "rolled_back": False, "is_final": False, "step_check": right})
+        for node_id, text, right in (
+            (a, pair.step_a, pair.verdict == "A"),
+            (b, pair.step_b, pair.verdict == "B"),
+        ):
+            nodes.append(
+                {
+                    "iteration": iteration,
+                    "phase": "eft_test",
+                    "problem_id": pair.problem_id,
+                    "tree_id": tree_id,
+                    "node_id": node_id,
+                    "parent_id": None,
+                    "depth": depth,
+                    "expansion": 0,
+                    "text": text,
+                    "chosen": False,
+                    "rejected": False,
+                    "rolled_back": False,
+                    "is_final": False,
+                    "step_check": right,
+                }
+            )
         for order, (x, y) in enumerate(((a, b), (b, a))):
             res = results[2 * i + order]
             expected = pair.verdict if order == 0 else ("B" if pair.verdict == "A" else "A")
             winner = x if res.verdict == "A" else y if res.verdict == "B" else None
-            judgments.append({"iteration": iteration, "phase": "eft_test", "judgment_id": judgment_ids[2 * i + order],
-                              "tree_id": tree_id, "mode": "pairwise", "node_a": x, "node_b": y, "order": order,
-                              "check_text": res.check_text, "raw_output": res.raw_output, "verdict": res.verdict,
-                              "p_a": res.p_a, "p_b": res.p_b, "winner": winner, "expected": expected})
+            judgments.append(
+                {
+                    "iteration": iteration,
+                    "phase": "eft_test",
+                    "judgment_id": judgment_ids[2 * i + order],
+                    "tree_id": tree_id,
+                    "mode": "pairwise",
+                    "node_a": x,
+                    "node_b": y,
+                    "order": order,
+                    "check_text": res.check_text,
+                    "raw_output": res.raw_output,
+                    "verdict": res.verdict,
+                    "p_a": res.p_a,
+                    "p_b": res.p_b,
+                    "winner": winner,
+                    "expected": expected,
+                }
+            )
     store.append_rows("nodes", nodes)
     store.append_rows("judgments", judgments)
     return len(results)

@@ -1,0 +1,60 @@
+"""95 % intervals of an iteration's accuracies and paired differences, from the stored evals.
+
+``accuracy_greedy_low`` / ``_high`` (Wilson) bound each accuracy; ``search_gain`` is compared on
+the same problems as greedy decoding (paired), and ``greedy_gain_vs_m1`` sets an iteration's greedy
+accuracy against M1's on the same held-out problems — the number that says whether the
+self-rewarding iterations helped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from presrm.intervals import paired_difference, wilson_interval
+
+BASELINE_ITERATION = 1  # M1: the model the self-rewarding iterations start from
+
+INTERVAL_METRICS: dict[str, str] = {
+    "accuracy_greedy_low": "95 % interval of accuracy_greedy (Wilson), lower end",
+    "accuracy_greedy_high": "95 % interval of accuracy_greedy (Wilson), upper end",
+    "accuracy_search_low": "95 % interval of accuracy_search (Wilson), lower end",
+    "accuracy_search_high": "95 % interval of accuracy_search (Wilson), upper end",
+    "search_gain_low": "95 % interval of search_gain, paired on the same problems, lower end",
+    "search_gain_high": "95 % interval of search_gain, paired on the same problems, upper end",
+    "greedy_gain_vs_m1": "accuracy_greedy minus M1's on the same problems",
+    "greedy_gain_vs_m1_low": "95 % interval of greedy_gain_vs_m1 (paired), lower end",
+    "greedy_gain_vs_m1_high": "95 % interval of greedy_gain_vs_m1 (paired), upper end",
+}
+
+_OUTCOMES_SQL = """
+SELECT problem_id, coalesce(correct, false) FROM evals WHERE iteration = ? AND mode = ? ORDER BY problem_id
+"""
+
+
+def _outcomes(con: duckdb.DuckDBPyConnection, iteration: int, mode: str) -> dict[Any, bool]:
+    return {pid: bool(ok) for pid, ok in con.execute(_OUTCOMES_SQL, [iteration, mode]).fetchall()}
+
+
+def _paired(a: dict[Any, bool], b: dict[Any, bool]) -> tuple[list[bool], list[bool]]:
+    common = sorted(set(a) & set(b))
+    return [a[p] for p in common], [b[p] for p in common]
+
+
+def add_intervals(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
+    """Add the interval metrics of ``iteration`` to ``out`` (those whose inputs exist)."""
+    by_mode = {mode: _outcomes(con, iteration, mode) for mode in ("greedy", "search")}
+    for mode, outcomes in by_mode.items():
+        ci = wilson_interval(sum(outcomes.values()), len(outcomes))
+        if ci is not None:
+            out[f"accuracy_{mode}_low"], out[f"accuracy_{mode}_high"] = ci.low, ci.high
+    gain = paired_difference(*_paired(by_mode["search"], by_mode["greedy"]))
+    if gain is not None:  # the paired estimate: equal to the difference of accuracies on shared problems
+        out["search_gain"] = gain.estimate
+        out["search_gain_low"], out["search_gain_high"] = gain.low, gain.high
+    if iteration > BASELINE_ITERATION:
+        vs_m1 = paired_difference(*_paired(by_mode["greedy"], _outcomes(con, BASELINE_ITERATION, "greedy")))
+        if vs_m1 is not None:
+            out["greedy_gain_vs_m1"] = vs_m1.estimate
+            out["greedy_gain_vs_m1_low"], out["greedy_gain_vs_m1_high"] = vs_m1.low, vs_m1.high

@@ -1,0 +1,392 @@
+"""The self-rewarding loop: M0 → warm-up → M1 → (search → train → eval) → M2 → …
+
+Stages, in order (iteration k produces model M_k):
+
+    0: eval                      M0 as loaded
+    1: warmup, eval              IFT + EFT supervised warm-up (if enabled)
+    k: search, train, eval       self-judged trees of M_{k-1} → train (PPO | step-DPO) → M_k
+
+Each stage's rows commit together with its ``stages`` row (RunStore.flush), so the
+run file always says exactly which stages are finished. ``--resume`` loads the
+model of the last finished training stage, deletes the rows a killed stage left
+behind, and redoes that stage: nothing is done twice, nothing lost. Training data
+is always read back from the run file, so a resumed train stage sees exactly the
+trees the search stored.
+
+Data parallel (``torchrun`` / ``accelerate launch``, see presrm/run/distributed.py): every rank
+runs this loop. Search and eval shard the problems over the ranks (``part[rank::world]`` of
+each global batch) and rank 0 gathers the trees, gives them their ids and writes them;
+training data is read by rank 0 and broadcast, and every rank trains on its share with
+gradients all-reduced. Only rank 0 opens the run file: the other ranks hold a
+``ReplicaStore``, which drops the rows handed to it, so the code below buffers rows on
+every rank but only computes or reads what needs the file where ``self.dist.is_main``.
+Terminal output and progress bars come from rank 0 only.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from presrm.config import JudgeConfig, RunConfig
+from presrm.errors import Interrupted, PresrmError
+from presrm.model.adapters import prepare_for_training
+from presrm.model.checkpoints import save_checkpoint
+from presrm.model.loading import load_checkpoint, load_policy
+from presrm.model.policy import Policy
+from presrm.run.console import console, progress_bar, summary_line
+from presrm.run.distributed import SINGLE, Dist, weights_digest
+from presrm.run.gather import interleave, renumber
+from presrm.run.plan import checkpoint_dir, plan
+from presrm.run.stop import StopFlag
+from presrm.search.judge import ModelJudge, StepJudge
+from presrm.search.tree import LocalIds, SearchSettings, Tree
+from presrm.search.tree_search import search
+from presrm.store.rows import eval_rows, judgment_columns, node_columns, problem_rows
+from presrm.store.stage_rows import STAGE_ROWS
+from presrm.store.writer import RunStore, StageDone
+from presrm.tasks import load_task
+from presrm.tasks.base import Problem, Task
+from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
+from presrm.train.default_recipe import ensure_model
+
+JudgeFactory = Callable[[Policy, JudgeConfig], StepJudge]
+
+
+class Loop:
+    """Runs the stages of one run file."""
+
+    def __init__(
+        self, store: RunStore, *, judge_factory: JudgeFactory | None = None, dist: Dist = SINGLE
+    ) -> None:
+        self.store = store
+        self.dist = dist
+        if not dist.is_main:
+            console.quiet = True  # one terminal: rank 0 speaks for the run
+        # Tests pass a fixed verdict source here; runs use the policy itself as judge.
+        self.judge_factory: JudgeFactory = judge_factory or (lambda policy, cfg: ModelJudge(policy, cfg))
+        self.cfg = store.config
+        self.device = dist.device(self.cfg.device)
+        self.task: Task = load_task(self.cfg.task, self.cfg.task_options)
+        self.stop = StopFlag()
+        self.policy: Policy | None = None
+        self.model_iteration = -1
+        self.timings: dict[str, float] = {}
+
+    # ---- model chain ------------------------------------------------------------------------
+    def _ensure_model(self, iteration: int) -> Policy:
+        """The model M_iteration (loaded from its checkpoint when not in memory)."""
+        if self.policy is not None and self.model_iteration == iteration:
+            return self.policy
+        with self.dist.main_first():  # the default model is built once into a cache
+            if iteration == 0:
+                ensure_model(self.cfg.model)
+                policy = load_policy(self.cfg.model, device=self.device, seed=self.cfg.seed)
+            else:
+                policy = load_checkpoint(checkpoint_dir(self.store, iteration), device=self.device)
+        self.policy = prepare_policy(policy, self.cfg)
+        self.model_iteration = iteration
+        return self.policy
+
+    def _finish_model(self, iteration: int, started: float) -> dict[str, Any]:
+        """Save M_iteration and queue its iterations row (commits with the stage).
+
+        Data parallel: first check that every rank holds the same weights (rank 0 saves them,
+        the others go on with their own copy); the stage detail records each rank's digest
+        (``weights_sha256_by_rank``, the first 16 hex digits of ``weights_digest``).
+        """
+        assert self.policy is not None
+        detail: dict[str, Any] = {}
+        if self.dist.enabled:
+            digests = [d[:16] for d in self.dist.all_gather(weights_digest(self.policy.model))]
+            if len(set(digests)) != 1:
+                raise PresrmError(
+                    f"M{iteration}: the {self.dist.world} replicas hold different weights after training"
+                    f" ({', '.join(digests)}); sharded parameters (FSDP) are not supported"
+                )
+            detail = {"weights_sha256_by_rank": digests}
+        self.model_iteration = iteration
+        if not self.dist.is_main:
+            return detail
+        path = save_checkpoint(self.policy, checkpoint_dir(self.store, iteration))
+        self.store.append_rows(
+            "iterations",
+            [
+                {
+                    "iteration": iteration,
+                    "model_name": f"M{iteration}",
+                    "checkpoint": str(path),
+                    "started_at": _ts(started),
+                    "finished_at": None,
+                }
+            ],
+        )
+        return detail
+
+    def _stop_requested(self) -> bool:
+        """Ctrl-C seen by any rank (a collective: every rank asks at the same points)."""
+        return self.dist.any(self.stop.requested)
+
+    def _interrupted(self) -> Interrupted:
+        return Interrupted(f"interrupted; resume with: presrm run --resume {self.store.path}")
+
+    # ---- running ----------------------------------------------------------------------------
+    def run(self) -> Path:
+        done = self.dist.from_main(self.store.finished_stages)
+        stages = plan(self.cfg)
+        with self.stop.installed():
+            for stage in stages:
+                if (stage.iteration, stage.name) in done:
+                    continue
+                if self._stop_requested():
+                    raise self._interrupted()
+                deletes = [(t, w, [stage.iteration]) for t, w in STAGE_ROWS[stage.name]]
+                self.store.discard(deletes)
+                started = time.time()
+                self.timings = {}
+                detail = getattr(self, f"_stage_{stage.name}")(stage.iteration, started) or {}
+                wall = time.time() - started
+                # Where the stage's wall time went (sampling / judging / training / logging seconds).
+                detail.update({f"{k}_s": round(v, 3) for k, v in self.timings.items()})
+                self.store.flush(StageDone(stage.iteration, stage.name, wall, detail))
+                console.print(summary_line(stage, wall, detail))
+        return self.store.path
+
+    def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
+        from presrm.eval.judge_eval import user_eft_split
+        from presrm.train.eft import build_eft_pairs, eft_examples, ift_examples
+        from presrm.train.sft import train_sft
+
+        policy = self._ensure_model(iteration - 1)
+        w = self.cfg.warmup
+
+        def build() -> tuple[list[Any], int]:
+            rng = random.Random(f"{self.cfg.seed}:warmup")
+            problems = self.task.sample(max(w.ift_examples, 1), "train", seed=self.cfg.seed + 10_000)
+            examples = ift_examples(policy, self.task, problems[: w.ift_examples])
+            pairs = build_eft_pairs(self.task, problems, rng, w.eft_examples) if w.eft_examples else []
+            pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
+            examples += eft_examples(policy, pairs, with_check=self.cfg.judge.check)
+            rng.shuffle(examples)
+            return examples, len(pairs)
+
+        examples, n_pairs = self.dist.from_main(build)  # every rank trains on the same list's shards
+        records = self._train_logged(
+            "warmup",
+            iteration,
+            len(examples),
+            lambda log: train_sft(policy, examples, w, seed=self.cfg.seed, log=log),
+        )
+        replicas = self._finish_model(iteration, started)
+        return {"ift_examples": w.ift_examples, "eft_pairs": n_pairs, "updates": len(records), **replicas}
+
+    def _stage_search(self, iteration: int, started: float) -> dict[str, Any]:
+        policy = self._ensure_model(iteration - 1)
+        problems = self.task.sample(self.cfg.problems, "train", seed=self.cfg.seed * 1000 + iteration)
+        self._store_problems(problems, "train", iteration)
+        trees = self._search(
+            policy, problems, iteration, "train", self.cfg.width, self.cfg.sampling.temperature
+        )
+        return {
+            "problems": len(problems),
+            "nodes": sum(len(t.nodes) for t in trees),
+            "judgments": sum(len(t.judgments) for t in trees),
+            "train_accuracy": sum(t.correct for t in trees) / max(1, len(trees)),
+        }
+
+    def _stage_train(self, iteration: int, started: float) -> dict[str, Any]:
+        policy = self._ensure_model(iteration - 1)
+        t = self.cfg.train
+        if self.cfg.algo == "step-dpo":
+            from presrm.train.dpo import train_step_dpo
+
+            pairs = self.dist.from_main(
+                lambda: dpo_pairs_from_store(
+                    self.store.path, policy, iteration, checker_agreed_only=t.dpo.pairs == "checker"
+                )
+            )
+            records = self._train_logged(
+                "step-dpo",
+                iteration,
+                len(pairs),
+                lambda log: train_step_dpo(policy, pairs, t.dpo, seed=self.cfg.seed + iteration, log=log),
+            )
+            n_data = len(pairs)
+        else:
+            from presrm.train.ppo import StepPPOTrainer
+
+            rollouts = self.dist.from_main(
+                lambda: ppo_rollouts_from_store(self.store.path, policy, iteration, reward=t.reward)
+            )
+            trainer = StepPPOTrainer(
+                policy.model,
+                policy.tokenizer,
+                t.ppo,
+                # Data parallel: DDP over the run's process group, each rank on its share.
+                accelerator=self.dist.accelerator(policy.device) if self.dist.enabled else None,
+                seed=self.cfg.seed + iteration,
+            )
+            records = self._train_logged(
+                "ppo", iteration, len(rollouts), lambda log: _ppo_logged(trainer, rollouts, log)
+            )
+            n_data = len(rollouts)
+        replicas = self._finish_model(iteration, started)
+        return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records), **replicas}
+
+    def _stage_eval(self, iteration: int, started: float) -> dict[str, Any]:
+        from presrm.eval.evaluate import summarize_iteration, write_summary
+
+        policy = self._ensure_model(iteration)
+        problems = self.task.sample(self.cfg.eval_problems, "eval", seed=self.cfg.seed)
+        self._store_problems(problems, "eval", iteration)
+        greedy = self._search(policy, problems, iteration, "greedy", 1, 0.0)
+        self._store_evals(greedy, iteration, "greedy")
+        if self.cfg.eval_search:
+            trees = self._search(
+                policy, problems, iteration, "eval", self.cfg.width, self.cfg.sampling.temperature
+            )
+            self._store_evals(trees, iteration, "search")
+        if not self.dist.is_main:
+            return {}  # the rest reads and writes the run file: rank 0's part
+        self._judge_eft_test(policy, iteration)
+        self.store.flush()  # metrics are computed from the stored rows
+        summary = summarize_iteration(self.store.path, iteration)
+        write_summary(self.store, iteration, summary)
+        self.store.mark_iteration_finished(iteration, _ts(time.time()))
+        if iteration == 0:
+            self.store.append_rows(
+                "iterations",
+                [
+                    {
+                        "iteration": 0,
+                        "model_name": "M0",
+                        "checkpoint": None,
+                        "started_at": _ts(started),
+                        "finished_at": _ts(time.time()),
+                    }
+                ],
+            )
+        return {
+            k: v for k, v in summary.items() if k in ("accuracy_greedy", "accuracy_search", "judge_accuracy")
+        }
+
+    # ---- pieces -----------------------------------------------------------------------------
+    def _search(
+        self,
+        policy: Policy,
+        problems: list[Problem],
+        iteration: int,
+        phase: str,
+        width: int,
+        temperature: float,
+    ) -> list[Tree]:
+        judge = self.judge_factory(policy, self.cfg.judge) if width > 1 else None
+        settings = SearchSettings(
+            width=width,
+            max_steps=self.cfg.max_steps,
+            temperature=temperature,
+            top_p=self.cfg.sampling.top_p,
+            max_step_tokens=self.cfg.sampling.max_step_tokens,
+            seed=self.cfg.seed * 7919 + iteration,
+        )
+        trees: list[Tree] = []
+        # Data parallel: a global batch is world × batch_problems problems, rank r searches
+        # part[r::world] of it, and rank 0 numbers and writes the gathered trees.
+        dist = self.dist
+        batch = self.cfg.batch_problems * dist.world
+        timings = self.timings
+        with progress_bar(f"M{iteration} {phase}", len(problems)) as advance:
+            for start in range(0, len(problems), batch):
+                if self._stop_requested():
+                    raise self._interrupted()
+                part = problems[start : start + batch]
+                if not dist.enabled:
+                    chunk = search(policy, judge, self.task, part, settings, self.store, timings=timings)
+                else:
+                    mine = part[dist.rank :: dist.world]
+                    local = (
+                        search(policy, judge, self.task, mine, settings, LocalIds(), timings=timings)
+                        if mine
+                        else []
+                    )
+                    gathered = dist.gather(local)
+                    if gathered is None:  # not rank 0: its trees are with rank 0 now
+                        continue
+                    chunk = renumber(interleave(gathered), self.store)
+                t0 = time.perf_counter()
+                self.store.append_columns("nodes", node_columns(chunk, iteration=iteration, phase=phase))
+                self.store.append_columns(
+                    "judgments", judgment_columns(chunk, iteration=iteration, phase=phase)
+                )
+                # Live progress for readers; a reader holding the lock only delays this.
+                self.store.flush(wait=False)
+                timings["logging"] = timings.get("logging", 0.0) + time.perf_counter() - t0
+                trees += chunk
+                advance(len(chunk))
+        return trees
+
+    def _store_problems(self, problems: list[Problem], split: str, iteration: int) -> None:
+        if split == "eval" and iteration > 0:
+            return  # eval problems are the same every iteration: stored once, with iteration 0
+        self.store.append_rows("problems", problem_rows(problems, split=split, iteration=iteration))
+
+    def _store_evals(self, trees: list[Tree], iteration: int, mode: str) -> None:
+        self.store.append_rows("evals", eval_rows(trees, iteration=iteration, mode=mode))
+
+    def _judge_eft_test(self, policy: Policy, iteration: int) -> None:
+        """Judge accuracy on held-out judge pairs (the paper's Table 3), both orders."""
+        from presrm.eval.judge_eval import judge_eft_test
+
+        judge_eft_test(policy, self.cfg, self.task, self.store, iteration)
+
+    def _train_logged(
+        self, stage: str, iteration: int, n: int, fn: Callable[[Callable[[int, dict], None]], list]
+    ) -> list:
+        rows: list[dict[str, Any]] = []
+
+        def log(step: int, metrics: dict[str, float]) -> None:
+            for name, value in metrics.items():
+                if isinstance(value, int | float):
+                    rows.append(
+                        {
+                            "iteration": iteration,
+                            "stage": stage,
+                            "step": step,
+                            "metric": name,
+                            "value": float(value),
+                        }
+                    )
+
+        if n == 0:
+            console.print(f"[yellow]M{iteration} {stage}: no training data; the model is unchanged[/yellow]")
+            return []
+        console.print(f"M{iteration} {stage}: training on {n} examples")
+        t0 = time.perf_counter()
+        records = fn(log)
+        self.timings["training"] = self.timings.get("training", 0.0) + time.perf_counter() - t0
+        self.store.append_rows("train_steps", rows)
+        return records
+
+
+def _ppo_logged(
+    trainer: Any, rollouts: list[Any], log: Callable[[int, dict], None]
+) -> list[dict[str, float]]:
+    records: list[dict[str, float]] = trainer.train(rollouts)
+    for step, metrics in enumerate(records):
+        log(step, metrics)
+    return records
+
+
+def _ts(seconds: float) -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+
+
+def prepare_policy(policy: Policy, cfg: RunConfig) -> Policy:
+    """Make ``policy`` trainable the way the config says (a new adapter: its rank, scale and seed)."""
+    t = cfg.train
+    return prepare_for_training(policy, t.finetune, seed=cfg.seed, lora_r=t.lora_r, lora_alpha=t.lora_alpha)

@@ -1,0 +1,99 @@
+"""The reasoning tree of one problem: its nodes (candidate steps), judgments and accepted path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from presrm.tasks.base import Problem
+
+
+class IdSource(Protocol):
+    def new_ids(self, kind: str, n: int) -> range: ...
+
+
+class LocalIds:
+    """Id counters for searches that are not written to a run file."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def new_ids(self, kind: str, n: int) -> range:
+        start = self._next.get(kind, 0)
+        self._next[kind] = start + n
+        return range(start, start + n)
+
+
+@dataclass
+class SearchSettings:
+    width: int = 6
+    max_steps: int = 20
+    temperature: float = 0.5
+    top_p: float = 0.95
+    max_step_tokens: int = 48
+    seed: int = 0
+
+
+@dataclass
+class Node:
+    """One candidate step (a future ``nodes`` row)."""
+
+    node_id: int
+    parent_id: int | None
+    depth: int
+    expansion: int
+    text: str
+    n_tokens: int
+    logprob: float
+    finish: str
+    parse_status: str
+    is_final: bool
+    final_answer: str | None
+    step_check: bool | None
+    correct: bool | None
+    self_score: float | None = None
+    score_kind: str | None = None
+    soft_score: float | None = None
+    chosen: bool = False
+    rejected: bool = False
+    rolled_back: bool = False
+
+
+@dataclass
+class Judgment:
+    """One judge call (a future ``judgments`` row)."""
+
+    judgment_id: int
+    mode: str
+    node_a: int
+    node_b: int | None
+    order: int
+    check_text: str | None
+    raw_output: str
+    verdict: str | None
+    p_a: float | None
+    p_b: float | None
+    winner: int | None
+    expected: str | None
+
+
+@dataclass
+class Tree:
+    """The search tree of one problem."""
+
+    tree_id: int
+    problem: Problem
+    nodes: list[Node] = field(default_factory=list)
+    judgments: list[Judgment] = field(default_factory=list)
+    path: list[Node] = field(default_factory=list)
+    expansions: int = 0
+    done: bool = False
+
+    @property
+    def final(self) -> Node | None:
+        return self.path[-1] if self.path and self.path[-1].is_final else None
+
+    @property
+    def correct(self) -> bool:
+        final = self.final
+        return bool(final is not None and final.correct)
