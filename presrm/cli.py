@@ -216,10 +216,39 @@ def eval_(
             "--recompute", help="Rewrite eval_metrics from the stored rows (old runs, new metrics)."
         ),
     ] = False,
+    gap: Annotated[
+        bool,
+        typer.Option(
+            "--gap", help="The verifier-gap table of M<iteration> (default M0): samples and judges anew."
+        ),
+    ] = False,
+    k: Annotated[int, typer.Option(help="--gap: solutions sampled per problem.")] = 8,
+    problems: Annotated[int, typer.Option(help="--gap: held-out problems (the run's own).")] = 300,
+    modes: Annotated[
+        str,
+        typer.Option(
+            help="--gap: judge modes, comma-separated (likelihood, pointwise, pairwise-text, pairwise-probs)."
+        ),
+    ] = "likelihood,pointwise,pairwise-probs",
 ) -> None:
     """Evaluation metrics per iteration (accuracy, judge accuracy, calibration), computed from stored rows."""
     from presrm.eval.evaluate import recompute_metrics, run_iterations, summarize_iteration
 
+    if gap:
+        from presrm.eval.gap_run import run_gap
+        from presrm.eval.verifier_gap import JUDGE_MODES, format_table
+
+        chosen = [m.strip() for m in modes.split(",") if m.strip()]
+        bad = [m for m in chosen if m not in JUDGE_MODES]
+        if bad or k < 1 or problems < 1:
+            raise PresrmError(
+                f"--modes: unknown {', '.join(bad)} (known: {', '.join(JUDGE_MODES)})"
+                if bad
+                else "--k and --problems must be at least 1"
+            )
+        table = run_gap(run_file, iteration or 0, problems=problems, k=k, modes=chosen)
+        typer.echo("\n".join(format_table(table)))
+        return
     iterations = [iteration] if iteration is not None else run_iterations(run_file)
     if recompute:
         summaries = recompute_metrics(run_file, iterations)

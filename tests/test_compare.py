@@ -61,7 +61,9 @@ def test_cli_report_with_several_run_files(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     result = subprocess.run(
         [sys.executable, "-m", "presrm.cli", "report", str(a), str(b), "--out", str(out)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out / "comparison.md")

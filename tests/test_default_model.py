@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import presrm.model.default as default_record
 import presrm.train.default_recipe as dm
 from presrm.model.checkpoints import CHECKPOINT_FILE
 from presrm.model.loading import load_policy
@@ -96,7 +97,7 @@ def test_short_recipe_trains_caches_and_reloads(cache: Path, monkeypatch: pytest
     # Cached: the second call trains nothing and loading is quick.
     messages.clear()
     start = time.perf_counter()
-    monkeypatch.setattr(dm, "DEFAULT_RECIPE", TINY)  # what load_policy("default") builds
+    monkeypatch.setattr(default_record, "DEFAULT_RECIPE", TINY)  # what load_policy("default") loads
     policy = load_policy("default", device="cpu")
     assert time.perf_counter() - start < 5.0
     assert messages == [] and policy.spec == "default" and not policy.chat

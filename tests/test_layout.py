@@ -145,3 +145,12 @@ def test_sql_text_lives_only_in_store_inspect_and_eval() -> None:
 def test_module_is_small(name: str) -> None:
     lines = SOURCES[name].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{SOURCES[name]} has {lines} lines"
+
+
+def test_a_checkout_imports_the_tui_as_presrm_tui() -> None:
+    from presrm import CheckoutTuiFinder
+
+    spec = CheckoutTuiFinder().find_spec("presrm.tui")
+    assert spec is not None and spec.origin == str(ROOT / "tui" / "__init__.py")
+    assert spec.submodule_search_locations == [str(ROOT / "tui")]
+    assert CheckoutTuiFinder().find_spec("presrm.tuix") is None

@@ -25,6 +25,11 @@ def pct(value: float | None) -> str:
     return DASH if value is None else f"{100 * value:.1f}%"
 
 
+def points(value: float | None) -> str:
+    """A difference of shares in signed percentage points, or a dash."""
+    return DASH if value is None else f"{100 * value:+.1f}"
+
+
 def count(value: int | None) -> str:
     """An integer with thousands separators ("0" stays "0")."""
     return DASH if value is None else f"{value:,}"

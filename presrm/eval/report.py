@@ -1,8 +1,7 @@
 """A Markdown report of a run, with PNG plots, recomputed from its stored rows.
 
 ``write_report(run_file, out_dir)`` writes ``out_dir/report.md`` and next to it
-``accuracy.png`` (accuracy greedy / search and judge accuracy per iteration) and
-``reliability.png`` (reliability diagram of the last iteration's search solutions).
+``accuracy.png`` and ``reliability.png`` (presrm.eval.report_plots).
 A plot whose inputs are absent is not drawn; the report says so instead.
 
 The metrics are recomputed with :func:`presrm.eval.evaluate.summarize_iteration`, so the
@@ -28,8 +27,6 @@ from presrm.eval.report_plots import ReportError, model_name, plot_accuracy, plo
 from presrm.store.db import open_run
 
 STAGE_ORDER = ("warmup", "search", "train", "eval")
-
-
 PERCENT_METRICS = {
     "accuracy_greedy",
     "accuracy_search",

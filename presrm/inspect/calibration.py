@@ -1,13 +1,7 @@
-"""The inspector's query layer: typed, UI-free reads of a run file.
+"""Calibration view: do a solution's self-scores predict its final correctness?
 
-Every function that touches the file opens it read-only, runs parameterised SQL and
-closes it (see db.py: nobody keeps a run file open, so a live run keeps writing).
-Aggregation is left to DuckDB; the per-tree summary table it returns is small (one
-row per search tree) and the problems table, its filters, sorting and pages, and the
-calibration view are then computed in memory from that Arrow table, without going
-back to the file.
-
-Used by the TUI (presrm.tui) and reusable by the CLI.
+Computed in memory from the per-tree summary table (presrm.inspect.problems), without going
+back to the file: reliability bins and AUROC per score aggregate, and the trees behind each bin.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""The problems table: one row per tree, with filters, presets, sorting, paging and text search."""
+"""The problems table: one row per tree, with filters, presets, sorting, paging and text search.
+
+Every read opens the run file read-only, runs parameterised SQL and closes it (presrm.store.db:
+nobody keeps a run file open, so a live run keeps writing). DuckDB aggregates the per-tree
+summary table (small: one row per search tree); filters, sorting and pages are then computed
+in memory from that Arrow table without going back to the file.
+"""
 
 from __future__ import annotations
 

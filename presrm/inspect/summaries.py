@@ -15,6 +15,7 @@ from presrm.store.db import open_run
 HEADLINE_METRICS: tuple[str, ...] = (
     "accuracy_greedy",
     "accuracy_search",
+    "greedy_gain_vs_m1",
     "judge_accuracy",
     "auroc_min",
     "judge_consistency",

@@ -12,8 +12,6 @@ from presrm.errors import StoreError
 from presrm.model.policy import Policy
 
 CHECKPOINT_FILE = "presrm_checkpoint.json"
-
-
 CHECKPOINT_FORMAT = 1
 
 

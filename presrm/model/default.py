@@ -15,8 +15,6 @@ from typing import Any
 from presrm.model.cache import cache_dir
 
 RECIPE_FORMAT = 1  # bump when the training code changes what a recipe produces
-
-
 DEFAULT_SPEC = "default"
 
 

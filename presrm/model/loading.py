@@ -1,4 +1,4 @@
-"""Load a policy model from a spec; LoRA or full fine-tuning; checkpoints.
+"""Load a policy from a spec, or from a presrm checkpoint. Loading never trains.
 
 Specs accepted by :func:`load_policy`:
 
@@ -9,8 +9,7 @@ Specs accepted by :func:`load_policy`:
 - a ``.gguf`` file, a local model directory (transformers layout or a presrm checkpoint),
   or a Hugging Face id (offline unless the user allows the hub).
 
-GGUF files are dequantized once and cached as safetensors under the user cache directory
-(``PRESRM_CACHE`` overrides it), because dequantizing takes ~14 s and reloading ~0.3 s.
+GGUF files are dequantized once and cached (presrm.model.gguf).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class LocalIds:
 @dataclass
 class SearchSettings:
     width: int = 6
-    max_steps: int = 20
+    max_steps: int = 10
     temperature: float = 0.5
     top_p: float = 0.95
     max_step_tokens: int = 48

@@ -1,4 +1,4 @@
-"""The embedded default model: a small character-level Llama that presrm trains itself.
+"""How presrm trains the embedded default model, a small character-level Llama, from scratch.
 
 No model hub is reachable at run time and no model small enough to ship can do
 arithmetic (README: SmolLM2-135M cannot add), so ``model = "default"`` is a
@@ -11,11 +11,9 @@ solves part of the task; it has never seen a judge prompt, so it is no judge yet
 The run's IFT + EFT warm-up (``presrm.train.sft`` on ``presrm.train.eft`` data)
 turns it into M1, a usable judge — as in the paper, EFT is what makes the judge.
 
-It is trained once and cached as a presrm checkpoint under
-``cache_dir()/default-<key>/``, where the key hashes the recipe (shape, data,
-optimiser, seed) and this module's format version: the same recipe always gives the
-same directory, a changed recipe a new one. Loading a cached model takes well under
-a second; building it takes a few minutes on a laptop CPU (progress on stderr).
+It is trained once and cached as a presrm checkpoint in ``presrm.model.default.default_dir``
+(the recipe's hash names the directory); loading it is presrm.model.loading's job.
+Building it takes a few minutes on a laptop CPU (progress on stderr).
 """
 
 from __future__ import annotations

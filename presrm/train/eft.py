@@ -5,8 +5,8 @@ IFT (instruction fine-tuning): reference solutions in the step format, either wh
 (prefix ending in ``"Step k:"``, next step) examples exactly as the search prompts the model.
 
 EFT (evaluation fine-tuning): pairs of candidate next steps for the same partial solution
-with the verdict (and a short check) the judge should write; built from reference steps and
-task corruptions, read from a JSONL file, and split into train / held-out test by problem.
+with the verdict (and a short check) the judge should write, built from reference steps and
+task corruptions (user-written pairs from JSONL: presrm.train.eft_jsonl).
 
 Where EOS goes: the trainer appends the tokenizer's EOS token id after a completion whose
 :attr:`SFTExample.eos` is true (it is never part of the text, so a literal "</s>" in a
@@ -142,8 +142,6 @@ def build_eft_pairs(task: Task, problems: Sequence[Problem], rng: random.Random,
 
 
 CHECK_FORMS = ("compare", "recompute")
-
-
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
 

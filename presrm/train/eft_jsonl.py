@@ -16,8 +16,6 @@ from presrm.steps import step_content
 from presrm.train.examples import JudgePair
 
 _REQUIRED = ("question", "previous_steps", "step_a", "step_b", "verdict")
-
-
 _OPTIONAL = ("check", "reason", "problem_id", "id", "source")  # source: provenance of exported flags
 
 

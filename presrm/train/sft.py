@@ -8,10 +8,7 @@ token boundaries as the search; (2) EOS must follow only the completions that en
 A pre-tokenized dataset with ``input_ids`` and ``labels`` (-100 on the prompt) is taken by
 ``SFTTrainer`` as is, so the loss is on the completion (and its EOS) only.
 
-The helpers shared with the step-DPO trainer live here too: CPU-safe arguments (no bf16 /
-fp16 autocast, no gradient checkpointing, no reports, no checkpoints), a per-step logging
-callback, and guards that undo what TRL leaves behind (the caller's RNG state, the fused
-LM head it patches onto the model, train mode).
+What it shares with the step-DPO trainer is in presrm.train.trl_support.
 """
 
 from __future__ import annotations

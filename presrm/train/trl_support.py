@@ -17,8 +17,6 @@ from presrm.errors import ModelError
 from presrm.model.policy import Policy
 
 LogFn = Callable[[int, dict[str, float]], None]
-
-
 IGNORE_INDEX = -100
 
 

@@ -25,6 +25,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("model", "model"),
     ("accuracy_greedy", "acc greedy"),
     ("accuracy_search", "acc search"),
+    ("greedy_gain_vs_m1", "greedy vs M1"),
     ("judge_accuracy", "judge acc"),
     ("auroc_min", "AUROC min"),
     ("judge_consistency", "consistency"),
@@ -66,9 +67,18 @@ def info_text(info: RunInfo, path: str) -> Text:
 
 
 def metric_cell(summary: IterationSummary, name: str) -> Text:
-    """A metric as a percentage (AUROC as a number); italic when computed from rows."""
+    """A metric as a percentage (AUROC as a number, a gain in signed points), with its stored 95 %
+    interval where there is one; italic when computed from rows."""
     value = summary.metrics.get(name)
-    text = fmt.score(value, 3) if name == "auroc_min" else fmt.pct(value)
+    if name == "auroc_min":
+        text = fmt.score(value, 3)
+    elif name.startswith("greedy_gain"):
+        text = fmt.points(value)
+    else:
+        text = fmt.pct(value)
+    low, high = summary.extra.get(f"{name}_low"), summary.extra.get(f"{name}_high")
+    if value is not None and low is not None and high is not None:
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
     return Text(text, style="italic cyan" if name in summary.computed else "", justify="right")
 
 
