@@ -21,7 +21,7 @@ import pytest
 from tui_fixtures import MARKUP_STEP, build_empty_run, build_run_db
 
 from presrm.errors import StoreError
-from presrm.inspect import problems as Q
+from presrm import inspect as Q
 from presrm.store import flags as F
 from presrm.store.writer import RunStore
 

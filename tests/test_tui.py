@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.worker import WorkerCancelled, WorkerState
 from tui_fixtures import MARKUP_RAW, MARKUP_STEP, build_empty_run, build_run_db
 
-from presrm.inspect import problems as Q
+from presrm import inspect as Q
 from presrm.store.writer import RunStore
 from presrm.tui.app import InspectorApp
 from presrm.tui.screens.error import ErrorScreen
@@ -122,7 +122,12 @@ def test_overview_shows_iterations_with_stored_and_computed_metrics(run_db: Path
     async def scenario(app: InspectorApp, pilot: Pilot) -> None:
         table = app.screen.query_one("#iterations", DataTable)
         assert table_column(table, "model") == ["M0", "M1", "M2"]
-        want = [f"{100 * (s.metrics['accuracy_search'] or 0):.1f}%" for s in summaries]
+        # stored accuracies come with their stored 95 % interval
+        want = [
+            f"{100 * (s.metrics['accuracy_search'] or 0):.1f}%"
+            f" [{100 * s.extra['accuracy_search_low']:.1f}, {100 * s.extra['accuracy_search_high']:.1f}]"
+            for s in summaries
+        ]
         assert table_column(table, "accuracy_search") == want
         last = summaries[-1]
         assert "judge_accuracy" in last.computed

@@ -175,7 +175,7 @@ def _pairwise_scores(
 
 def _judge_for(policy: Policy, mode: str, check: bool) -> ModelJudge:
     base, _, verdict = mode.partition("-")
-    return ModelJudge(policy, JudgeConfig(mode=base, verdict=verdict or "text", check=check))  # type: ignore[arg-type]
+    return ModelJudge(policy, JudgeConfig(mode=base, verdict=verdict or "text", check=check))
 
 
 def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[PairRequest, bool]]:
