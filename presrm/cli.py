@@ -246,8 +246,8 @@ def eval_(
                 if bad
                 else "--k and --problems must be at least 1"
             )
-        table = run_gap(run_file, iteration or 0, problems=problems, k=k, modes=chosen)
-        typer.echo("\n".join(format_table(table)))
+        gap_table = run_gap(run_file, iteration or 0, problems=problems, k=k, modes=chosen)
+        typer.echo("\n".join(format_table(gap_table)))
         return
     iterations = [iteration] if iteration is not None else run_iterations(run_file)
     if recompute:

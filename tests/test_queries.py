@@ -20,8 +20,8 @@ import duckdb
 import pytest
 from tui_fixtures import MARKUP_STEP, build_empty_run, build_run_db
 
-from presrm.errors import StoreError
 from presrm import inspect as Q
+from presrm.errors import StoreError
 from presrm.store import flags as F
 from presrm.store.writer import RunStore
 

@@ -187,7 +187,8 @@ def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[P
             d = _divergence(a, b)
             if d is None or {a.step_checks[d], b.step_checks[d]} != {True, False}:
                 continue
-            key = (a.steps[:d], *sorted((a.steps[d], b.steps[d])))
+            low, high = sorted((a.steps[d], b.steps[d]))
+            key = (a.steps[:d], low, high)
             if key not in seen:
                 seen.add(key)
                 out.append(
