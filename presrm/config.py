@@ -30,6 +30,7 @@ class SamplingConfig(_Section):
     temperature: float = Field(0.5, ge=0.0, le=5.0, description="sampling temperature (0 = greedy)")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
     max_step_tokens: int = Field(48, ge=1, description="token limit of one step")
+    greedy_candidate: bool = Field(False, description="the first candidate of every step is the greedy one")
 
 
 class JudgeConfig(_Section):
@@ -45,6 +46,12 @@ class JudgeConfig(_Section):
     )
     check: bool = Field(True, description="let the judge write a short check before its verdict")
     max_judge_tokens: int = Field(48, ge=1, description="token limit of a judge's written check + verdict")
+    switch_margin: float | None = Field(
+        None,
+        ge=0.0,
+        description="with sampling.greedy_candidate: keep the greedy step unless another scores more than"
+        " this above it; unset: the best score wins",
+    )
 
 
 class SFTConfig(_Section):

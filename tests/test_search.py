@@ -186,3 +186,57 @@ def test_soft_score_is_the_mean_probability_of_beating_each_sibling(tiny, arith)
             if len({strength(t) for t in distinct}) == len(distinct):
                 assert len({round(by_text[t].soft_score, 9) for t in distinct}) == len(distinct)
     assert checked
+
+
+def test_greedy_candidate_is_kept_unless_another_scores_clearly_higher(tiny, arith) -> None:
+    from presrm.search.judge import JudgeResult, PointRequest
+
+    class Longest:
+        """A pointwise judge that likes longer steps: P(Yes) = len / 100."""
+
+        mode = "pointwise"
+
+        def pairwise(self, requests):  # pragma: no cover - not called in pointwise mode
+            raise AssertionError
+
+        def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
+            return [
+                JudgeResult("Yes", "Yes", None, len(r.step) / 100, 1 - len(r.step) / 100) for r in requests
+            ]
+
+    problems = arith.sample(3, "train", seed=11)
+    greedy = search(
+        tiny,
+        None,
+        arith,
+        problems,
+        SearchSettings(width=1, temperature=0.0, max_steps=3, max_step_tokens=8),
+        LocalIds(),
+    )
+    kept = search(
+        tiny,
+        Longest(),
+        arith,
+        problems,
+        SearchSettings(
+            width=3, max_steps=3, max_step_tokens=8, seed=5, greedy_candidate=True, switch_margin=1.0
+        ),
+        LocalIds(),
+    )
+    # a margin no score difference can exceed: the search follows greedy decoding exactly
+    assert [[n.text for n in t.path] for t in kept] == [[n.text for n in t.path] for t in greedy]
+    assert not any(n.rolled_back for t in kept for n in t.nodes)
+    switched = search(
+        tiny,
+        Longest(),
+        arith,
+        problems,
+        SearchSettings(
+            width=3, max_steps=3, max_step_tokens=8, seed=5, greedy_candidate=True, switch_margin=0.0
+        ),
+        LocalIds(),
+    )
+    for tree in switched:
+        for node in tree.path:  # each accepted step is at least as long as its expansion's greedy step
+            first = next(n for n in tree.nodes if n.depth == node.depth and n.expansion == node.expansion)
+            assert len(node.text) >= len(first.text)

@@ -291,6 +291,8 @@ class Loop:
             top_p=self.cfg.sampling.top_p,
             max_step_tokens=self.cfg.sampling.max_step_tokens,
             seed=self.cfg.seed * 7919 + iteration,
+            greedy_candidate=self.cfg.sampling.greedy_candidate,
+            switch_margin=self.cfg.judge.switch_margin,
         )
         trees: list[Tree] = []
         # Data parallel: a global batch is world × batch_problems problems, rank r searches

@@ -32,6 +32,11 @@ class SearchSettings:
     top_p: float = 0.95
     max_step_tokens: int = 48
     seed: int = 0
+    greedy_candidate: bool = False
+    """The first candidate of every expansion is the greedy step; the others are sampled."""
+    switch_margin: float | None = None
+    """With ``greedy_candidate``: keep the greedy step unless another scores more than this above
+    it (ties keep it, never roll back). None: the best score wins, all-equal scores roll back."""
 
 
 @dataclass

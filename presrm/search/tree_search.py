@@ -78,15 +78,7 @@ def search(
             for t in active
         ]
         t0 = time.perf_counter()
-        samples = generate_steps(
-            policy,
-            prefixes,
-            settings.width,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            max_new_tokens=settings.max_step_tokens,
-            seed=_round_seed(settings.seed, round_no),
-        )
+        samples = _candidates(policy, prefixes, settings, _round_seed(settings.seed, round_no))
         groups = [_make_group(t, cands, task, ids) for t, cands in zip(active, samples, strict=True)]
         t1 = time.perf_counter()
         clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
@@ -97,6 +89,27 @@ def search(
             _select(group, settings)
         round_no += 1
     return trees
+
+
+def _candidates(policy: Policy, prefixes: list[str], settings: SearchSettings, seed: int) -> list[list[Any]]:
+    """``width`` candidate next steps per prefix; the first one greedy with ``greedy_candidate``."""
+
+    def sample(n: int, temperature: float) -> list[list[Any]]:
+        return generate_steps(
+            policy,
+            prefixes,
+            n,
+            temperature=temperature,
+            top_p=settings.top_p,
+            max_new_tokens=settings.max_step_tokens,
+            seed=seed,
+        )
+
+    if not settings.greedy_candidate or settings.width == 1:
+        return sample(settings.width, settings.temperature)
+    greedy = sample(1, 0.0)
+    rest = sample(settings.width - 1, settings.temperature)
+    return [g + r for g, r in zip(greedy, rest, strict=True)]
 
 
 def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource) -> _Group:
@@ -251,6 +264,8 @@ def _select(group: _Group, settings: SearchSettings) -> None:
     if len(group.distinct) == 1 or not group.scores:
         best = group.distinct[0]
         worst = None
+    elif settings.greedy_candidate and settings.switch_margin is not None:
+        best, worst = _keep_greedy(group, settings.switch_margin)
     else:
         values = [group.scores[n.text] for n in group.distinct]
         if max(values) - min(values) < 1e-9:
@@ -265,6 +280,19 @@ def _select(group: _Group, settings: SearchSettings) -> None:
     tree.path.append(best)
     if best.is_final or tree.expansions >= settings.max_steps:
         tree.done = True
+
+
+def _keep_greedy(group: _Group, margin: float) -> tuple[Node, Node | None]:
+    """The greedy candidate (the expansion's first node) unless another beats it by > ``margin``;
+    the rejected side of the pair is the lowest-scored other candidate."""
+    greedy = group.nodes[0]
+    top = max(group.distinct, key=lambda n: (group.scores[n.text], n is greedy))
+    best = top if group.scores[top.text] - group.scores[greedy.text] > margin else greedy
+    others = [n for n in group.distinct if n.text != best.text]
+    worst = min(others, key=lambda n: group.scores[n.text]) if others else None
+    if worst is not None and group.scores[worst.text] >= group.scores[best.text]:
+        worst = None  # no preference: the kept step is not better than the others
+    return best, worst
 
 
 def _roll_back(tree: Tree, settings: SearchSettings) -> None:
