@@ -189,7 +189,6 @@ def test_soft_score_is_the_mean_probability_of_beating_each_sibling(tiny, arith)
 
 
 def test_greedy_candidate_is_kept_unless_another_scores_clearly_higher(tiny, arith) -> None:
-    from presrm.search.judge import JudgeResult, PointRequest
 
     class Longest:
         """A pointwise judge that likes longer steps: P(Yes) = len / 100."""
