@@ -137,7 +137,7 @@ FROM judgments f
 LEFT JOIN judgments s
   ON s.run_id = f.run_id AND s.iteration = f.iteration AND s.phase = f.phase AND s.mode = f.mode
  AND s."order" = 1 AND s.node_a = f.node_b AND s.node_b = f.node_a
-WHERE f.phase = 'eft_test' AND f.mode = 'pairwise' AND f."order" = 0 AND f.expected IN ('A', 'B')
+WHERE f.phase = 'eft_test' AND f.node_b IS NOT NULL AND f."order" = 0 AND f.expected IN ('A', 'B')
   AND (? IS NULL OR f.iteration = ?)
 ORDER BY f.iteration, f.judgment_id
 """
