@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from presrm.display import interval_suffix
 from presrm.eval.evaluate import (
     METRICS,
     JudgeRow,
@@ -88,7 +89,7 @@ def _fmt_with_interval(metric: str, summary: dict[str, float]) -> str:
     low, high = summary.get(f"{metric}_low"), summary.get(f"{metric}_high")
     if low is None or high is None or metric not in PERCENT_METRICS:
         return cell
-    return f"{cell} [{100 * low:.1f}, {100 * high:.1f}]"
+    return cell + interval_suffix(low, high)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_from: int = 1) -> list[str]:
