@@ -365,13 +365,15 @@ def main() -> None:
         where = f": {err.filename}" if err.filename else ""
         err_console.print(Text(f"error: {err.strerror or err}{where}", style="red"), soft_wrap=True)
         sys.exit(2)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        # Typer may bring its own copy of click: its exceptions derive from TyperException.
+        usage = (click.exceptions.ClickException, typer.TyperException)
+        if isinstance(exc, usage) and callable(getattr(exc, "show", None)):
+            exc.show()  # type: ignore[union-attr]
+            sys.exit(int(getattr(exc, "exit_code", 2)))
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             sys.exit(1)
         raise
 

@@ -215,3 +215,13 @@ def test_resume_of_a_run_file_that_cannot_be_written(tmp_path: Path) -> None:
     with unwritable(run.parent):
         assert_one_line_error(presrm("run", "--resume", str(run)), f"cannot write {run}")
     assert presrm("sql", str(run), "SELECT count(*) FROM stages", "-f", "csv").stdout.splitlines()[1] == "0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("run", "--bogus"), "No such option: --bogus"), (("config", "extra"), "unexpected extra argument")],
+)
+def test_usage_errors_are_a_usage_message_not_a_traceback(args: tuple[str, ...], message: str) -> None:
+    result = presrm(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
