@@ -63,18 +63,24 @@ def _report(groups: list[list[StepLabel]], r: int, seed: int, clean_ids: set[int
         ]
         for g in groups
     ]
-    pairs = pairs_from_labels(trimmed, "hard", random.Random(seed))
     by_text = {(x.problem.problem_id, x.previous, x.text): x.checker for g in groups for x in g}
-    pair_ok = 0
-    for p in pairs:
-        good, bad = (p.step_a, p.step_b) if p.verdict == "A" else (p.step_b, p.step_a)
-        key = (p.problem_id, p.previous_steps)
-        pair_ok += by_text.get((*key, good)) is True and by_text.get((*key, bad)) is False
+
+    def checker_agreed(label: str) -> tuple[int, int]:
+        pairs = pairs_from_labels(trimmed, label, random.Random(seed))
+        ok = 0
+        for p in pairs:
+            good, bad = (p.step_a, p.step_b) if p.verdict == "A" else (p.step_b, p.step_a)
+            key = (p.problem_id, p.previous_steps)
+            ok += by_text.get((*key, good)) is True and by_text.get((*key, bad)) is False
+        return ok, len(pairs)
+
+    hard_pairs, soft_pairs = checker_agreed("hard"), checker_agreed("soft")
     tokens = sum(sum(x.rollout_tokens[:r]) for x in steps)
     print(
         f"r={r:<3} hard agree {_rate(hard, len(steps))}  soft agree {_rate(soft, len(steps))}  "
         f"right-prefix agree {_rate(clean_agree, len(clean))}  bad recall {_rate(caught, len(wrong))}  "
-        f"bad precision {_rate(precise, len(flagged))}  pairs {len(pairs)}, checker-agreed {_rate(pair_ok, len(pairs))}  "
+        f"bad precision {_rate(precise, len(flagged))}  pairs checker-agreed: hard {_rate(*hard_pairs)}, "
+        f"soft {_rate(*soft_pairs)}  "
         f"cost {r} rollouts, {tokens / max(1, len(steps)):.0f} tokens / step"
     )
 
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({len(steps)} intermediate, {len(finals)} final, {len(labels) - len(usable)} empty or cut off); "
         f"checker says {sum(bool(x.checker) for x in steps)}/{len(steps)} intermediate steps are right"
     )
+    bad = sum(not x.checker for x in steps)
+    print(f"baseline: calling every intermediate step bad agrees with the checker on {_rate(bad, len(steps))}")
     print(
         f"labeling: {cost.rollouts} rollouts, {cost.rollout_steps} rollout steps, {cost.rollout_tokens} tokens, "
         f"{wall:.1f} s ({cost.rollout_tokens / max(wall, 1e-9):.0f} rollout tokens/s)"
