@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         f"checker says {sum(bool(x.checker) for x in steps)}/{len(steps)} intermediate steps are right"
     )
     bad = sum(not x.checker for x in steps)
-    print(f"baseline: calling every intermediate step bad agrees with the checker on {_rate(bad, len(steps))}")
+    print(
+        f"baseline: calling every intermediate step bad agrees with the checker on {_rate(bad, len(steps))}"
+    )
     print(
         f"labeling: {cost.rollouts} rollouts, {cost.rollout_steps} rollout steps, {cost.rollout_tokens} tokens, "
         f"{wall:.1f} s ({cost.rollout_tokens / max(wall, 1e-9):.0f} rollout tokens/s)"

@@ -20,7 +20,7 @@ from presrm.store.reader import query_rows
 from presrm.tasks import load_task
 from presrm.train.default_recipe import train_examples
 from presrm.train.eft import ift_examples
-from presrm.train.eft_rollouts import HELD_OUT_FILE
+from presrm.train.eft_rollouts import held_out_file
 
 TINY_RUN = [
     "model=tiny",
@@ -153,6 +153,7 @@ def test_rollout_eft_source_gives_held_out_judge_accuracy_without_a_checker(
         "SELECT iteration, list(text ORDER BY node_id) FROM nodes WHERE phase = 'eft_test' GROUP BY 1 ORDER BY 1",
     )
     assert texts[0][1] == texts[1][1]
-    assert (path.with_suffix(".ckpt") / HELD_OUT_FILE).is_file()
+    run_id = query_rows(path, "SELECT run_id FROM runs")[0][0]
+    assert held_out_file(path.with_suffix(".ckpt"), run_id).is_file()
     detail = query_rows(path, "SELECT detail FROM stages WHERE stage = 'warmup'")[0][0]
     assert json.loads(detail)["eft_pairs"] > 0  # the warm-up trained the judge on rollout pairs

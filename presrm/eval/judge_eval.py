@@ -21,7 +21,7 @@ from presrm.store.writer import RunStore
 from presrm.tasks.base import Task
 from presrm.train.eft import build_eft_pairs
 from presrm.train.eft_jsonl import eft_train_test_split, load_eft_jsonl
-from presrm.train.eft_rollouts import held_out_rollout_pairs
+from presrm.train.eft_rollouts import held_out_file, held_out_rollout_pairs
 from presrm.train.examples import JudgePair
 
 
@@ -35,24 +35,24 @@ def user_eft_split(cfg: RunConfig) -> tuple[list[JudgePair], list[JudgePair]]:
 
 
 def eft_test_pairs(
-    cfg: RunConfig, task: Task, policy: Policy | None = None, folder: Path | None = None
+    cfg: RunConfig, task: Task, policy: Policy | None = None, cache: Path | None = None
 ) -> list[JudgePair]:
     """Held-out judge pairs: built from the task's eval split (checked ones when it has a step
-    checker; rollout-labeled ones, kept in ``folder``, with the rollout EFT source), plus the
+    checker; rollout-labeled ones, kept in ``cache``, with the rollout EFT source), plus the
     held-out part of the user's EFT JSONL."""
     n = cfg.warmup.eft_test_examples
     pairs: list[JudgePair] = []
     if n and task.has_step_checker:
         problems = task.sample(max(1, min(n, cfg.eval_problems or n)), "eval", seed=cfg.seed)
         pairs = build_eft_pairs(task, problems, random.Random(f"{cfg.seed}:eft_test"), n)
-    elif n and cfg.warmup.eft_source == "rollouts" and policy is not None and folder is not None:
-        pairs = held_out_rollout_pairs(policy, task, cfg, folder)
+    elif n and cfg.warmup.eft_source == "rollouts" and policy is not None and cache is not None:
+        pairs = held_out_rollout_pairs(policy, task, cfg, cache)
     return pairs + user_eft_split(cfg)[1]
 
 
 def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, iteration: int) -> int:
     """Judge every held-out pair in both orders; returns the number of judge calls."""
-    pairs = eft_test_pairs(cfg, task, policy, store.path.with_suffix(".ckpt"))
+    pairs = eft_test_pairs(cfg, task, policy, held_out_file(store.path.with_suffix(".ckpt"), store.run_id))
     if not pairs:
         return 0
     judge = ModelJudge(policy, cfg.judge)

@@ -5,8 +5,9 @@ say one is good and the other bad: ``hard``, some rollout from one reaches the g
 none from the other; ``soft``, their rollout success rates differ by at least
 :data:`SOFT_MARGIN`. The warm-up trains the judge on pairs from train problems; held-out pairs
 come from eval problems, are built once per run with the model of its first eval, and are
-kept next to the checkpoints (``RUN.ckpt/eft_test_rollouts.jsonl``) so every iteration is
-judged on the same pairs, a resumed run included.
+kept next to the checkpoints (``RUN.ckpt/eft_test_rollouts.<run id>.jsonl``: a file left by an
+earlier run of the same name is never read) so every iteration is judged on the same pairs, a
+resumed run included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from presrm.train.rollout_labels import RolloutCost, RolloutSettings, StepLabel,
 
 SOFT_MARGIN = 0.5
 PAIRS_PER_PREFIX = 2  # more would crowd the data with the few prefixes that split
-HELD_OUT_FILE = "eft_test_rollouts.jsonl"
+
+
+def held_out_file(folder: Path, run_id: str) -> Path:
+    return folder / f"eft_test_rollouts.{run_id}.jsonl"
 
 
 def settings_from_config(cfg: RunConfig, seed: int) -> RolloutSettings:
@@ -132,9 +136,8 @@ def warmup_eft_pairs(
     return pairs
 
 
-def held_out_rollout_pairs(policy: Policy, task: Task, cfg: RunConfig, folder: Path) -> list[JudgePair]:
-    """The run's held-out rollout pairs: read from ``folder``, or built from eval problems and saved."""
-    file = folder / HELD_OUT_FILE
+def held_out_rollout_pairs(policy: Policy, task: Task, cfg: RunConfig, file: Path) -> list[JudgePair]:
+    """The run's held-out rollout pairs: read from ``file``, or built from eval problems and saved there."""
     if file.exists():
         return load_eft_jsonl(file) if file.stat().st_size else []
     n = cfg.warmup.eft_test_examples
@@ -144,7 +147,7 @@ def held_out_rollout_pairs(policy: Policy, task: Task, cfg: RunConfig, folder: P
     pairs, _cost = rollout_eft_pairs(
         policy, task, problems, settings, rng, n, label=cfg.warmup.rollout_label, batch=cfg.batch_problems
     )
-    folder.mkdir(parents=True, exist_ok=True)
+    file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as out:
         for p in pairs:
