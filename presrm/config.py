@@ -133,6 +133,18 @@ class WarmupConfig(SFTConfig):
     eft_examples: int = Field(400, ge=0, description="judge examples (pairs of candidate steps)")
     eft_test_examples: int = Field(100, ge=0, description="held-out judge pairs (the paper's Table 3)")
     eft_jsonl: str | None = Field(None, description="extra EFT examples from a JSONL file")
+    eft_source: Literal["reference", "rollouts"] = Field(
+        "reference",
+        description="reference = reference steps against corruptions; rollouts = candidate steps of"
+        " sampled solutions labeled by rollouts to the gold answer (Math-Shepherd; also the held-out"
+        " judge pairs of a task without a step checker)",
+    )
+    rollouts: int = Field(8, ge=1, description="rollouts per labeled step (eft_source = rollouts)")
+    rollout_label: Literal["hard", "soft"] = Field(
+        "hard",
+        description="hard = good if any rollout reaches the gold answer, bad if none does;"
+        " soft = rollout success rates at least 0.5 apart",
+    )
 
 
 # Keys of earlier releases (run files store their config): each moves to its trainer's section.
@@ -176,7 +188,7 @@ class RunConfig(_Section):
     """Everything a run needs; see ``presrm schema`` / README for how it is stored."""
 
     model: str = Field("default", description="default | tiny | smollm2 | HF id | local dir | file.gguf")
-    task: str = Field("arith", description="arith | jsonl:PATH")
+    task: str = Field("arith", description="arith | jsonl:PATH | rg:NAME | hf:PATH[:SPLIT]")
     task_options: dict[str, Any] = Field(default_factory=dict, description="task difficulty knobs")
     iterations: int = Field(2, ge=0, description="self-rewarding iterations after the warm-up")
     problems: int = Field(128, ge=1, description="training questions per iteration")

@@ -288,8 +288,9 @@ def test_load_task_specs() -> None:
     assert isinstance(load_task("arith"), ArithTask)
     assert load_task("arith", {"n_ops": 3}).n_ops == 3  # type: ignore[attr-defined]
     assert isinstance(load_task(f"jsonl:{FIXTURE}"), JsonlTask)
-    for bad in ("gsm8k", "", "ARITH", "rg:basic_arithmetic"):
-        with pytest.raises(TaskError, match="valid forms: arith, jsonl:PATH"):
+    assert load_task("rg:basic_arithmetic").has_step_checker  # tests/test_tasks_rg.py covers rg:
+    for bad in ("gsm8k", "", "ARITH", "RG:chain_sum"):
+        with pytest.raises(TaskError, match=r"valid forms: arith, jsonl:PATH, rg:NAME, hf:PATH\[:SPLIT\]"):
             load_task(bad)
     with pytest.raises(TaskError, match="needs a file path"):
         load_task("jsonl:")

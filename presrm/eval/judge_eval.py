@@ -2,7 +2,9 @@
 
 Pairs come from the task's eval split (problems never used for training), built the
 same way as the warm-up's EFT pairs and fixed by the run seed, so every iteration is
-judged on the same pairs. Each pair's two steps are stored as ``nodes`` (phase
+judged on the same pairs: checked reference pairs for a task with a step checker, else
+(``warmup.eft_source = "rollouts"``) rollout-labeled pairs built once per run
+(presrm.train.eft_rollouts). Each pair's two steps are stored as ``nodes`` (phase
 ``eft_test``, one tree per pair) and each call as a ``judgments`` row whose
 ``expected`` column holds the right verdict; both orders are judged.
 """
@@ -10,6 +12,7 @@ judged on the same pairs. Each pair's two steps are stored as ``nodes`` (phase
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from presrm.config import RunConfig
 from presrm.model.policy import Policy
@@ -19,6 +22,7 @@ from presrm.store.writer import RunStore
 from presrm.tasks.base import Task
 from presrm.train.eft import build_eft_pairs
 from presrm.train.eft_jsonl import eft_train_test_split, load_eft_jsonl
+from presrm.train.eft_rollouts import held_out_file, held_out_rollout_pairs
 from presrm.train.examples import JudgePair
 
 
@@ -31,20 +35,25 @@ def user_eft_split(cfg: RunConfig) -> tuple[list[JudgePair], list[JudgePair]]:
     return eft_train_test_split(pairs, n_test, random.Random(f"{cfg.seed}:eft_jsonl"))
 
 
-def eft_test_pairs(cfg: RunConfig, task: Task) -> list[JudgePair]:
-    """Held-out judge pairs: built from the task's eval split (when it has a step checker),
-    plus the held-out part of the user's EFT JSONL."""
+def eft_test_pairs(
+    cfg: RunConfig, task: Task, policy: Policy | None = None, cache: Path | None = None
+) -> list[JudgePair]:
+    """Held-out judge pairs: built from the task's eval split (checked ones when it has a step
+    checker; rollout-labeled ones, kept in ``cache``, with the rollout EFT source), plus the
+    held-out part of the user's EFT JSONL."""
     n = cfg.warmup.eft_test_examples
     pairs: list[JudgePair] = []
     if n and task.has_step_checker:
         problems = task.sample(max(1, min(n, cfg.eval_problems or n)), "eval", seed=cfg.seed)
         pairs = build_eft_pairs(task, problems, random.Random(f"{cfg.seed}:eft_test"), n)
+    elif n and cfg.warmup.eft_source == "rollouts" and policy is not None and cache is not None:
+        pairs = held_out_rollout_pairs(policy, task, cfg, cache)
     return pairs + user_eft_split(cfg)[1]
 
 
 def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, iteration: int) -> int:
     """Judge every held-out pair in both orders; returns the number of judge calls."""
-    pairs = eft_test_pairs(cfg, task)
+    pairs = eft_test_pairs(cfg, task, policy, held_out_file(store.path.with_suffix(".ckpt"), store.run_id))
     if not pairs:
         return 0
     judge = make_judge(policy, cfg.judge, task, max_step_tokens=cfg.sampling.max_step_tokens, seed=cfg.seed)

@@ -164,7 +164,8 @@ class Loop:
 
     def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.eval.judge_eval import user_eft_split
-        from presrm.train.eft import build_eft_pairs, eft_examples, ift_examples
+        from presrm.train.eft import eft_examples, ift_examples
+        from presrm.train.eft_rollouts import warmup_eft_pairs
         from presrm.train.sft import train_sft
 
         policy = self._ensure_model(iteration - 1)
@@ -174,7 +175,7 @@ class Loop:
             rng = random.Random(f"{self.cfg.seed}:warmup")
             problems = self.task.sample(max(w.ift_examples, 1), "train", seed=self.cfg.seed + 10_000)
             examples = ift_examples(policy, self.task, problems[: w.ift_examples])
-            pairs = build_eft_pairs(self.task, problems, rng, w.eft_examples) if w.eft_examples else []
+            pairs = warmup_eft_pairs(policy, self.task, problems, self.cfg, rng)  # reference | rollouts
             pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
             examples += eft_examples(policy, pairs, with_check=self.cfg.judge.check)
             rng.shuffle(examples)

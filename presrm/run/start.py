@@ -11,6 +11,7 @@ from presrm.run.distributed import setup
 from presrm.run.loop import Loop, prepare_policy
 from presrm.store.writer import ReplicaStore, RunStore, read_identity
 from presrm.tasks import load_task
+from presrm.tasks.writable import check_writable
 from presrm.train.default_recipe import ensure_model
 
 
@@ -26,6 +27,7 @@ def start_run(cfg: RunConfig) -> Path:
     with dist.main_first():  # the default model is built once into a cache
         ensure_model(cfg.model)
         policy = load_policy(cfg.model, device=dist.device(cfg.device), seed=cfg.seed)
+    check_writable(task, policy.tokenizer, cfg.model)
     created = RunStore.create(cfg.out, cfg) if dist.is_main else None
     run_id = dist.from_main(lambda: created.run_id if created is not None else "")
     store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)

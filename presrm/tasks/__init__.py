@@ -1,4 +1,5 @@
-"""Problem sources: the built-in procedural ``arith`` task and GSM8K-format JSONL files."""
+"""Problem sources: the built-in ``arith`` task, GSM8K-format JSONL files, reasoning-gym
+generators (``rg:NAME``) and datasets on disk (``hf:PATH[:SPLIT]``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from presrm.tasks.jsonl import JsonlTask
 
 __all__ = ["SPLITS", "ArithTask", "JsonlTask", "Problem", "Task", "load_task"]
 
-TASK_SPECS = ("arith", "jsonl:PATH")
+TASK_SPECS = ("arith", "jsonl:PATH", "rg:NAME", "hf:PATH[:SPLIT]")
 
 
 def load_task(spec: str, options: dict[str, Any] | None = None) -> Task:
-    """The task named by ``spec``: "arith" or "jsonl:PATH"; ``options`` are task options."""
+    """The task named by ``spec`` (one of :data:`TASK_SPECS`); ``options`` are task options."""
     if spec == "arith":
         return ArithTask(options)
     if spec.startswith("jsonl:"):
@@ -24,8 +25,14 @@ def load_task(spec: str, options: dict[str, Any] | None = None) -> Task:
             raise TaskError("task spec 'jsonl:' needs a file path, e.g. jsonl:data/gsm8k.jsonl")
         return JsonlTask(path, options)
     if spec.startswith("rg:"):
-        raise TaskError(
-            f"task spec {spec!r}: reasoning-gym tasks are not available in this build; "
-            f"valid forms: {', '.join(TASK_SPECS)}"
-        )
+        from presrm.tasks.rg import RgTask  # imports reasoning-gym: only when asked for
+
+        name = spec.removeprefix("rg:")
+        if not name:
+            raise TaskError("task spec 'rg:' needs a dataset name, e.g. rg:chain_sum")
+        return RgTask(name, options)
+    if spec.startswith("hf:"):
+        from presrm.tasks.hf import HfTask
+
+        return HfTask(spec.removeprefix("hf:"), options)
     raise TaskError(f"unknown task spec {spec!r}; valid forms: {', '.join(TASK_SPECS)}")

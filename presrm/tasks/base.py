@@ -108,3 +108,30 @@ def number_perturbations(content: str, rng: random.Random) -> list[str]:
             if new >= 0:
                 out.append(f"{content[: match.start()]}{new}{content[match.end() :]}")
     return out
+
+
+def heuristic_corruption(problem: Problem, correct_content: str, rng: random.Random) -> str:
+    """A wrong step for a task without a step checker: one number changed by 1 to 3 (the last
+    number first), or a wrong final answer for a step without numbers. Unverified."""
+    candidates = [c for c in number_perturbations(correct_content, rng) if c != correct_content]
+    if candidates:
+        return candidates[0]
+    try:
+        wrong = str(int(float(problem.answer)) + rng.randint(1, 3))
+    except ValueError:
+        wrong = "0"
+    return f"The answer is {wrong}."
+
+
+def preview_problems(task: Task) -> list[Problem]:
+    """Problems that show a task's text: every problem of a file, else a sample of each split."""
+    every = getattr(task, "all_problems", None)
+    if callable(every):
+        return list(every())
+    out: list[Problem] = []
+    for split, n in (("train", 200), ("eval", 50)):
+        try:
+            out += task.sample(n, split, seed=0)
+        except TaskError:  # a small problem space: what it has is checked in the run itself
+            continue
+    return out

@@ -12,33 +12,15 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
 from presrm.errors import TaskError
-from presrm.steps import STEP_END
-from presrm.tasks.base import Problem, Task, check_split, hash_split, number_perturbations
+from presrm.tasks.answer_forms import clean_number, gsm8k_steps
+from presrm.tasks.base import Problem, Task, check_split, hash_split, heuristic_corruption
 
-_ANNOTATION_RE = re.compile(r"<<[^<>]*>>")
 _SPLIT_NAMES = {"train": "train", "eval": "eval", "test": "eval", "validation": "eval", "val": "eval"}
 _OPTIONS = {"eval_fraction": 0.2}
-
-
-def _clean_number(text: str) -> str:
-    """GSM8K gold answers: "1,234" -> "1234", "$5" -> "5", "7." -> "7"."""
-    cleaned = text.strip().lstrip("$").rstrip(".").strip()
-    return cleaned.replace(",", "") if re.fullmatch(r"-?[\d,]+(?:\.\d+)?", cleaned) else cleaned
-
-
-def _reference_steps(answer: str) -> list[str]:
-    body = answer.rsplit("####", 1)[0]
-    steps = []
-    for line in body.split(STEP_END):
-        text = " ".join(_ANNOTATION_RE.sub("", line).split())
-        if text:
-            steps.append(text)
-    return steps
 
 
 class JsonlTask(Task):
@@ -100,7 +82,7 @@ class JsonlTask(Task):
         answer_text: str = row["answer"]
         if "####" not in answer_text:
             raise TaskError(f"{where}: 'answer' has no '#### <final answer>' line")
-        gold = _clean_number(answer_text.rsplit("####", 1)[1])
+        gold = clean_number(answer_text.rsplit("####", 1)[1])
         if not gold:
             raise TaskError(f"{where}: nothing after '####' in 'answer'")
         split = None
@@ -111,7 +93,7 @@ class JsonlTask(Task):
                     f"{where}: 'split' must be one of {', '.join(_SPLIT_NAMES)}, got {row['split']!r}"
                 )
         problem_id = str(row["id"]) if "id" in row else f"{self.path.stem}-{lineno}"
-        steps = (*_reference_steps(answer_text), f"The answer is {gold}.")
+        steps = (*gsm8k_steps(answer_text), f"The answer is {gold}.")
         problem = Problem(
             problem_id=problem_id,
             question=" ".join(row["question"].split()),
@@ -134,6 +116,9 @@ class JsonlTask(Task):
         random.Random(f"jsonl:{seed}").shuffle(order)
         return order[:n]
 
+    def all_problems(self) -> list[Problem]:
+        return self._splits["train"] + self._splits["eval"]
+
     def check_step(self, problem: Problem, previous_steps: list[str], step_text: str) -> bool | None:
         """No step checker for free-form solutions: always None."""
         return None
@@ -146,11 +131,4 @@ class JsonlTask(Task):
         Without a step checker this cannot be verified; a step without numbers
         gets a wrong final answer instead.
         """
-        candidates = [c for c in number_perturbations(correct_content, rng) if c != correct_content]
-        if candidates:
-            return candidates[0]
-        try:
-            wrong = str(int(float(problem.answer)) + rng.randint(1, 3))
-        except ValueError:
-            wrong = "0"
-        return f"The answer is {wrong}."
+        return heuristic_corruption(problem, correct_content, rng)
