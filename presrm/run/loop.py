@@ -43,7 +43,7 @@ from presrm.run.gather import interleave, renumber
 from presrm.run.plan import checkpoint_dir, plan
 from presrm.run.stop import StopFlag
 from presrm.search.judge import StepJudge
-from presrm.search.judges import make_judge
+from presrm.search.judges import own_judge_factory
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.store.rows import eval_rows, judgment_columns, node_columns, problem_rows
@@ -68,21 +68,16 @@ class Loop:
         if not dist.is_main:
             console.quiet = True  # one terminal: rank 0 speaks for the run
         # Tests pass a fixed verdict source here; runs use the policy itself as judge.
-        self.judge_factory: JudgeFactory = judge_factory or self._own_judge
         self.cfg = store.config
         self.device = dist.device(self.cfg.device)
         self.task: Task = load_task(self.cfg.task, self.cfg.task_options)
+        self.judge_factory: JudgeFactory = judge_factory or own_judge_factory(self.task, self.cfg)
         self.stop = StopFlag()
         self.policy: Policy | None = None
         self.model_iteration = -1
         self.timings: dict[str, float] = {}
 
     # ---- model chain ------------------------------------------------------------------------
-
-    def _own_judge(self, policy: Policy, cfg: JudgeConfig) -> StepJudge:
-        return make_judge(
-            policy, cfg, self.task, max_step_tokens=self.cfg.sampling.max_step_tokens, seed=self.cfg.seed
-        )
 
     def _ensure_model(self, iteration: int) -> Policy:
         """The model M_iteration (loaded from its checkpoint when not in memory)."""

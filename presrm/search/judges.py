@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from presrm.config import JudgeConfig
+from collections.abc import Callable
+
+from presrm.config import JudgeConfig, RunConfig
 from presrm.model.policy import Policy
 from presrm.search.judge import ModelJudge, StepJudge
 from presrm.search.paraphrase import ParaphraseJudge
@@ -19,3 +21,12 @@ def make_judge(
             policy, task, paraphrases=cfg.paraphrases, seed=seed, max_step_tokens=max_step_tokens
         )
     return ModelJudge(policy, cfg)
+
+
+def own_judge_factory(task: Task, run: RunConfig) -> Callable[[Policy, JudgeConfig], StepJudge]:
+    """What a run judges with: the policy of the moment, in the run's judge mode."""
+
+    def factory(policy: Policy, cfg: JudgeConfig) -> StepJudge:
+        return make_judge(policy, cfg, task, max_step_tokens=run.sampling.max_step_tokens, seed=run.seed)
+
+    return factory
