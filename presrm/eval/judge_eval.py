@@ -91,7 +91,7 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
                     "phase": "eft_test",
                     "judgment_id": judgment_ids[2 * i + order],
                     "tree_id": tree_id,
-                    "mode": "pairwise",
+                    "mode": judge.pairwise_mode,
                     "node_a": x,
                     "node_b": y,
                     "order": order,
@@ -102,6 +102,8 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
                     "p_b": res.p_b,
                     "winner": winner,
                     "expected": expected,
+                    "verdict_source": res.verdict_source,
+                    "probs_at": res.probs_at,
                 }
             )
     store.append_rows("nodes", nodes)

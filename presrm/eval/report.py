@@ -15,14 +15,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from presrm.eval.evaluate import (
-    METRICS,
-    JudgeRow,
-    judge_table,
-    run_iterations,
-    stored_metrics,
-    summarize_iteration,
-)
+from presrm.eval.evaluate import METRICS, run_iterations, stored_metrics, summarize_iteration
+from presrm.eval.judge_metrics import LIKELIHOOD, JudgeRow, judge_table
 from presrm.eval.report_plots import ReportError, model_name, plot_accuracy, plot_reliability
 from presrm.store.db import open_run
 
@@ -34,6 +28,7 @@ PERCENT_METRICS = {
     "greedy_gain_vs_m1",
     "judge_accuracy",
     "judge_accuracy_order0",
+    "likelihood_accuracy",
     "judge_consistency",
     "judge_step_precision",
     "judge_step_recall",
@@ -153,9 +148,14 @@ def _stages_section(info: dict[str, str], times: dict[int, dict[str, float]]) ->
 
 
 def _judge_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
-    lines = ["## Judge accuracy on held-out pairs (cf. the paper's Table 3)", ""]
+    lines = ["## LLM-judge accuracy on held-out pairs (cf. the paper's Table 3)", ""]
     if not table:
-        return [*lines, "No held-out judge pairs (`judgments.phase = 'eft_test'`) in this run.", ""]
+        return [
+            *lines,
+            "No held-out pairs judged by the LLM judge (`judgments.phase = 'eft_test'`,"
+            " `mode = 'pairwise'`) in this run.",
+            "",
+        ]
     rows = [
         [
             model_name(info, r.iteration),
@@ -181,6 +181,22 @@ def _judge_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
         "92.8 (M1) and 92.2 (M4) for its 7B model."
     )
     return [*lines, *_table(header, rows), "", note, ""]
+
+
+def _likelihood_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
+    """The likelihood comparison on the same held-out pairs: not an LLM judge, so apart from Table 3."""
+    if not table:
+        return []
+    lines = ["## Likelihood comparison on held-out pairs (no LLM judge)", ""]
+    rows = [
+        [model_name(info, r.iteration), str(r.n_pairs), _fmt("judge_accuracy", r.accuracy)] for r in table
+    ]
+    note = (
+        "The policy's own log-probability of each step after the accepted prefix decides the pair"
+        " (`judge.mode = 'likelihood'`; no judge prompt, consistent in both orders by design). It is"
+        " not LLM-as-a-judge and not comparable with the paper's Table 3."
+    )
+    return [*lines, *_table(["model", "pairs", "right step likelier"], rows), "", note, ""]
 
 
 def run_summaries(run_file: str | Path) -> dict[int, dict[str, float]]:
@@ -213,6 +229,7 @@ def write_report(run_file: str | Path, out_dir: str | Path) -> Path:
     ]
     lines += _metrics_section(info, summaries)
     lines += _judge_section(info, judge_table(run_file))
+    lines += _likelihood_section(info, judge_table(run_file, LIKELIHOOD))
     lines += _stages_section(info, _stage_times(run_file))
     lines += ["## Plots", ""]
     acc_png = plot_accuracy(info, summaries, out / "accuracy.png") if summaries else None

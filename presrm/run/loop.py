@@ -39,12 +39,14 @@ from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
 from presrm.run.console import console, progress_bar, summary_line
 from presrm.run.distributed import SINGLE, Dist, weights_digest
+from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
 from presrm.run.plan import checkpoint_dir, plan
 from presrm.run.stop import StopFlag
 from presrm.search.judge import ModelJudge, StepJudge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
+from presrm.steps import resolve_step_format
 from presrm.store.rows import eval_rows, judgment_columns, node_columns, problem_rows
 from presrm.store.stage_rows import STAGE_ROWS
 from presrm.store.writer import RunStore, StageDone
@@ -362,7 +364,7 @@ class Loop:
                         }
                     )
 
-        if n == 0:
+        if not check_not_empty(stage, iteration, n, self.cfg, self.store.path, self.dist):
             console.print(f"[yellow]M{iteration} {stage}: no training data; the model is unchanged[/yellow]")
             return []
         console.print(f"M{iteration} {stage}: training on {n} examples")
@@ -391,4 +393,6 @@ def _ts(seconds: float) -> Any:
 def prepare_policy(policy: Policy, cfg: RunConfig) -> Policy:
     """Make ``policy`` trainable the way the config says (a new adapter: its rank, scale and seed)."""
     t = cfg.train
-    return prepare_for_training(policy, t.finetune, seed=cfg.seed, lora_r=t.lora_r, lora_alpha=t.lora_alpha)
+    policy = prepare_for_training(policy, t.finetune, seed=cfg.seed, lora_r=t.lora_r, lora_alpha=t.lora_alpha)
+    policy.step_format = resolve_step_format(cfg.step_format, policy.chat)
+    return policy

@@ -30,7 +30,7 @@ from presrm.model.generation import generate_steps
 from presrm.model.policy import Policy
 from presrm.search.judge import PairRequest, PointRequest, StepJudge
 from presrm.search.tree import IdSource, Judgment, Node, SearchSettings, Tree
-from presrm.steps import parse_step, render_prefix, step_header
+from presrm.steps import StepFormat, parse_step, render_prefix, step_header
 from presrm.tasks.base import Problem, Task
 
 
@@ -74,12 +74,16 @@ def search(
         if not active:
             break
         prefixes = [
-            render_prefix(prompts[t.tree_id], [n.text for n in t.path]) + step_header(len(t.path) + 1)
+            render_prefix(prompts[t.tree_id], [n.text for n in t.path], policy.step_format)
+            + step_header(len(t.path) + 1)
             for t in active
         ]
         t0 = time.perf_counter()
         samples = _candidates(policy, prefixes, settings, _round_seed(settings.seed, round_no))
-        groups = [_make_group(t, cands, task, ids) for t, cands in zip(active, samples, strict=True)]
+        groups = [
+            _make_group(t, cands, task, ids, policy.step_format)
+            for t, cands in zip(active, samples, strict=True)
+        ]
         t1 = time.perf_counter()
         clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
         if settings.width > 1 and judge is not None:
@@ -112,14 +116,14 @@ def _candidates(policy: Policy, prefixes: list[str], settings: SearchSettings, s
     return [g + r for g, r in zip(greedy, rest, strict=True)]
 
 
-def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource) -> _Group:
+def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource, fmt: StepFormat) -> _Group:
     depth = len(tree.path) + 1
     parent = tree.path[-1].node_id if tree.path else None
     previous = [n.text for n in tree.path]
     node_ids = ids.new_ids("node", len(candidates))
     nodes: list[Node] = []
     for node_id, sample in zip(node_ids, candidates, strict=True):
-        parsed = parse_step(sample.text, depth, truncated=sample.finish == "length")
+        parsed = parse_step(sample.text, depth, truncated=sample.finish == "length", fmt=fmt)
         nodes.append(
             Node(
                 node_id=node_id,
@@ -174,7 +178,7 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
         g.tree.judgments.append(
             Judgment(
                 jid,
-                "pairwise",
+                judge.mode,  # the mode actually used: the likelihood comparison is no 'pairwise' judge
                 x.node_id,
                 y.node_id,
                 order,
@@ -185,6 +189,8 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
                 res.p_b,
                 winner,
                 _expected(x, y),
+                res.verdict_source,
+                res.probs_at,
             )
         )
         p_x, p_y = _win_probabilities(res.verdict, res.p_a, res.p_b)
@@ -248,6 +254,8 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
                 res.p_b,
                 n.node_id if res.verdict == "Yes" else None,
                 expected,
+                res.verdict_source,
+                res.probs_at,
             )
         )
         g.scores[n.text] = res.p_a if res.p_a is not None else 0.5
