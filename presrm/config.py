@@ -36,10 +36,19 @@ class SamplingConfig(_Section):
 class JudgeConfig(_Section):
     """How the policy judges its own candidate steps."""
 
-    mode: Literal["auto", "pairwise", "likelihood", "pointwise"] = Field(
+    mode: Literal["auto", "pairwise", "likelihood", "pointwise", "paraphrase"] = Field(
         "auto",
         description="pairwise [[A]]/[[B]] prompt | likelihood (the policy's own log-prob of each step)"
-        " | pointwise P(Yes); auto = pairwise for chat models, likelihood for raw LMs",
+        " | pointwise P(Yes) | paraphrase (share of question rewrites under which the policy writes"
+        " the step; needs a task that rewrites its questions); auto = pairwise for chat models,"
+        " likelihood for raw LMs",
+    )
+    paraphrases: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="paraphrase judge: rewrites of the question whose greedy steps vote with the"
+        " question's own; they are the first candidates of every step",
     )
     verdict: Literal["text", "probs"] = Field(
         "text", description="read the verdict from generated text or from P(A) vs P(B)"

@@ -15,3 +15,10 @@ _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), *range(0x7F, 0xA0)) i
 def visible(text: str) -> str:
     """``text`` with every control character but newline and tab written as ``\\xNN``."""
     return text.translate(_ESCAPES)
+
+
+def interval_suffix(low: float | None, high: float | None) -> str:
+    """`` [41.2, 54.9]`` for a stored 95 % interval of a rate (in percent); empty without one."""
+    if low is None or high is None:
+        return ""
+    return f" [{100 * low:.1f}, {100 * high:.1f}]"

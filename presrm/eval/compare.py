@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from presrm.display import interval_suffix
 from presrm.eval.report import ReportError, model_name, run_info_dict, run_summaries, write_report
 
 COLUMNS = (
@@ -33,7 +34,7 @@ def _cell(summary: dict[str, float], metric: str) -> str:
         return f"{value:.3f}"
     low, high = summary.get(f"{metric}_low"), summary.get(f"{metric}_high")
     text = f"{100 * value:+.1f}" if "gain" in metric else f"{100 * value:.1f}"
-    return text + (f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None else "")
+    return text + interval_suffix(low, high)
 
 
 def write_comparison(run_files: Sequence[str | Path], out_dir: str | Path) -> Path:

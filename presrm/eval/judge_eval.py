@@ -14,6 +14,7 @@ import random
 from presrm.config import RunConfig
 from presrm.model.policy import Policy
 from presrm.search.judge import ModelJudge, PairRequest
+from presrm.search.judges import make_judge
 from presrm.store.writer import RunStore
 from presrm.tasks.base import Task
 from presrm.train.eft import build_eft_pairs
@@ -46,12 +47,14 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
     pairs = eft_test_pairs(cfg, task)
     if not pairs:
         return 0
-    judge = ModelJudge(policy, cfg.judge)
+    judge = make_judge(policy, cfg.judge, task, max_step_tokens=cfg.sampling.max_step_tokens, seed=cfg.seed)
     requests = []
     for p in pairs:
         requests.append(PairRequest(p.question, p.previous_steps, p.step_a, p.step_b))
         requests.append(PairRequest(p.question, p.previous_steps, p.step_b, p.step_a))
     results = judge.pairwise(requests)
+    # The mode these calls really used (a pointwise ModelJudge compares with the pairwise prompt).
+    mode = judge.pairwise_mode if isinstance(judge, ModelJudge) else judge.mode
     tree_ids = store.new_ids("tree", len(pairs))
     node_ids = store.new_ids("node", 2 * len(pairs))
     judgment_ids = store.new_ids("judgment", len(results))
@@ -91,7 +94,7 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
                     "phase": "eft_test",
                     "judgment_id": judgment_ids[2 * i + order],
                     "tree_id": tree_id,
-                    "mode": judge.pairwise_mode,
+                    "mode": mode,
                     "node_a": x,
                     "node_b": y,
                     "order": order,

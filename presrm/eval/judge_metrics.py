@@ -1,10 +1,11 @@
 """Judge metrics from stored rows: held-out pair accuracy per judge mode, search consistency.
 
 Only the LLM-as-a-judge (``judgments.mode = 'pairwise'``, the paper's prompt) gives
-``judge_accuracy`` — the number set beside the paper's Table 3. The likelihood comparison
-(``mode = 'likelihood'``: the policy's own log-prob of each step, no judge prompt) gets its
-own ``likelihood_accuracy`` on the same held-out pairs, and no consistency (it is
-consistent by design). Definitions: presrm.eval.evaluate's module doc.
+``judge_accuracy`` — the number set beside the paper's Table 3. Every other mode that
+decides held-out pairs gets its own ``<mode>_accuracy`` on the same pairs: the likelihood
+comparison (``mode = 'likelihood'``: the policy's own log-prob of each step, no judge
+prompt) ``likelihood_accuracy``, and no consistency (it is consistent by design).
+Definitions: presrm.eval.evaluate's module doc.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ from presrm.store.db import open_run
 LLM_JUDGE = "pairwise"
 """The judgments.mode of the written [[A]]/[[B]] verdict (LLM-as-a-judge, the paper's Table 3)."""
 LIKELIHOOD = "likelihood"
+"""The likelihood comparison's judgments.mode (not an LLM judge)."""
 WRONG_BELOW = 0.5
 """A judged step with ``soft_score`` below this counts as "the judge says wrong"."""
+
+EFT_MODES_SQL = """
+SELECT DISTINCT mode FROM judgments
+WHERE phase = 'eft_test' AND node_b IS NOT NULL AND (? IS NULL OR iteration = ?) ORDER BY mode
+"""
 
 # Order-0 rows of held-out pairs of one judge mode, with their order-1 partner when it exists.
 EFT_PAIRS_SQL = """
@@ -63,12 +70,13 @@ def judge_metrics(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str,
         out["judge_accuracy_order0"] = sum(a == e for a, e in zip(v0, expected, strict=True)) / len(eft)
         if any(r[4] for r in eft):  # the iteration judged both orders
             out["judge_accuracy"] = judge_accuracy(v0, [r[2] for r in eft], expected)
-    lik = _fetch(con, EFT_PAIRS_SQL, [LIKELIHOOD, iteration, iteration])
-    if lik and any(r[4] for r in lik):
-        out["n_likelihood_pairs"] = float(len(lik))
-        out["likelihood_accuracy"] = judge_accuracy(
-            [r[1] for r in lik], [r[2] for r in lik], [r[3] for r in lik]
-        )
+    for (mode,) in _fetch(con, EFT_MODES_SQL, [iteration, iteration]):
+        other = _fetch(con, EFT_PAIRS_SQL, [mode, iteration, iteration]) if mode != LLM_JUDGE else []
+        if other and any(r[4] for r in other):  # not the LLM judge: its own name, both orders
+            out[f"n_{mode}_pairs"] = float(len(other))
+            out[f"{mode}_accuracy"] = judge_accuracy(
+                [r[1] for r in other], [r[2] for r in other], [r[3] for r in other]
+            )
     n_pairs, consistency = _fetch(con, CONSISTENCY_SQL, [iteration, LLM_JUDGE])[0]
     if n_pairs:
         out["n_judge_pairs"] = float(n_pairs)
@@ -92,6 +100,13 @@ class JudgeRow:
     accuracy_order0: float
     consistency: float | None  # both orders name the same candidate
     unparseable: float  # fraction of stored verdicts (both orders) that could not be read
+
+
+def pair_modes(run_file: str | Path) -> list[str]:
+    """The judge modes of the run's held-out pair judgments, the LLM judge's first."""
+    with open_run(run_file) as con:
+        modes = [str(r[0]) for r in _fetch(con, EFT_MODES_SQL, [None, None])]
+    return sorted(modes, key=lambda m: (m != LLM_JUDGE, m))
 
 
 def judge_table(run_file: str | Path, mode: str = LLM_JUDGE) -> list[JudgeRow]:

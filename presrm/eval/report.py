@@ -15,8 +15,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from presrm.display import interval_suffix
 from presrm.eval.evaluate import METRICS, run_iterations, stored_metrics, summarize_iteration
-from presrm.eval.judge_metrics import LIKELIHOOD, JudgeRow, judge_table
+from presrm.eval.judge_metrics import LLM_JUDGE, JudgeRow, judge_table, pair_modes
 from presrm.eval.report_plots import ReportError, model_name, plot_accuracy, plot_reliability
 from presrm.store.db import open_run
 
@@ -83,7 +84,7 @@ def _fmt_with_interval(metric: str, summary: dict[str, float]) -> str:
     low, high = summary.get(f"{metric}_low"), summary.get(f"{metric}_high")
     if low is None or high is None or metric not in PERCENT_METRICS:
         return cell
-    return f"{cell} [{100 * low:.1f}, {100 * high:.1f}]"
+    return cell + interval_suffix(low, high)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_from: int = 1) -> list[str]:
@@ -183,20 +184,31 @@ def _judge_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
     return [*lines, *_table(header, rows), "", note, ""]
 
 
-def _likelihood_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
-    """The likelihood comparison on the same held-out pairs: not an LLM judge, so apart from Table 3."""
+_OTHER_MODES = {
+    "likelihood": (
+        "Likelihood comparison",
+        "The policy's own log-probability of each step after the accepted prefix decides the pair"
+        " (`judge.mode = 'likelihood'`; no judge prompt, consistent in both orders by design).",
+    ),
+}
+
+
+def _other_mode_section(info: dict[str, str], mode: str, table: list[JudgeRow]) -> list[str]:
+    """A mode other than the LLM judge on the same held-out pairs: apart from Table 3."""
     if not table:
         return []
-    lines = ["## Likelihood comparison on held-out pairs (no LLM judge)", ""]
+    title, how = _OTHER_MODES.get(
+        mode, (f"Judge mode `{mode}`", f"`judge.mode = '{mode}'` decides the pair.")
+    )
+    lines = [f"## {title} on held-out pairs (no LLM judge)", ""]
     rows = [
         [model_name(info, r.iteration), str(r.n_pairs), _fmt("judge_accuracy", r.accuracy)] for r in table
     ]
     note = (
-        "The policy's own log-probability of each step after the accepted prefix decides the pair"
-        " (`judge.mode = 'likelihood'`; no judge prompt, consistent in both orders by design). It is"
-        " not LLM-as-a-judge and not comparable with the paper's Table 3."
+        how
+        + " Right only when right in both orders. Not LLM-as-a-judge: not comparable with the paper's Table 3."
     )
-    return [*lines, *_table(["model", "pairs", "right step likelier"], rows), "", note, ""]
+    return [*lines, *_table(["model", "pairs", "accuracy (both orders)"], rows), "", note, ""]
 
 
 def run_summaries(run_file: str | Path) -> dict[int, dict[str, float]]:
@@ -229,7 +241,9 @@ def write_report(run_file: str | Path, out_dir: str | Path) -> Path:
     ]
     lines += _metrics_section(info, summaries)
     lines += _judge_section(info, judge_table(run_file))
-    lines += _likelihood_section(info, judge_table(run_file, LIKELIHOOD))
+    for mode in pair_modes(run_file):
+        if mode != LLM_JUDGE:
+            lines += _other_mode_section(info, mode, judge_table(run_file, mode))
     lines += _stages_section(info, _stage_times(run_file))
     lines += ["## Plots", ""]
     acc_png = plot_accuracy(info, summaries, out / "accuracy.png") if summaries else None

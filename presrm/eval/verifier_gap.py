@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from presrm.config import JudgeConfig
 from presrm.intervals import Interval, paired_difference, wilson_interval
 from presrm.model.policy import Policy
-from presrm.search.judge import ModelJudge, PairRequest, PointRequest
+from presrm.search.judge import ModelJudge, PairRequest, PointRequest, StepJudge
+from presrm.search.paraphrase import ParaphraseJudge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.tasks.base import Problem, Task
 
-JUDGE_MODES = ("likelihood", "pointwise", "pairwise-text", "pairwise-probs")
+PARAPHRASES = JudgeConfig().paraphrases
+
+JUDGE_MODES = ("likelihood", "pointwise", "pairwise-text", "pairwise-probs", "paraphrase")
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def _divergence(a: Solution, b: Solution) -> int | None:
     return None
 
 
-def _pointwise_scores(judge: ModelJudge, question: str, solutions: Sequence[Solution]) -> list[float]:
+def _pointwise_scores(judge: StepJudge, question: str, solutions: Sequence[Solution]) -> list[float]:
     """Each solution's minimum P(Yes) over its steps (1.0 for a solution without steps)."""
     requests = [
         PointRequest(question, s.steps[:d], step) for s in solutions for d, step in enumerate(s.steps)
@@ -148,7 +151,7 @@ def _pair_requests(question: str, a: Solution, b: Solution, d: int) -> list[Pair
 
 
 def _pairwise_scores(
-    judge: ModelJudge, question: str, solutions: Sequence[Solution], soft: bool
+    judge: StepJudge, question: str, solutions: Sequence[Solution], soft: bool
 ) -> list[float]:
     """Round robin at each pair's divergence step, both orders: a consistent win counts 1, an
     inconsistent or missing verdict ½ to each (``soft``: the judge's P(win) averaged over orders)."""
@@ -173,9 +176,28 @@ def _pairwise_scores(
     return scores
 
 
-def _judge_for(policy: Policy, mode: str, check: bool) -> ModelJudge:
+def _judge_for(policy: Policy, task: Task, mode: str, check: bool, max_step_tokens: int) -> StepJudge:
+    if mode == "paraphrase":
+        return ParaphraseJudge(policy, task, paraphrases=PARAPHRASES, seed=0, max_step_tokens=max_step_tokens)
     base, _, verdict = mode.partition("-")
     return ModelJudge(policy, JudgeConfig(mode=base, verdict=verdict or "text", check=check))
+
+
+def _vote_search(
+    policy: Policy, task: Task, problems: Sequence[Problem], max_steps: int, max_step_tokens: int, seed: int
+) -> list[bool]:
+    """The step search as a run does it with the paraphrase judge: the votes are the candidates,
+    the question's own greedy step kept unless another wrote more votes."""
+    judge = _judge_for(policy, task, "paraphrase", False, max_step_tokens)
+    settings = SearchSettings(
+        width=PARAPHRASES + 1,
+        max_steps=max_steps,
+        max_step_tokens=max_step_tokens,
+        seed=seed,
+        greedy_candidate=True,
+        switch_margin=0.0,
+    )
+    return [t.correct for t in search(policy, judge, task, list(problems), settings, LocalIds())]
 
 
 def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[PairRequest, bool]]:
@@ -197,10 +219,10 @@ def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[P
     return out
 
 
-def sibling_pair_accuracy(judge: ModelJudge, question: str, solutions: Sequence[Solution]) -> list[bool]:
+def sibling_pair_accuracy(judge: StepJudge, question: str, solutions: Sequence[Solution]) -> list[bool]:
     """For each on-policy sibling pair: did the judge prefer the right step (pairwise: in both orders)?"""
     pairs = _sibling_pairs(question, solutions)
-    if judge.mode == "pointwise":
+    if judge.mode in ("pointwise", "paraphrase"):
         requests = [
             PointRequest(r.question, r.previous_steps, s) for r, _ in pairs for s in (r.step_a, r.step_b)
         ]
@@ -248,12 +270,12 @@ def verifier_gap(
     table.outcomes["greedy"] = [s.correct for s in greedy]
     table.outcomes[f"maj@{k}"] = [per[majority_index(per)].correct for per in samples]
     for mode in modes:
-        judge = _judge_for(policy, mode, check)
+        judge = _judge_for(policy, task, mode, check, max_step_tokens)
         picks, siblings = [], []
         for problem, per in zip(problems, samples, strict=True):
             if mode == "likelihood":
                 scores = [s.logprob for s in per]
-            elif mode == "pointwise":
+            elif judge.mode in ("pointwise", "paraphrase"):
                 scores = _pointwise_scores(judge, problem.question, per)
             else:
                 scores = _pairwise_scores(judge, problem.question, per, soft=mode.endswith("probs"))
@@ -261,6 +283,10 @@ def verifier_gap(
             siblings += sibling_pair_accuracy(judge, problem.question, per)
         table.outcomes[f"best-of-{k}: {mode}"] = picks
         table.sibling_pairs[mode] = siblings
+        if mode == "paraphrase":
+            table.outcomes["step search: paraphrase votes"] = _vote_search(
+                policy, task, problems, max_steps, max_step_tokens, seed
+            )
     table.outcomes[f"oracle best-of-{k}: step checker"] = [
         next((s.correct for s in per if s.checker_clean), per[0].correct) for per in samples
     ]

@@ -43,7 +43,8 @@ from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
 from presrm.run.plan import checkpoint_dir, plan
 from presrm.run.stop import StopFlag
-from presrm.search.judge import ModelJudge, StepJudge
+from presrm.search.judge import StepJudge
+from presrm.search.judges import make_judge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.steps import resolve_step_format
@@ -69,7 +70,7 @@ class Loop:
         if not dist.is_main:
             console.quiet = True  # one terminal: rank 0 speaks for the run
         # Tests pass a fixed verdict source here; runs use the policy itself as judge.
-        self.judge_factory: JudgeFactory = judge_factory or (lambda policy, cfg: ModelJudge(policy, cfg))
+        self.judge_factory: JudgeFactory = judge_factory or self._own_judge
         self.cfg = store.config
         self.device = dist.device(self.cfg.device)
         self.task: Task = load_task(self.cfg.task, self.cfg.task_options)
@@ -79,6 +80,12 @@ class Loop:
         self.timings: dict[str, float] = {}
 
     # ---- model chain ------------------------------------------------------------------------
+
+    def _own_judge(self, policy: Policy, cfg: JudgeConfig) -> StepJudge:
+        return make_judge(
+            policy, cfg, self.task, max_step_tokens=self.cfg.sampling.max_step_tokens, seed=self.cfg.seed
+        )
+
     def _ensure_model(self, iteration: int) -> Policy:
         """The model M_iteration (loaded from its checkpoint when not in memory)."""
         if self.policy is not None and self.model_iteration == iteration:

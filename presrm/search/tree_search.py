@@ -29,6 +29,7 @@ from typing import Any
 from presrm.model.generation import generate_steps
 from presrm.model.policy import Policy
 from presrm.search.judge import PairRequest, PointRequest, StepJudge
+from presrm.search.paraphrase import MODE, ParaphraseJudge, vote_shares
 from presrm.search.tree import IdSource, Judgment, Node, SearchSettings, Tree
 from presrm.steps import StepFormat, parse_step, render_prefix, step_header
 from presrm.tasks.base import Problem, Task
@@ -79,14 +80,26 @@ def search(
             for t in active
         ]
         t0 = time.perf_counter()
-        samples = _candidates(policy, prefixes, settings, _round_seed(settings.seed, round_no))
+        seed = _round_seed(settings.seed, round_no)
+        voting = isinstance(judge, ParaphraseJudge) and settings.width > 1
+        if voting:
+            assert isinstance(judge, ParaphraseJudge)
+            votes = judge.votes([(t.problem.question, tuple(n.text for n in t.path)) for t in active])
+            clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            samples = _with_samples(policy, prefixes, votes, settings, seed)
+        else:
+            samples = _candidates(policy, prefixes, settings, seed)
         groups = [
             _make_group(t, cands, task, ids, policy.step_format)
             for t, cands in zip(active, samples, strict=True)
         ]
         t1 = time.perf_counter()
         clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
-        if settings.width > 1 and judge is not None:
+        if voting:
+            for group, vote in zip(groups, votes, strict=True):
+                _judge_votes(group, len(vote), ids)
+        elif settings.width > 1 and judge is not None:
             _judge_groups(groups, judge, ids)
             clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
         for group in groups:
@@ -114,6 +127,25 @@ def _candidates(policy: Policy, prefixes: list[str], settings: SearchSettings, s
     greedy = sample(1, 0.0)
     rest = sample(settings.width - 1, settings.temperature)
     return [g + r for g, r in zip(greedy, rest, strict=True)]
+
+
+def _with_samples(
+    policy: Policy, prefixes: list[str], votes: list[list[Any]], settings: SearchSettings, seed: int
+) -> list[list[Any]]:
+    """The paraphrase judge's votes as the first candidates, then samples up to ``width``."""
+    extra = settings.width - min(len(v) for v in votes)
+    if extra <= 0:
+        return votes
+    rest = generate_steps(
+        policy,
+        prefixes,
+        extra,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_new_tokens=settings.max_step_tokens,
+        seed=seed,
+    )
+    return [v + r[: max(0, settings.width - len(v))] for v, r in zip(votes, rest, strict=True)]
 
 
 def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource, fmt: StepFormat) -> _Group:
@@ -264,6 +296,25 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
             n.self_score = g.scores[n.text]
             n.score_kind = "p_yes"
             n.soft_score = n.self_score  # P(Yes) is graded already
+
+
+def _judge_votes(g: _Group, n_votes: int, ids: IdSource) -> None:
+    """Score every candidate by its share of the votes (the first ``n_votes`` nodes: the greedy
+    steps under the question and its rewrites); one judgment row per distinct candidate."""
+    shares = vote_shares([n.text for n in g.nodes], n_votes)
+    for jid, n in zip(ids.new_ids("judgment", len(g.distinct)), g.distinct, strict=True):
+        share = shares[n.text]
+        expected = None if n.step_check is None else ("Yes" if n.step_check else "No")
+        verdict = "Yes" if share >= 0.5 else "No"
+        raw = f"{round(share * n_votes)} of {n_votes} wordings wrote this step"
+        winner = n.node_id if verdict == "Yes" else None
+        g.tree.judgments.append(
+            Judgment(jid, MODE, n.node_id, None, 0, None, raw, verdict, share, 1.0 - share, winner, expected)
+        )
+    g.scores = {n.text: shares[n.text] for n in g.distinct}
+    for n in g.nodes:
+        n.self_score = n.soft_score = shares[n.text]
+        n.score_kind = "vote_share"
 
 
 def _select(group: _Group, settings: SearchSettings) -> None:

@@ -25,24 +25,8 @@ from typing import Any
 
 from presrm.errors import TaskError
 from presrm.steps import extract_final_answer, step_content, step_header
+from presrm.tasks.arith_rewrite import render_question, rewrite_question
 from presrm.tasks.base import Problem, Task, check_split, hash_split, number_perturbations
-
-_NAMES = (
-    ("Tom", "he"), ("Ana", "she"), ("Li", "he"), ("Mia", "she"), ("Sam", "he"),
-    ("Eva", "she"), ("Raj", "he"), ("Zoe", "she"), ("Ben", "he"), ("Ada", "she"),
-)  # fmt: skip
-_ITEMS = (
-    "apples", "marbles", "stickers", "books", "coins", "cookies",
-    "pencils", "stamps", "shells", "cards", "eggs", "toys",
-)  # fmt: skip
-_STARTS = ("{name} has {a} {item}.", "{name} starts with {a} {item}.", "{name} collects {a} {item}.")
-_VERBS = {
-    "+": ("buys {b} more", "finds {b} more", "gets {b} more", "wins {b} more"),
-    "-": ("gives away {b}", "loses {b}", "sells {b}", "uses {b}"),
-    "*": ("has {b} times as many", "ends with {b} times as many"),
-}
-_QUESTIONS = ("How many {item} does {pron} have now?", "How many {item} does {name} have in the end?")
-_QUESTION_LEFT = "How many {item} does {pron} have left?"  # only after a final "-"
 
 _MAX_OPERANDS = 8  # longer expressions are junk; matching them is exponential
 _MAX_MULTIPLIER = 9  # keeps products readable for a character-level model
@@ -110,13 +94,7 @@ class ArithTask(Task):
         return start, ops
 
     def _render(self, rng: random.Random, start: int, ops: list[tuple[str, int]]) -> str:
-        name, pron = _pick(rng, _NAMES)
-        item = _pick(rng, _ITEMS)
-        first = _pick(rng, _STARTS).format(name=name, a=start, item=item)
-        actions = ", then ".join(_pick(rng, _VERBS[op]).format(b=b) for op, b in ops)
-        question = _QUESTION_LEFT if ops[-1][0] == "-" and rng.random() < 0.5 else _pick(rng, _QUESTIONS)
-        ask = question.format(item=item, pron=pron, name=name)
-        return f"{first} {pron.capitalize()} {actions}. {ask}"
+        return render_question(lambda seq: _pick(rng, seq), rng.random, start, ops)
 
     def sample(self, n: int, split: str, seed: int) -> list[Problem]:
         """``n`` distinct problems of ``split``; the first k of a sample equal ``sample(k, ...)``."""
@@ -157,6 +135,9 @@ class ArithTask(Task):
                 )
             )
         return problems
+
+    def rewrite_question(self, question: str, n: int, seed: int) -> list[str]:
+        return rewrite_question(question, n, seed)
 
     # -- checking -----------------------------------------------------------------
 

@@ -63,6 +63,14 @@ class Task(abc.ABC):
         """Whether a predicted final answer is right; None when there is none."""
         return answers_match(predicted, problem.answer)
 
+    def rewrite_question(self, question: str, n: int, seed: int) -> list[str]:
+        """Up to ``n`` rewrites of ``question`` with the same solution steps (the paraphrase
+        judge's votes). A task that cannot rewrite its questions says so."""
+        raise TaskError(
+            f"task {self.name} cannot rewrite its questions, so judge.mode = 'paraphrase' does not"
+            " work with it (the arith task can)"
+        )
+
     @abc.abstractmethod
     def check_step(self, problem: Problem, previous_steps: list[str], step_text: str) -> bool | None:
         """Whether a full step text ("Step k: ...") is correct after ``previous_steps``.

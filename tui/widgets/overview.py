@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
+from presrm.display import interval_suffix
 from presrm.errors import PresrmError
 from presrm.inspect.run_info import RunInfo, run_info
 from presrm.inspect.summaries import HEADLINE_METRICS, IterationSummary, iteration_summaries
@@ -78,8 +79,8 @@ def metric_cell(summary: IterationSummary, name: str) -> Text:
     else:
         text = fmt.pct(value)
     low, high = summary.extra.get(f"{name}_low"), summary.extra.get(f"{name}_high")
-    if value is not None and low is not None and high is not None:
-        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    if value is not None:
+        text += interval_suffix(low, high)
     return Text(text, style="italic cyan" if name in summary.computed else "", justify="right")
 
 

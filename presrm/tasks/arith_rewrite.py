@@ -1,0 +1,87 @@
+"""Surface rewrites of an arith question: the same numbers and operations in other words.
+
+A rewrite changes the name (and pronoun), the item and the phrasing of every sentence, and
+keeps every number and the order of the operations, so it has the same solution steps. The
+paraphrase judge asks the policy to solve each rewrite: a step the model writes under most
+wordings is one it does not owe to the surface of one question. Only the question's text is
+read, never its answer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from presrm.tasks.arith_words import ITEMS, NAMES, QUESTION_LEFT, QUESTIONS, STARTS, VERBS
+
+_FIELDS = {
+    "{name}": r"(?P<name>[A-Z][a-z]+)",
+    "{a}": r"(?P<a>\d+)",
+    "{b}": r"(?P<b>\d+)",
+    "{item}": r"(?P<item>[a-z]+)",
+}
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    text = re.escape(template)
+    for field, group in _FIELDS.items():
+        text = text.replace(re.escape(field), group)
+    return re.compile(f"^{text}$")
+
+
+_START_RES = [_pattern(t) for t in STARTS]
+_VERB_RES = [(op, _pattern(t)) for op, templates in VERBS.items() for t in templates]
+_QUESTION_RE = re.compile(r"^(?P<first>[^.]*\.) (?:He|She) (?P<actions>.*)\. (?P<ask>How many [^?]*\?)$")
+
+
+def parse_question(question: str) -> tuple[int, list[tuple[str, int]]] | None:
+    """The start amount and the operations of a question the arith task wrote; None otherwise."""
+    whole = _QUESTION_RE.match(question.strip())
+    if whole is None:
+        return None
+    start = next((m for m in (r.match(whole["first"]) for r in _START_RES) if m), None)
+    if start is None:
+        return None
+    ops: list[tuple[str, int]] = []
+    for action in whole["actions"].split(", then "):
+        found = next(((op, m) for op, r in _VERB_RES if (m := r.match(action))), None)
+        if found is None:
+            return None
+        ops.append((found[0], int(found[1]["b"])))
+    return int(start["a"]), ops
+
+
+def render_question(
+    pick: Callable[[Sequence[Any]], Any], coin: Callable[[], float], start: int, ops: list[tuple[str, int]]
+) -> str:
+    """One wording of a start amount and its operations; ``pick`` chooses from a word list and
+    ``coin`` draws in [0, 1) (the task's generator passes its own fast draws)."""
+    name, pron = pick(NAMES)
+    item = pick(ITEMS)
+    first = pick(STARTS).format(name=name, a=start, item=item)
+    actions = ", then ".join(pick(VERBS[op]).format(b=b) for op, b in ops)
+    question = QUESTION_LEFT if ops[-1][0] == "-" and coin() < 0.5 else pick(QUESTIONS)
+    ask = question.format(item=item, pron=pron, name=name)
+    return f"{first} {pron.capitalize()} {actions}. {ask}"
+
+
+def rewrite_question(question: str, n: int, seed: int) -> list[str]:
+    """Up to ``n`` distinct rewrites of ``question``, none equal to it; deterministic for
+    (question, seed). A question the task did not write has none."""
+    parsed = parse_question(question)
+    if parsed is None:
+        return []
+    start, ops = parsed
+    rng = random.Random(f"arith-rewrite:{seed}:{question}")
+    seen = {question}
+    out: list[str] = []
+    for _ in range(20 * n):
+        if len(out) == n:
+            break
+        text = render_question(rng.choice, rng.random, start, ops)
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
