@@ -31,9 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from presrm.config import JudgeConfig, RunConfig
+from presrm.config import JudgeConfig
 from presrm.errors import Interrupted, PresrmError
-from presrm.model.adapters import prepare_for_training
 from presrm.model.checkpoints import save_checkpoint
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
@@ -42,12 +41,12 @@ from presrm.run.distributed import SINGLE, Dist, weights_digest
 from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
 from presrm.run.plan import checkpoint_dir, plan
+from presrm.run.prepare import prepare_policy
 from presrm.run.stop import StopFlag
 from presrm.search.judge import StepJudge
 from presrm.search.judges import make_judge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
-from presrm.steps import resolve_step_format
 from presrm.store.rows import eval_rows, judgment_columns, node_columns, problem_rows
 from presrm.store.stage_rows import STAGE_ROWS
 from presrm.store.writer import RunStore, StageDone
@@ -395,11 +394,3 @@ def _ts(seconds: float) -> Any:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-
-
-def prepare_policy(policy: Policy, cfg: RunConfig) -> Policy:
-    """Make ``policy`` trainable the way the config says (a new adapter: its rank, scale and seed)."""
-    t = cfg.train
-    policy = prepare_for_training(policy, t.finetune, seed=cfg.seed, lora_r=t.lora_r, lora_alpha=t.lora_alpha)
-    policy.step_format = resolve_step_format(cfg.step_format, policy.chat)
-    return policy
