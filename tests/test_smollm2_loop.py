@@ -31,7 +31,9 @@ pytestmark = [
 ]
 
 # Measured: 12 EFT examples, two epochs at 3e-3 (LoRA) make SmolLM2 write "Check: … [[A]]" on
-# every held-out pair (12 of 12 parsed, 4 of 6 pairs consistent in both orders, so pairs exist).
+# every held-out pair (12 of 12 parsed, 4 of 6 pairs consistent in both orders). The IFT examples make
+# its own steps numeric ("Step 1: 3 + 4 = 7") like the EFT pairs: on its untaught heading-like steps
+# no verdict pair was consistent (no preference pair in 6 expansions).
 TINY = [
     "model=smollm2",
     "task_options={n_ops = 1, max_operand = 9}",
@@ -40,7 +42,7 @@ TINY = [
     "problems=3",
     "eval_problems=1",
     "eval_search=false",
-    "width=2",
+    "width=3",
     "max_steps=2",
     "batch_problems=3",
     "sampling.max_step_tokens=16",
@@ -49,7 +51,7 @@ TINY = [
     "judge.verdict='text'",
     "judge.check=true",
     "judge.max_judge_tokens=28",
-    "warmup.ift_examples=0",
+    "warmup.ift_examples=8",
     "warmup.eft_examples=12",
     "warmup.eft_test_examples=0",
     "warmup.lr=3e-3",
