@@ -297,6 +297,7 @@ def solve(
     from presrm.search.judge import ModelJudge
     from presrm.search.tree import LocalIds, SearchSettings
     from presrm.search.tree_search import search
+    from presrm.steps import resolve_step_format
     from presrm.tasks.base import Problem
     from presrm.tasks.free import FreeTask
     from presrm.train.default_recipe import ensure_model
@@ -307,6 +308,7 @@ def solve(
     if not (path / "presrm_checkpoint.json").is_file():
         ensure_model(model)
     policy = load_checkpoint(path) if (path / "presrm_checkpoint.json").is_file() else load_policy(model)
+    policy.step_format = resolve_step_format("auto", policy.chat)  # multi-line steps for chat models
     judge = ModelJudge(policy, JudgeConfig()) if width > 1 else None
     settings = SearchSettings(
         width=width, max_steps=max_steps, temperature=temperature if width > 1 else 0.0, seed=seed

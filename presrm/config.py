@@ -121,6 +121,11 @@ class TrainConfig(_Section):
     reward: Literal["process", "outcome", "both"] = Field(
         "process", description="PPO: process = self-judged step scores; outcome = ground-truth final answers"
     )
+    empty_stage: Literal["error", "skip"] = Field(
+        "error",
+        description="a training stage (warm-up included) without examples: error = stop the run naming"
+        " the cause; skip = keep the model unchanged and go on",
+    )
     dpo: StepDPOConfig = Field(default_factory=StepDPOConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
 
@@ -195,6 +200,12 @@ class RunConfig(_Section):
     eval_problems: int = Field(200, ge=0, description="held-out questions evaluated each iteration")
     width: int = Field(6, ge=2, description="candidate next steps per step (w)")
     max_steps: int = Field(10, ge=1, description="step expansions per question, rollbacks included")
+    step_format: Literal["auto", "line", "block", "header"] = Field(
+        "auto",
+        description="where a step ends: line = at a newline; block = at a blank line or the next"
+        " 'Step k:' header (the paper's format); header = at the next header only;"
+        " auto = block for chat models, line for raw LMs",
+    )
     algo: Literal["ppo", "step-dpo"] = Field(
         "step-dpo", description="trainer of the self-rewarding iterations"
     )

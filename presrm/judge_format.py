@@ -4,6 +4,9 @@ Pairwise (the paper's): the question, the accepted steps so far, two candidate n
 steps A and B; the judge may write a short check, then answers ``[[A]]`` or ``[[B]]``.
 Pointwise (a cheaper baseline): one candidate, answered ``Yes`` or ``No``.
 
+The judge may write a check over several lines; its text ends after the first complete
+verdict (:func:`verdict_end`), and the verdict is read wherever it stands.
+
 The prompts are compact on purpose: the embedded default model reads one character
 per token. Model text is inserted with plain concatenation (never ``str.format``),
 so braces or markup in a step cannot change the template.
@@ -81,12 +84,32 @@ def parse_pairwise(raw: str) -> ParsedVerdict:
     return ParsedVerdict(found[0], check)
 
 
-def verdict_prefix(raw: str) -> str:
-    """The generated text up to and including ``[[`` (appended when the model never wrote it).
+def verdict_end(raw: str) -> int | None:
+    """Length of the judge's text up to and including its first complete verdict, or None."""
+    found = _VERDICT_RE.search(raw)
+    return None if found is None else found.end()
 
-    The verdict token's probabilities are read right after this prefix.
+
+PROBS_AT_VERDICT = "verdict"  # read where the judge wrote its verdict
+PROBS_AT_APPENDED = "appended"  # the judge wrote none: "[[" appended to its text
+
+
+def verdict_position(raw: str) -> tuple[str, str]:
+    """(prefix, where): the generated text up to the verdict letter, and whether that is the
+    judge's own verdict (``verdict``) or ``[[`` appended because it wrote none (``appended``).
+
+    The verdict token's probabilities are read right after this prefix: at the last verdict
+    the judge wrote (all its verdicts agree when it has one), or at an unfinished ``[[`` at
+    the end of its text (the token limit came first).
     """
-    cut = raw.find(VERDICT_OPEN)
-    if cut >= 0:
-        return raw[: cut + len(VERDICT_OPEN)]
-    return raw.rstrip() + (" " if raw.strip() else "") + VERDICT_OPEN
+    found = list(_VERDICT_RE.finditer(raw))
+    if found:
+        return raw[: found[-1].start(1)], PROBS_AT_VERDICT
+    if raw.rstrip().endswith(VERDICT_OPEN):
+        return raw.rstrip(), PROBS_AT_VERDICT
+    return raw.rstrip() + (" " if raw.strip() else "") + VERDICT_OPEN, PROBS_AT_APPENDED
+
+
+def verdict_prefix(raw: str) -> str:
+    """The generated text up to the verdict letter (see :func:`verdict_position`)."""
+    return verdict_position(raw)[0]

@@ -1,15 +1,21 @@
 """The step format: the one place that decides what a solution step looks like.
 
-A solution is a sequence of steps, one per line::
+A solution is a sequence of steps. In the ``line`` format (:data:`LINE`, what the embedded
+character-level model writes) a step is one line::
 
     Step 1: 12 + 7 = 19
     Step 2: 19 - 5 = 14
     Step 3: The answer is 14.
 
-The search appends :func:`step_header` to the prefix and lets the model write
-the rest of the line; generation of a step stops at :data:`STEP_END`.  Every
-function here takes model-written text as plain data: nothing is evaluated,
-formatted or interpreted as markup, and no function raises on any string.
+In the ``block`` format (:data:`BLOCK`, the paper's IFT format, how instruct models write)
+a step may span lines — display math on its own lines, a list — and ends at a blank line or
+at the next ``Step k:`` header; steps are separated by a blank line. ``header`` ends a step
+only at the next header (blank lines may sit inside a step).
+
+The search appends :func:`step_header` to the prefix and lets the model write the rest of
+the step; generation stops where :meth:`StepFormat.step_end` says.  Every function here
+takes model-written text as plain data: nothing is evaluated, formatted or interpreted as
+markup, and no function raises on any string.
 """
 
 from __future__ import annotations
@@ -18,14 +24,78 @@ import re
 from dataclasses import dataclass
 
 STEP_END = "\n"
-"""A step is one line: generation of a step stops at a newline."""
+"""The line format's step separator: a step is one line, generation stops at a newline."""
 
 INSTRUCTION = (
     "Solve the problem step by step. Write one step per line, starting with "
     "'Step 1:', 'Step 2:' and so on. Each step does one small calculation. "
     "The last step says 'The answer is N.' where N is the final answer."
 )
-"""Instruction for chat models (also accepted: a final ``\\boxed{N}``)."""
+"""Instruction for chat models, line format (also accepted: a final ``\\boxed{N}``)."""
+
+BLOCK_INSTRUCTION = (
+    "Solve the problem step by step. Start each step with 'Step 1:', 'Step 2:' and so on, "
+    "and leave a blank line after each step. "
+    "The last step says 'The answer is N.' where N is the final answer."
+)
+"""Instruction for chat models, block and header formats (a step may take several lines)."""
+
+BOUNDARIES = ("line", "block", "header")
+
+# Where a multi-line step ends: a blank line, or a line that starts the next numbered step.
+_BLANK_LINE = r"\n[ \t]*\n"
+_NEXT_HEADER = r"\n[ \t]*[*#]*[ \t]*step[ \t]*\d+[ \t]*(?:[:)]|\.(?!\d))"
+_BLOCK_END_RE = re.compile(f"{_BLANK_LINE}|{_NEXT_HEADER}", re.IGNORECASE)
+_HEADER_END_RE = re.compile(_NEXT_HEADER, re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StepFormat:
+    """How steps are delimited (one of :data:`BOUNDARIES`); see the module doc."""
+
+    boundary: str = "line"
+
+    def __post_init__(self) -> None:
+        if self.boundary not in BOUNDARIES:
+            raise ValueError(f"step boundary must be one of {BOUNDARIES}, got {self.boundary!r}")
+
+    @property
+    def separator(self) -> str:
+        """What follows every step in a rendered solution."""
+        return STEP_END if self.boundary == "line" else "\n\n"
+
+    @property
+    def multiline(self) -> bool:
+        return self.boundary != "line"
+
+    def step_end(self, generated: str) -> int | None:
+        """Where the step the model is writing ends in ``generated`` (the text after "Step k:"):
+        the index of the boundary's first character, or None while the step goes on.
+
+        Leading blank lines are not a boundary: a model may put a line break after the header.
+        """
+        if self.boundary == "line":
+            cut = generated.find(STEP_END)
+            return None if cut < 0 else cut
+        start = len(generated) - len(generated.lstrip())
+        found = (_BLOCK_END_RE if self.boundary == "block" else _HEADER_END_RE).search(generated, start)
+        return None if found is None else found.start()
+
+    def instruction(self) -> str:
+        return INSTRUCTION if self.boundary == "line" else BLOCK_INSTRUCTION
+
+
+LINE = StepFormat("line")
+BLOCK = StepFormat("block")
+
+
+def resolve_step_format(boundary: str, chat: bool) -> StepFormat:
+    """``auto``: multi-line ``block`` steps for chat models, one-line steps for raw LMs (the
+    embedded character-level default writes one line per step)."""
+    if boundary == "auto":
+        return BLOCK if chat else LINE
+    return StepFormat(boundary)
+
 
 # Step statuses (ParsedStep.status):
 STATUS_OK = "ok"  # a normal intermediate step
@@ -41,9 +111,9 @@ def step_header(k: int) -> str:
     return f"Step {k}:"
 
 
-def solution_user_message(question: str) -> str:
+def solution_user_message(question: str, fmt: StepFormat = LINE) -> str:
     """The user turn for chat models: the instruction, then the question."""
-    return f"{INSTRUCTION}\n\nProblem: {question}"
+    return f"{fmt.instruction()}\n\nProblem: {question}"
 
 
 def plain_solution_prompt(question: str) -> str:
@@ -51,9 +121,9 @@ def plain_solution_prompt(question: str) -> str:
     return f"Question: {question}\n"
 
 
-def render_prefix(prompt: str, steps: list[str]) -> str:
-    """The prompt followed by each full step text and its line end."""
-    return prompt + "".join(step + STEP_END for step in steps)
+def render_prefix(prompt: str, steps: list[str], fmt: StepFormat = LINE) -> str:
+    """The prompt followed by each full step text and its separator."""
+    return prompt + "".join(step + fmt.separator for step in steps)
 
 
 # A step header as models write it: "Step 2:", "step 2 .", "Step:", "Step Step 2:",
@@ -109,19 +179,38 @@ def _strip_headers(content: str) -> str:
     return _LEADING_HEADERS_RE.sub("", content, count=1)
 
 
-def parse_step(raw_generated: str, k: int, *, truncated: bool = False) -> ParsedStep:
+def _block_content(text: str) -> str:
+    """A multi-line step's content: headers dropped, spaces collapsed within each line,
+    outer blank lines dropped and inner runs of blank lines reduced to one."""
+    lines = [_collapse(line) for line in _strip_headers(text).split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def parse_step(raw_generated: str, k: int, *, truncated: bool = False, fmt: StepFormat = LINE) -> ParsedStep:
     """Normalize what the model wrote after ``step_header(k)``.
 
-    Only the first line counts (text after a newline belongs to no step).
-    ``truncated`` says generation hit its token limit instead of a newline.
+    Only the text before the format's boundary counts (line format: the first line).
+    ``truncated`` says generation hit its token limit before the boundary.
     """
-    first_line, newline, _rest = raw_generated.partition("\n")
-    content = _collapse(_strip_headers(first_line))
+    if fmt.multiline:
+        cut = fmt.step_end(raw_generated)
+        ended = cut is not None
+        content = _block_content(raw_generated if cut is None else raw_generated[:cut])
+    else:
+        first_line, newline, _rest = raw_generated.partition("\n")
+        ended = bool(newline)
+        content = _collapse(_strip_headers(first_line))
     header = step_header(k)
     text = f"{header} {content}" if content else header
     if not content:
         return ParsedStep(text, content, False, None, STATUS_EMPTY)
-    if truncated and not newline:
+    if truncated and not ended:
         return ParsedStep(text, content, False, None, STATUS_RUNAWAY)
     answer = extract_final_answer(content)
     if answer is not None:
@@ -201,30 +290,45 @@ def is_final_step(text: str) -> bool:
     return extract_final_answer(text) is not None
 
 
-def segment_steps(text: str) -> list[str]:
+_BLANK_SPLIT_RE = re.compile(_BLANK_LINE)
+
+
+def segment_steps(text: str, fmt: StepFormat = LINE) -> list[str]:
     """Split a whole solution into normalized step texts ``"Step k: ..."``.
 
     With "Step k:" markers, each marker starts a step (text before the first
     marker is dropped; numbers are reassigned 1, 2, ...); without markers, each
-    non-empty line is a step.  Steps that are empty after normalization are dropped.
+    non-empty line is a step (``block`` and ``header`` formats: each paragraph
+    between blank lines). The ``block`` format also ends a step at a blank line.
+    Steps that are empty after normalization are dropped.
     """
     markers = list(_MARKER_RE.finditer(text))
     if markers:
         bounds = [m.end() for m in markers]
         ends = [m.start() for m in markers[1:]] + [len(text)]
         pieces = [text[b:e] for b, e in zip(bounds, ends, strict=True)]
+        if fmt.boundary == "block":
+            pieces = [part for piece in pieces for part in _BLANK_SPLIT_RE.split(piece)]
+    elif fmt.multiline:
+        pieces = _BLANK_SPLIT_RE.split(text)
     else:
         pieces = text.splitlines()
-    contents = [_drop_marker_remains(_collapse(_strip_headers(piece))) for piece in pieces]
+    if fmt.multiline:
+        contents = [_drop_marker_remains(_block_content(piece)) for piece in pieces]
+    else:
+        contents = [_drop_marker_remains(_collapse(_strip_headers(piece))) for piece in pieces]
     return [f"{step_header(i)} {c}" for i, c in enumerate((c for c in contents if c), start=1)]
 
 
 def _drop_marker_remains(content: str) -> str:
     """Drop what the next marker left behind: "Step" of "Step Step 2:", "**" of "**Step 2:**"."""
-    words = content.split(" ")
+    *lines, last = content.split("\n")
+    words = last.split(" ")
     while words and words[-1].strip("*#").lower() in ("step", ""):
         words.pop()
-    return " ".join(words)
+    if not words and lines:  # the remains filled the last line of a multi-line step
+        return _drop_marker_remains("\n".join(lines))
+    return "\n".join([*lines, " ".join(words)])
 
 
 def step_content(step_text: str) -> str:

@@ -414,7 +414,7 @@ def test_write_report_empty_run(tmp_path: Path) -> None:
     md = write_report(store.path, tmp_path / "out")
     text = md.read_text(encoding="utf-8")
     assert "No evaluation rows yet." in text
-    assert "No held-out judge pairs" in text
+    assert "No held-out pairs judged by the LLM judge" in text
     assert "No finished stages." in text
     assert not (tmp_path / "out" / "accuracy.png").exists()
     assert not (tmp_path / "out" / "reliability.png").exists()

@@ -13,10 +13,20 @@ import torch
 
 from presrm.model.adapters import add_lora
 from presrm.model.encoding import encode_prompts
-from presrm.model.generation import FINISH_EOS, FINISH_LENGTH, FINISH_NEWLINE, generate_steps
+from presrm.model.generation import (
+    FINISH_BOUNDARY,
+    FINISH_EOS,
+    FINISH_LENGTH,
+    FINISH_NEWLINE,
+    FINISH_STOP,
+    NEWLINE_STOP,
+    StopRule,
+    generate_steps,
+)
 from presrm.model.loading import load_policy
 from presrm.model.policy import Policy
 from presrm.model.scoring import next_token_logprobs, sequence_logprobs
+from presrm.steps import StepFormat
 
 PREFIXES = [
     "Question: 2+3\nStep 1:",
@@ -292,3 +302,63 @@ def test_nucleus_sampler_flat_distribution_uses_full_sort() -> None:
     picks = _sample(logits.expand(5000, 2000), 1.0, 0.8, gen).tolist()
     assert set(picks) <= allowed
     assert max(int((ranked == t).nonzero()) for t in picks) > 256  # beyond the top-k shortcut
+
+
+# --- multi-line steps and other stop rules ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multiline() -> Policy:
+    """Tiny model that writes many line ends (so blank lines too) and a merged next-step header."""
+    policy = load_policy("tiny", seed=2)
+    policy.tokenizer.add_tokens(["\nStep 3:"])  # like BPE merging a line end with the next header
+    policy.model.resize_token_embeddings(len(policy.tokenizer))
+    header = policy.tokenizer.convert_tokens_to_ids("\nStep 3:")
+    newline = policy.tokenizer.convert_tokens_to_ids("\n")
+    policy = _bias_lm_head(policy, {newline: 2.0, header: 1.5})
+    policy.step_format = StepFormat("block")
+    return policy
+
+
+def test_block_steps_span_lines_and_end_at_a_blank_line_or_header(multiline: Policy) -> None:
+    tok = multiline.tokenizer
+    fmt = multiline.step_format
+    out = generate_steps(multiline, PREFIXES, 12, temperature=1.0, top_p=1.0, max_new_tokens=24, seed=4)
+    samples = [(prefix, s) for prefix, row in zip(PREFIXES, out, strict=True) for s in row]
+    assert {s.finish for _, s in samples} >= {FINISH_BOUNDARY, FINISH_LENGTH}
+    assert any("\n" in s.text.strip() for _, s in samples), "some kept step spans lines"
+    ended_by = set()
+    for prefix, s in samples:
+        full = tok.decode(list(s.token_ids), skip_special_tokens=True)
+        assert full.startswith(s.text)
+        # the log-prob covers exactly the kept tokens
+        assert s.logprob == pytest.approx(_manual_logprob(multiline, prefix, list(s.token_ids)), abs=1e-4)
+        if s.finish != FINISH_BOUNDARY:
+            assert fmt.step_end(full) is None
+            continue
+        # the kept text holds no boundary; the last kept token reached it (a line end), nothing after
+        assert fmt.step_end(s.text) is None and full[len(s.text) :].startswith("\n")
+        assert len(tok.decode(list(s.token_ids[:-1]), skip_special_tokens=True)) <= len(s.text)
+        ended_by.add("header" if full[len(s.text) :] == "\nStep 3:" else "blank line")
+    assert ended_by == {"header", "blank line"}
+
+
+def test_line_format_is_the_default_rule(tiny: Policy) -> None:
+    assert tiny.step_format == StepFormat("line")
+    explicit = generate_steps(
+        tiny, PREFIXES, 3, temperature=0.9, max_new_tokens=12, seed=5, stop=NEWLINE_STOP
+    )
+    assert explicit == generate_steps(tiny, PREFIXES, 3, temperature=0.9, max_new_tokens=12, seed=5)
+
+
+def test_a_stop_rule_ends_text_after_a_string(chatty: Policy) -> None:
+    # The judge's rule shape: keep everything up to and including a closing string; line ends go on.
+    rule = StopRule(lambda t: t.index("=5") + 2 if "=5" in t else None, "5", FINISH_STOP)
+    out = generate_steps(
+        chatty, PREFIXES, 8, temperature=1.0, top_p=1.0, max_new_tokens=30, seed=3, stop=rule
+    )
+    samples = [s for row in out for s in row]
+    stopped = [s for s in samples if s.finish == FINISH_STOP]
+    assert stopped and any("\n" in s.text for s in samples)
+    for s in stopped:
+        assert s.text.endswith("=5") and s.text.count("=5") == 1

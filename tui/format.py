@@ -130,7 +130,8 @@ def judgment_detail(j: JudgmentRow, node_id: int | None) -> Text:
     """One judge call: who was A and B, the parsed verdict, probabilities, check and raw output."""
     out = Text()
     out.append(f"judgment {j.judgment_id}", style="bold")
-    out.append(f"  {j.mode}  order {j.order}  A = node {j.node_a}")
+    mode = "likelihood comparison (no LLM judge)" if j.mode == "likelihood" else j.mode
+    out.append(f"  {mode}  order {j.order}  A = node {j.node_a}")
     if j.node_b is not None:
         out.append(f"  B = node {j.node_b}")
     out.append("\nverdict ")
@@ -138,8 +139,12 @@ def judgment_detail(j: JudgmentRow, node_id: int | None) -> Text:
     if j.expected is not None:
         out.append("  expected ")
         out.append(j.expected, style="green" if j.verdict == j.expected else "red")
+    if j.verdict_source is not None:
+        out.append(f"  from {j.verdict_source}")
     out.append(f"  p_a {score(j.p_a, 3)}  p_b {score(j.p_b, 3)}")
-    if node_id is not None and j.winner is not None and j.mode == "pairwise":
+    if j.probs_at is not None:
+        out.append(f" (read at {'the written verdict' if j.probs_at == 'verdict' else 'an appended [['})")
+    if node_id is not None and j.winner is not None and j.node_b is not None:
         out.append("  this node ")
         out.append("won" if j.winner == node_id else "lost", style="green" if j.winner == node_id else "red")
     out.append("\ncheck: ", style="dim")

@@ -21,7 +21,8 @@ COLUMNS = (
     ("search_gain", "search − greedy"),
     ("greedy_gain_vs_m1", "greedy − M1"),
     ("auroc_min", "AUROC min score"),
-    ("judge_accuracy", "judge acc."),
+    ("judge_accuracy", "LLM-judge acc."),
+    ("likelihood_accuracy", "likelihood acc."),
 )
 
 

@@ -15,15 +15,22 @@ accuracy_greedy / accuracy_search
 search_gain
     accuracy_search - accuracy_greedy (both present).
 judge_accuracy
-    held-out EFT pairs (``judgments.phase = 'eft_test'``, pairwise, order 0 with
+    held-out EFT pairs judged by the LLM judge (``judgments.phase = 'eft_test'``,
+    ``mode = 'pairwise'``: the written verdict or its P(A)/P(B), never the likelihood
+    comparison), order 0 with
     ``expected`` A/B) matched with their order-1 row (same iteration, node_a/node_b
     swapped). Right only when both orders give the right verdict (the paper's Table 3
     with the consistency rule); unparseable or missing order counts as wrong. Left out
     when the iteration has no order-1 EFT rows at all (see judge_accuracy_order0).
 judge_accuracy_order0
     the same pairs judged on their first presentation alone.
+likelihood_accuracy
+    the same rule for the pairs decided by the likelihood comparison (``mode =
+    'likelihood'``: the policy's own log-prob of each step, no judge prompt). Not an
+    LLM-as-a-judge number: never set beside the paper's Table 3.
 judge_consistency
-    ``judge_pairs`` view, phases train + eval: fraction of pairs whose two orders name
+    ``judge_pairs`` view, phases train + eval, LLM judge only (``mode = 'pairwise'``; the
+    likelihood comparison is consistent by design): fraction of pairs whose two orders name
     the same winner (an unparseable verdict is inconsistent; the view's ``consistent``
     is NULL then, so it is coalesced to false).
 auroc_{min,mean,last}, ece_{min,mean,last}
@@ -44,7 +51,7 @@ processbench_acc_erroneous / processbench_acc_correct
     the two accuracies behind that F1 (None when their group of paths is empty).
 steps_per_solution / tokens_per_step
     greedy ``evals`` rows: mean ``n_steps``; ``sum(n_tokens) / sum(n_steps)``.
-n_eval_greedy / n_eval_search / n_eft_pairs / n_judge_pairs / n_judged_steps / n_paths
+n_eval_greedy / n_eval_search / n_eft_pairs / n_likelihood_pairs / n_judge_pairs / n_judged_steps / n_paths
     the sample sizes behind the metrics above.
 """
 
@@ -52,20 +59,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from presrm.errors import PresrmError
+from presrm.eval.judge_metrics import WRONG_BELOW, judge_metrics
+from presrm.eval.judge_metrics import JudgeRow as JudgeRow  # re-exported
+from presrm.eval.judge_metrics import judge_table as judge_table  # re-exported
 from presrm.eval.significance import INTERVAL_METRICS, add_intervals
 from presrm.metrics import (
     ReliabilityBin,
     auroc,
     expected_calibration_error,
-    judge_accuracy,
-    judge_step_detection,
     processbench_f1,
     reliability_table,
 )
@@ -78,17 +85,16 @@ class EvaluationError(PresrmError):
 
 
 AGGREGATES = ("min", "mean", "last")
-WRONG_BELOW = 0.5
-"""A judged step with ``soft_score`` below this counts as "the judge says wrong"."""
 
 METRICS: dict[str, str] = {
     "accuracy_greedy": "final-answer accuracy, greedy decoding",
     "accuracy_search": "final-answer accuracy, best-of-w step search with the self-judge",
     "search_gain": "accuracy_search - accuracy_greedy on the problems both evaluated",
     **INTERVAL_METRICS,
-    "judge_accuracy": "held-out judge pairs right in both orders (paper's Table 3)",
-    "judge_accuracy_order0": "held-out judge pairs right in their first order",
-    "judge_consistency": "search judgments whose two orders agree",
+    "judge_accuracy": "held-out pairs the LLM judge (pairwise prompt) gets right in both orders (paper's Table 3)",
+    "judge_accuracy_order0": "held-out pairs the LLM judge gets right in their first order",
+    "likelihood_accuracy": "held-out pairs where the policy's own log-prob prefers the right step (no LLM judge)",
+    "judge_consistency": "LLM-judge search judgments whose two orders agree",
     "auroc_min": "AUROC of min step self-score vs final correctness (search)",
     "auroc_mean": "AUROC of mean step self-score vs final correctness (search)",
     "auroc_last": "AUROC of last step self-score vs final correctness (search)",
@@ -105,7 +111,8 @@ METRICS: dict[str, str] = {
     "tokens_per_step": "generated tokens per greedy step",
     "n_eval_greedy": "greedy eval problems",
     "n_eval_search": "search eval problems",
-    "n_eft_pairs": "held-out judge pairs",
+    "n_eft_pairs": "held-out pairs judged by the LLM judge",
+    "n_likelihood_pairs": "held-out pairs decided by the likelihood comparison",
     "n_judge_pairs": "search judgment pairs (both orders)",
     "n_judged_steps": "judged steps with a step check",
     "n_paths": "chosen paths scored by ProcessBench",
@@ -128,28 +135,6 @@ WHERE iteration = ? AND mode = 'greedy' AND n_steps IS NOT NULL AND n_tokens IS 
 SEARCH_SCORES_SQL = """
 SELECT min_score, mean_score, last_score, coalesce(correct, false) AS correct
 FROM evals WHERE iteration = ? AND mode = 'search'
-"""
-
-# Order-0 rows of held-out pairs, with their order-1 partner when it exists.
-EFT_PAIRS_SQL = """
-SELECT f.iteration, f.verdict AS v0, s.verdict AS v1, f.expected, s.judgment_id IS NOT NULL AS has_order1
-FROM judgments f
-LEFT JOIN judgments s
-  ON s.run_id = f.run_id AND s.iteration = f.iteration AND s.phase = f.phase AND s.mode = f.mode
- AND s."order" = 1 AND s.node_a = f.node_b AND s.node_b = f.node_a
-WHERE f.phase = 'eft_test' AND f.node_b IS NOT NULL AND f."order" = 0 AND f.expected IN ('A', 'B')
-  AND (? IS NULL OR f.iteration = ?)
-ORDER BY f.iteration, f.judgment_id
-"""
-
-CONSISTENCY_SQL = """
-SELECT count(*), avg(CASE WHEN coalesce(consistent, false) THEN 1.0 ELSE 0.0 END)
-FROM judge_pairs WHERE iteration = ? AND phase IN ('train', 'eval')
-"""
-
-STEP_DETECTION_SQL = """
-SELECT soft_score < ? AS says_wrong, NOT step_check AS is_wrong, soft_score
-FROM nodes WHERE iteration = ? AND soft_score IS NOT NULL AND step_check IS NOT NULL
 """
 
 FIRST_ERROR_SQL = """
@@ -196,7 +181,7 @@ def summarize_iteration(run_file: str | Path, iteration: int) -> dict[str, float
         _accuracy(con, iteration, out)
         add_intervals(con, iteration, out)
         _calibration(con, iteration, out)
-        _judge(con, iteration, out)
+        judge_metrics(con, iteration, out)
         _steps(con, iteration, out)
     return {k: v for k, v in out.items() if v is not None}
 
@@ -225,28 +210,6 @@ def _calibration(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, 
         labels = [p[1] for p in pairs]
         out[f"auroc_{agg}"] = auroc(scores, labels)
         out[f"ece_{agg}"] = expected_calibration_error(scores, labels)
-
-
-def _judge(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
-    eft = _fetch(con, EFT_PAIRS_SQL, [iteration, iteration])
-    if eft:
-        out["n_eft_pairs"] = float(len(eft))
-        v0 = [r[1] for r in eft]
-        expected = [r[3] for r in eft]
-        out["judge_accuracy_order0"] = sum(a == e for a, e in zip(v0, expected, strict=True)) / len(eft)
-        if any(r[4] for r in eft):  # the iteration judged both orders
-            out["judge_accuracy"] = judge_accuracy(v0, [r[2] for r in eft], expected)
-    n_pairs, consistency = _fetch(con, CONSISTENCY_SQL, [iteration])[0]
-    if n_pairs:
-        out["n_judge_pairs"] = float(n_pairs)
-        out["judge_consistency"] = float(consistency)
-    det_rows = _fetch(con, STEP_DETECTION_SQL, [WRONG_BELOW, iteration])
-    if det_rows:
-        det = judge_step_detection([bool(r[0]) for r in det_rows], [bool(r[1]) for r in det_rows])
-        out["n_judged_steps"] = float(len(det_rows))
-        out["judge_step_precision"] = det.precision
-        out["judge_step_recall"] = det.recall
-        out["judge_step_auroc"] = auroc([float(r[2]) for r in det_rows], [not r[1] for r in det_rows])
 
 
 def _steps(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
@@ -291,48 +254,6 @@ def reliability(
 def _with_run(run_file: str | Path, sql: str, params: Sequence[Any]) -> list[tuple]:
     with open_run(run_file) as con:
         return _fetch(con, sql, params)
-
-
-@dataclass(frozen=True)
-class JudgeRow:
-    """One line of the judge-accuracy table (the paper's Table 3) for one iteration."""
-
-    iteration: int
-    n_pairs: int
-    accuracy: float | None  # both orders right; None when only one order was judged
-    accuracy_order0: float
-    consistency: float | None  # both orders name the same candidate
-    unparseable: float  # fraction of stored verdicts (both orders) that could not be read
-
-
-def judge_table(run_file: str | Path) -> list[JudgeRow]:
-    """Held-out judge accuracy per iteration (iterations without eft_test pairs are omitted)."""
-    rows = _with_run(run_file, EFT_PAIRS_SQL, [None, None])
-    by_iter: dict[int, list[tuple]] = defaultdict(list)
-    for r in rows:
-        by_iter[int(r[0])].append(r)
-    table: list[JudgeRow] = []
-    for it in sorted(by_iter):
-        pairs = by_iter[it]
-        v0 = [r[1] for r in pairs]
-        v1 = [r[2] for r in pairs]
-        exp = [r[3] for r in pairs]
-        both = any(r[4] for r in pairs)
-        # unparseable among the verdicts that exist (a missing order-1 row is not a verdict)
-        stored = v0 + [r[2] for r in pairs if r[4]]
-        n_bad = sum(v is None for v in stored)
-        consistent = sum((a, b) in (("A", "B"), ("B", "A")) for a, b in zip(v0, v1, strict=True))
-        table.append(
-            JudgeRow(
-                iteration=it,
-                n_pairs=len(pairs),
-                accuracy=judge_accuracy(v0, v1, exp) if both else None,
-                accuracy_order0=sum(a == e for a, e in zip(v0, exp, strict=True)) / len(pairs),
-                consistency=consistent / len(pairs) if both else None,
-                unparseable=n_bad / len(stored),
-            )
-        )
-    return table
 
 
 def write_summary(store: RunStore, iteration: int, summary: dict[str, float | None]) -> int:

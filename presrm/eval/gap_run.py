@@ -9,6 +9,7 @@ from presrm.errors import PresrmError
 from presrm.eval.verifier_gap import JUDGE_MODES, GapTable, verifier_gap
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
+from presrm.steps import resolve_step_format
 from presrm.store.db import open_run
 from presrm.store.writer import read_identity
 from presrm.tasks import load_task
@@ -41,6 +42,7 @@ def run_gap(
     _, cfg = read_identity(path)
     task = load_task(cfg.task, cfg.task_options)
     policy = _model_of(path, iteration, cfg.model, cfg.seed)
+    policy.step_format = resolve_step_format(cfg.step_format, policy.chat)
     return verifier_gap(
         policy,
         task,

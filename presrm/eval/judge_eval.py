@@ -16,7 +16,7 @@ from pathlib import Path
 
 from presrm.config import RunConfig
 from presrm.model.policy import Policy
-from presrm.search.judge import PairRequest
+from presrm.search.judge import ModelJudge, PairRequest
 from presrm.search.judges import make_judge
 from presrm.store.writer import RunStore
 from presrm.tasks.base import Task
@@ -62,6 +62,8 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
         requests.append(PairRequest(p.question, p.previous_steps, p.step_a, p.step_b))
         requests.append(PairRequest(p.question, p.previous_steps, p.step_b, p.step_a))
     results = judge.pairwise(requests)
+    # The mode these calls really used (a pointwise ModelJudge compares with the pairwise prompt).
+    mode = judge.pairwise_mode if isinstance(judge, ModelJudge) else judge.mode
     tree_ids = store.new_ids("tree", len(pairs))
     node_ids = store.new_ids("node", 2 * len(pairs))
     judgment_ids = store.new_ids("judgment", len(results))
@@ -101,7 +103,7 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
                     "phase": "eft_test",
                     "judgment_id": judgment_ids[2 * i + order],
                     "tree_id": tree_id,
-                    "mode": judge.mode,
+                    "mode": mode,
                     "node_a": x,
                     "node_b": y,
                     "order": order,
@@ -112,6 +114,8 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
                     "p_b": res.p_b,
                     "winner": winner,
                     "expected": expected,
+                    "verdict_source": res.verdict_source,
+                    "probs_at": res.probs_at,
                 }
             )
     store.append_rows("nodes", nodes)

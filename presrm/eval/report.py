@@ -16,14 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from presrm.display import interval_suffix
-from presrm.eval.evaluate import (
-    METRICS,
-    JudgeRow,
-    judge_table,
-    run_iterations,
-    stored_metrics,
-    summarize_iteration,
-)
+from presrm.eval.evaluate import METRICS, run_iterations, stored_metrics, summarize_iteration
+from presrm.eval.judge_metrics import LLM_JUDGE, JudgeRow, judge_table, pair_modes
 from presrm.eval.report_plots import ReportError, model_name, plot_accuracy, plot_reliability
 from presrm.store.db import open_run
 
@@ -35,6 +29,7 @@ PERCENT_METRICS = {
     "greedy_gain_vs_m1",
     "judge_accuracy",
     "judge_accuracy_order0",
+    "likelihood_accuracy",
     "judge_consistency",
     "judge_step_precision",
     "judge_step_recall",
@@ -154,9 +149,14 @@ def _stages_section(info: dict[str, str], times: dict[int, dict[str, float]]) ->
 
 
 def _judge_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
-    lines = ["## Judge accuracy on held-out pairs (cf. the paper's Table 3)", ""]
+    lines = ["## LLM-judge accuracy on held-out pairs (cf. the paper's Table 3)", ""]
     if not table:
-        return [*lines, "No held-out judge pairs (`judgments.phase = 'eft_test'`) in this run.", ""]
+        return [
+            *lines,
+            "No held-out pairs judged by the LLM judge (`judgments.phase = 'eft_test'`,"
+            " `mode = 'pairwise'`) in this run.",
+            "",
+        ]
     rows = [
         [
             model_name(info, r.iteration),
@@ -182,6 +182,33 @@ def _judge_section(info: dict[str, str], table: list[JudgeRow]) -> list[str]:
         "92.8 (M1) and 92.2 (M4) for its 7B model."
     )
     return [*lines, *_table(header, rows), "", note, ""]
+
+
+_OTHER_MODES = {
+    "likelihood": (
+        "Likelihood comparison",
+        "The policy's own log-probability of each step after the accepted prefix decides the pair"
+        " (`judge.mode = 'likelihood'`; no judge prompt, consistent in both orders by design).",
+    ),
+}
+
+
+def _other_mode_section(info: dict[str, str], mode: str, table: list[JudgeRow]) -> list[str]:
+    """A mode other than the LLM judge on the same held-out pairs: apart from Table 3."""
+    if not table:
+        return []
+    title, how = _OTHER_MODES.get(
+        mode, (f"Judge mode `{mode}`", f"`judge.mode = '{mode}'` decides the pair.")
+    )
+    lines = [f"## {title} on held-out pairs (no LLM judge)", ""]
+    rows = [
+        [model_name(info, r.iteration), str(r.n_pairs), _fmt("judge_accuracy", r.accuracy)] for r in table
+    ]
+    note = (
+        how
+        + " Right only when right in both orders. Not LLM-as-a-judge: not comparable with the paper's Table 3."
+    )
+    return [*lines, *_table(["model", "pairs", "accuracy (both orders)"], rows), "", note, ""]
 
 
 def run_summaries(run_file: str | Path) -> dict[int, dict[str, float]]:
@@ -214,6 +241,9 @@ def write_report(run_file: str | Path, out_dir: str | Path) -> Path:
     ]
     lines += _metrics_section(info, summaries)
     lines += _judge_section(info, judge_table(run_file))
+    for mode in pair_modes(run_file):
+        if mode != LLM_JUDGE:
+            lines += _other_mode_section(info, mode, judge_table(run_file, mode))
     lines += _stages_section(info, _stage_times(run_file))
     lines += ["## Plots", ""]
     acc_png = plot_accuracy(info, summaries, out / "accuracy.png") if summaries else None

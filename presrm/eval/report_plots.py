@@ -42,10 +42,11 @@ ACCURACY_PANELS = (
         ),
     ),
     (
-        "Judge accuracy on held-out pairs",
+        "Held-out pairs: LLM judge and likelihood comparison",
         (
-            ("judge_accuracy", "both orders right", "^-", "#2ca02c"),
-            ("judge_accuracy_order0", "first order right", "v--", "#9467bd"),
+            ("judge_accuracy", "LLM judge, both orders right", "^-", "#2ca02c"),
+            ("judge_accuracy_order0", "LLM judge, first order right", "v--", "#9467bd"),
+            ("likelihood_accuracy", "likelihood comparison (no LLM judge)", "d:", "#8c564b"),
         ),
     ),
 )

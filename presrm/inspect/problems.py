@@ -84,7 +84,7 @@ WITH n AS (
                any_value(winner) FILTER (WHERE "order" = 0) AS w0,
                any_value(winner) FILTER (WHERE "order" = 1) AS w1
         FROM judgments
-        WHERE mode = 'pairwise' AND tree_id >= ? AND node_b IS NOT NULL
+        WHERE tree_id >= ? AND node_b IS NOT NULL
         GROUP BY ALL HAVING count(*) >= 2
     ) GROUP BY tree_id
 ), q AS (

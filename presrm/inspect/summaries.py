@@ -17,10 +17,12 @@ HEADLINE_METRICS: tuple[str, ...] = (
     "accuracy_search",
     "greedy_gain_vs_m1",
     "judge_accuracy",
+    "likelihood_accuracy",
     "auroc_min",
     "judge_consistency",
 )
-"""Per-iteration metrics the overview shows (definitions: presrm.eval.evaluate)."""
+"""Per-iteration metrics the overview shows (definitions: presrm.eval.evaluate). judge_accuracy is
+the LLM judge's (the paper's Table 3); likelihood_accuracy the likelihood comparison's (no judge)."""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class JudgmentRow:
     p_b: float | None
     winner: int | None
     expected: str | None
+    verdict_source: str | None = None  # text | probs | logprob (see the judgments table)
+    probs_at: str | None = None  # verdict | appended (pairwise)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def load_tree(path: str | Path, tree_id: int) -> TreeDetail:
         )
         judgments = con.execute(
             'SELECT judgment_id, mode, node_a, node_b, "order", check_text, raw_output, verdict, p_a, p_b,'
-            " winner, expected FROM judgments WHERE tree_id = ? ORDER BY judgment_id",
+            " winner, expected, verdict_source, probs_at FROM judgments WHERE tree_id = ? ORDER BY judgment_id",
             [tree_id],
         ).fetchall()
         flags = con.execute(
@@ -186,6 +188,8 @@ def load_tree(path: str | Path, tree_id: int) -> TreeDetail:
             p_b=r[9],
             winner=r[10],
             expected=r[11],
+            verdict_source=r[12],
+            probs_at=r[13],
         )
         for r in judgments
     )

@@ -78,4 +78,5 @@ def _replace_model(policy: Policy, model: Any) -> Policy:
         chat=policy.chat,
         base_spec=policy.base_spec,
         seed=policy.seed,
+        step_format=policy.step_format,
     )

@@ -2,8 +2,9 @@
 
 :func:`generate_steps` encodes each distinct prefix once, runs one prefill over them, copies
 the KV cache ``n`` times (one row per candidate) and decodes all rows together with its own
-temperature/top-p sampler, stopping each row at the first newline (a step is one line), at EOS
-or at ``max_new_tokens``. Once half the rows have finished they are dropped from the batch, so
+temperature/top-p sampler, stopping each row where its :class:`StopRule` says (by default the
+policy's step format: the first newline for one-line steps, a blank line or the next step
+header for multi-line ones; the judge stops after its verdict), at EOS or at ``max_new_tokens``. Once half the rows have finished they are dropped from the batch, so
 that a few long candidates do not drag a full batch along (dropping each row as soon as it
 finished is slower on CPU: every drop copies the KV cache, while a decode step costs about the
 same at 9 or 18 rows).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import inspect
 import random
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,40 @@ from transformers import DynamicCache
 
 from presrm.model.encoding import encode_prompts, left_pad, position_ids
 from presrm.model.policy import Policy
-from presrm.steps import STEP_END
+from presrm.steps import STEP_END, StepFormat
 
 FINISH_NEWLINE = "newline"
+FINISH_BOUNDARY = "boundary"  # a multi-line step ended at a blank line or the next step header
+FINISH_STOP = "stop"  # another stop rule ended the text (the judge's closing "]]")
 FINISH_EOS = "eos"
 FINISH_LENGTH = "length"
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Where a generated text ends.
+
+    ``end(text)`` gives the length of the text to keep (None: not ended yet); it is asked only
+    when a row's new token contains one of ``triggers`` (a table per tokenizer says which
+    tokens do). ``exact``: every such token ends the text, so nothing needs decoding (the
+    one-line rule). ``finish`` is the label a row stopped by this rule gets.
+    """
+
+    end: Callable[[str], int | None]
+    triggers: str
+    finish: str
+    exact: bool = False
+
+
+NEWLINE_STOP = StopRule(lambda text: StepFormat("line").step_end(text), STEP_END, FINISH_NEWLINE, exact=True)
+
+
+def step_stop(fmt: StepFormat) -> StopRule:
+    """The stop rule of a step format: a newline, or a blank line / the next "Step k:" header."""
+    if not fmt.multiline:
+        return NEWLINE_STOP
+    # A blank line completes at a newline, a header at its ':' / '.' / ')'.
+    return StopRule(fmt.step_end, "\n:.)", FINISH_BOUNDARY)
 
 
 @dataclass(frozen=True)
@@ -94,22 +124,38 @@ def _eos_ids(policy: Policy) -> set[int]:
     return ids
 
 
-_NEWLINE_TABLES: weakref.WeakKeyDictionary[Any, tuple[int, torch.Tensor]] = weakref.WeakKeyDictionary()
+_TOKEN_TEXTS: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+_TRIGGER_TABLES: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _token_texts(tokenizer: Any) -> list[str]:
+    """Every token's text, decoded once per tokenizer (~0.5 s for a 49k vocabulary)."""
+    texts = _TOKEN_TEXTS.get(tokenizer)
+    if texts is None or len(texts) != len(tokenizer):
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+        _TOKEN_TEXTS[tokenizer] = texts
+        _TRIGGER_TABLES.pop(tokenizer, None)  # tokens were added: rebuild the tables
+    return texts
+
+
+def trigger_token_mask(tokenizer: Any, vocab_size: int, triggers: str) -> torch.Tensor:
+    """Bool [vocab_size]: which tokens' text contains any of ``triggers`` (BPE merges "\\n" into
+    tokens); cached per tokenizer and rebuilt if tokens are added."""
+    texts = _token_texts(tokenizer)
+    tables = _TRIGGER_TABLES.setdefault(tokenizer, {})
+    key = (triggers, vocab_size)
+    if key not in tables:
+        n = min(vocab_size, len(texts))
+        hits = [any(c in t for c in triggers) for t in texts[:n]]
+        tables[key] = torch.tensor(hits + [False] * (vocab_size - n), dtype=torch.bool)
+    return tables[key]
 
 
 def newline_token_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
-    """Bool [vocab_size]: which tokens' text contains a newline (BPE merges "\\n" into tokens).
-
-    Built once per tokenizer (~0.5 s for a 49k vocabulary) and rebuilt if tokens are added.
-    """
-    cached = _NEWLINE_TABLES.get(tokenizer)
-    if cached is not None and cached[0] == len(tokenizer) and cached[1].numel() == vocab_size:
-        return cached[1]
-    n = min(vocab_size, len(tokenizer))
-    texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
-    table = torch.tensor([STEP_END in t for t in texts] + [False] * (vocab_size - n), dtype=torch.bool)
-    _NEWLINE_TABLES[tokenizer] = (len(tokenizer), table)
-    return table
+    """Bool [vocab_size]: which tokens' text contains a newline."""
+    return trigger_token_mask(tokenizer, vocab_size, STEP_END)
 
 
 _NUCLEUS_FIRST_K = 256  # tokens tried before sorting the whole vocabulary
@@ -148,8 +194,10 @@ def generate_steps(
     seed: int | None = None,
     max_rows: int = 64,
     drop_finished: bool = True,
+    stop: StopRule | None = None,
 ) -> list[list[StepSample]]:
-    """For each prefix, ``n`` candidate continuations up to the end of the line.
+    """For each prefix, ``n`` candidate continuations up to where ``stop`` ends them (default:
+    the end of the step in the policy's step format).
 
     ``temperature`` 0 is greedy (the ``n`` samples are then identical). ``seed`` makes sampling
     deterministic on a given device. Prefixes are processed in chunks of at most ``max_rows``
@@ -163,6 +211,7 @@ def generate_steps(
         raise ValueError("max_new_tokens must be >= 1")
     if not prefixes:
         return []
+    rule = stop if stop is not None else step_stop(policy.step_format)
     if seed is None:
         seed = random.SystemRandom().randrange(2**63)
     generator = torch.Generator(device=policy.device)
@@ -176,7 +225,7 @@ def generate_steps(
         for start in range(0, len(distinct), per_chunk):
             chunk = distinct[start : start + per_chunk]
             samples = _generate_chunk(
-                policy, chunk, rows, temperature, top_p, max_new_tokens, generator, drop_finished
+                policy, chunk, rows, temperature, top_p, max_new_tokens, generator, drop_finished, rule
             )
             results.update(zip(chunk, samples, strict=True))
     return [list(results[p]) * (n // rows) for p in prefixes]
@@ -191,6 +240,7 @@ def _generate_chunk(
     max_new_tokens: int,
     generator: torch.Generator,
     drop_finished: bool,
+    rule: StopRule,
 ) -> list[list[StepSample]]:
     model, device = policy.model, policy.device
     rows = encode_prompts(policy, prefixes)
@@ -212,7 +262,7 @@ def _generate_chunk(
     )
     logits = out.logits[:, -1, :].float()
     vocab = logits.shape[-1]
-    newline = newline_token_mask(policy.tokenizer, vocab).to(device)
+    trigger = trigger_token_mask(policy.tokenizer, vocab, rule.triggers).to(device)
     eos = torch.zeros(vocab, dtype=torch.bool, device=device)
     for e in _eos_ids(policy):
         if 0 <= e < vocab:
@@ -228,6 +278,7 @@ def _generate_chunk(
     active = torch.arange(total, device=device)  # original row index of each batch row
     tokens: list[list[int]] = [[] for _ in range(total)]
     logps: list[float] = [0.0] * total
+    token_lps: list[list[float]] = [[] for _ in range(total)]
     finish: list[str] = [FINISH_LENGTH] * total
 
     alive = torch.ones(total, dtype=torch.bool, device=device)  # rows still writing their step
@@ -236,22 +287,37 @@ def _generate_chunk(
         chosen = _sample(logits, temperature, top_p, generator)
         chosen_lp = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
         stop_eos = eos[chosen]
-        done = (newline[chosen] | stop_eos) & alive
-        for row, tok, lp, is_eos, is_done, is_alive in zip(
-            active.tolist(),
-            chosen.tolist(),
-            chosen_lp.tolist(),
-            stop_eos.tolist(),
-            done.tolist(),
-            alive.tolist(),
-            strict=True,
+        triggered = trigger[chosen] & alive
+        done = (triggered | stop_eos) & alive
+        not_ended: list[int] = []
+        for i, (row, tok, lp, is_eos, is_done, is_alive) in enumerate(
+            zip(
+                active.tolist(),
+                chosen.tolist(),
+                chosen_lp.tolist(),
+                stop_eos.tolist(),
+                done.tolist(),
+                alive.tolist(),
+                strict=True,
+            )
         ):
             if not is_alive:
                 continue
             tokens[row].append(tok)
+            token_lps[row].append(lp)
             logps[row] += lp
+            # A trigger token only may end the text: ask the rule about the decoded text.
+            text_goes_on = is_done and not is_eos and not rule.exact
+            if (
+                text_goes_on
+                and rule.end(policy.tokenizer.decode(tokens[row], skip_special_tokens=True)) is None
+            ):
+                not_ended.append(i)
+                continue
             if is_done:
-                finish[row] = FINISH_EOS if is_eos else FINISH_NEWLINE
+                finish[row] = FINISH_EOS if is_eos else rule.finish
+        if not_ended:
+            done[torch.tensor(not_ended, device=device)] = False
         if step == max_new_tokens - 1:
             break
         alive = alive & ~done
@@ -285,6 +351,30 @@ def _generate_chunk(
     samples: list[StepSample] = []
     for row in range(total):
         text = policy.tokenizer.decode(tokens[row], skip_special_tokens=True)
-        text = text.split(STEP_END, 1)[0]
-        samples.append(StepSample(text, tuple(tokens[row]), len(tokens[row]), logps[row], finish[row]))
+        if rule.exact:
+            text = text.split(rule.triggers, 1)[0] if len(rule.triggers) == 1 else text
+            samples.append(StepSample(text, tuple(tokens[row]), len(tokens[row]), logps[row], finish[row]))
+            continue
+        end = rule.end(text)
+        ids, lps = tokens[row], token_lps[row]
+        if end is not None and finish[row] == rule.finish:
+            text = text[:end]
+            # Tokens past the one that reached the boundary (e.g. the next step's "Step 3:")
+            # belong to no step: drop them and their log-probs.
+            keep = _tokens_covering(policy, ids, end)
+            ids, lps = ids[:keep], lps[:keep]
+        samples.append(StepSample(text, tuple(ids), len(ids), float(sum(lps)), finish[row]))
     return [samples[p * n : (p + 1) * n] for p in range(len(prefixes))]
+
+
+def _tokens_covering(policy: Policy, ids: list[int], end: int) -> int:
+    """The fewest leading tokens whose text reaches past ``end`` characters (the token that
+    holds the boundary's first character included), at least one."""
+    lo, hi = 1, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(policy.tokenizer.decode(ids[:mid], skip_special_tokens=True)) > end:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from presrm.errors import ModelError
-from presrm.steps import plain_solution_prompt, solution_user_message
+from presrm.steps import LINE, StepFormat, plain_solution_prompt, solution_user_message
 
 _DTYPES = {
     "float32": torch.float32,
@@ -26,6 +26,7 @@ class Policy:
 
     ``spec`` is what the policy was loaded from; ``base_spec`` (and ``seed`` for ``tiny``)
     rebuilds the weights under a LoRA adapter, so adapter checkpoints can be reloaded.
+    ``step_format`` is how its solutions are split into steps (the run sets it from its config).
     """
 
     model: Any  # PreTrainedModel or peft.PeftModel
@@ -35,6 +36,7 @@ class Policy:
     chat: bool
     base_spec: str = ""
     seed: int = 0
+    step_format: StepFormat = LINE
 
     def __post_init__(self) -> None:
         if not self.base_spec:
@@ -43,7 +45,7 @@ class Policy:
     def solution_prompt(self, question: str) -> str:
         """The prompt that asks for a step-by-step solution of ``question``."""
         if self.chat:
-            return self.complete_prompt(solution_user_message(question))
+            return self.complete_prompt(solution_user_message(question, self.step_format))
         return plain_solution_prompt(question)
 
     def complete_prompt(self, user_text: str) -> str:

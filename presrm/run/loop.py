@@ -31,16 +31,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from presrm.config import JudgeConfig, RunConfig
+from presrm.config import JudgeConfig
 from presrm.errors import Interrupted, PresrmError
-from presrm.model.adapters import prepare_for_training
 from presrm.model.checkpoints import save_checkpoint
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
 from presrm.run.console import console, progress_bar, summary_line
 from presrm.run.distributed import SINGLE, Dist, weights_digest
+from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
 from presrm.run.plan import checkpoint_dir, plan
+from presrm.run.prepare import prepare_policy
 from presrm.run.stop import StopFlag
 from presrm.search.judge import StepJudge
 from presrm.search.judges import own_judge_factory
@@ -365,7 +366,7 @@ class Loop:
                         }
                     )
 
-        if n == 0:
+        if not check_not_empty(stage, iteration, n, self.cfg, self.store.path, self.dist):
             console.print(f"[yellow]M{iteration} {stage}: no training data; the model is unchanged[/yellow]")
             return []
         console.print(f"M{iteration} {stage}: training on {n} examples")
@@ -389,9 +390,3 @@ def _ts(seconds: float) -> Any:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-
-
-def prepare_policy(policy: Policy, cfg: RunConfig) -> Policy:
-    """Make ``policy`` trainable the way the config says (a new adapter: its rank, scale and seed)."""
-    t = cfg.train
-    return prepare_for_training(policy, t.finetune, seed=cfg.seed, lora_r=t.lora_r, lora_alpha=t.lora_alpha)

@@ -8,7 +8,8 @@ from presrm.config import RunConfig
 from presrm.errors import ConfigError, Interrupted
 from presrm.model.loading import load_policy
 from presrm.run.distributed import setup
-from presrm.run.loop import Loop, prepare_policy
+from presrm.run.loop import Loop
+from presrm.run.prepare import prepare_policy
 from presrm.store.writer import ReplicaStore, RunStore, read_identity
 from presrm.tasks import load_task
 from presrm.tasks.writable import check_writable

@@ -1,15 +1,19 @@
 """Step-wise LLM-as-a-judge: the policy judges its own candidate next steps.
 
 Pairwise (the paper's): one call per ordered pair; the search asks for both orders.
-The judge writes (greedily) an optional short check and a verdict ``[[A]]``/``[[B]]``;
-the probabilities of the ``A``/``B`` tokens right after ``[[`` are read as well, so
-every judgment stores both, and ``JudgeConfig.verdict`` picks which one counts.
+The judge writes (greedily) an optional check — several lines if it likes — and a verdict
+``[[A]]``/``[[B]]``; its text ends after the verdict's closing ``]]`` (or at
+``max_judge_tokens``). The probabilities of the ``A``/``B`` tokens at the verdict's position
+are read as well (right after an appended ``[[`` when the judge wrote no verdict), so every
+judgment stores both, ``JudgeConfig.verdict`` picks which one counts, and the result says
+which did (``verdict_source``) and where the probabilities were read (``probs_at``).
 
 Pointwise (a cheaper baseline): P(Yes) to "is this next step correct?", one forward
 pass per candidate, no generation.
 
 Likelihood: the pair is decided by the policy's own log-probability of each step after
-the accepted prefix (no judge prompt); both orders give the same verdict.
+the accepted prefix (no judge prompt, no LLM-as-a-judge); both orders give the same verdict.
+Its judgments are stored as mode ``likelihood``, never as ``pairwise``.
 
 All calls of one search round are batched: generation for every pair of every
 problem in one ``generate_steps`` call, the verdict probabilities in one batched
@@ -29,12 +33,20 @@ from presrm.judge_format import (
     pairwise_user_text,
     parse_pairwise,
     pointwise_user_text,
-    verdict_prefix,
+    verdict_end,
+    verdict_position,
 )
-from presrm.model.generation import generate_steps
+from presrm.model.generation import FINISH_STOP, StopRule, generate_steps
 from presrm.model.policy import Policy
 from presrm.model.scoring import next_token_logprobs, sequence_logprobs
-from presrm.steps import STEP_END, render_prefix, step_header
+from presrm.steps import render_prefix, step_header
+
+# The judge's text ends after its verdict's closing "]]"; lines of a check do not end it.
+VERDICT_STOP = StopRule(verdict_end, "]", FINISH_STOP)
+
+SOURCE_TEXT = "text"  # the verdict was read from the judge's written [[A]]/[[B]]
+SOURCE_PROBS = "probs"  # from P(A) vs P(B) (pointwise: P(Yes) vs P(No))
+SOURCE_LOGPROB = "logprob"  # the likelihood comparison: the policy's log-prob of each step
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,8 @@ class JudgeResult:
     check_text: str | None
     p_a: float | None
     p_b: float | None
+    verdict_source: str | None = None  # SOURCE_*: what the verdict came from; None without one
+    probs_at: str | None = None  # pairwise: "verdict" | "appended" (judge_format.PROBS_AT_*)
 
 
 class StepJudge(Protocol):
@@ -102,6 +116,12 @@ class ModelJudge:
         self.mode: str = resolve_judge_mode(config.mode, policy)
         self.batch_size = batch_size
 
+    @property
+    def pairwise_mode(self) -> str:
+        """The mode :meth:`pairwise` calls really use (what ``judgments.mode`` records): a
+        pointwise judge asked to compare two steps uses the pairwise prompt."""
+        return "pairwise" if self.mode == "pointwise" else self.mode
+
     def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
         if not requests:
             return []
@@ -116,23 +136,27 @@ class ModelJudge:
         # Without a check the judge only needs room for "[[A]]".
         max_tokens = self.config.max_judge_tokens if self.config.check else 8
         generated = generate_steps(
-            self.policy, prompts, 1, temperature=0.0, max_new_tokens=max_tokens, seed=0
+            self.policy, prompts, 1, temperature=0.0, max_new_tokens=max_tokens, seed=0, stop=VERDICT_STOP
         )
         raws = [samples[0].text for samples in generated]
-        # Read P(A) vs P(B) right after "[[" — appended when the model never wrote it,
-        # so a probability verdict exists even for unparseable text.
+        # Read P(A) vs P(B) at the verdict the judge wrote, or after an appended "[[" when it
+        # wrote none, so a probability verdict exists even for unparseable text.
+        positions = [verdict_position(raw) for raw in raws]
         logps = next_token_logprobs(
             self.policy,
-            [p + verdict_prefix(raw) for p, raw in zip(prompts, raws, strict=True)],
+            [p + prefix for p, (prefix, _) in zip(prompts, positions, strict=True)],
             list(VERDICT_TOKENS),
             batch_size=self.batch_size,
         )
         results = []
-        for raw, row in zip(raws, logps.tolist(), strict=True):
+        for raw, (_, probs_at), row in zip(raws, positions, logps.tolist(), strict=True):
             parsed = parse_pairwise(raw)
             p_a, p_b = _two_way(row[0], row[1])
-            verdict = parsed.verdict if self.config.verdict == "text" else ("A" if p_a >= p_b else "B")
-            results.append(JudgeResult(verdict, raw, parsed.check_text, p_a, p_b))
+            if self.config.verdict == "text":
+                verdict, source = parsed.verdict, SOURCE_TEXT if parsed.verdict else None
+            else:
+                verdict, source = ("A" if p_a >= p_b else "B"), SOURCE_PROBS
+            results.append(JudgeResult(verdict, raw, parsed.check_text, p_a, p_b, source, probs_at))
         return results
 
     def _likelihood(self, requests: list[PairRequest]) -> list[JudgeResult]:
@@ -149,14 +173,15 @@ class ModelJudge:
 
         def index(req: PairRequest, step: str) -> int:
             k = len(req.previous_steps) + 1
-            prefix = render_prefix(self.policy.solution_prompt(req.question), list(req.previous_steps))
+            fmt = self.policy.step_format
+            prefix = render_prefix(self.policy.solution_prompt(req.question), list(req.previous_steps), fmt)
             prefix += step_header(k)
             body = step[len(step_header(k)) :] if step.startswith(step_header(k)) else " " + step
             key = (prefix, body)
             if key not in keys:
                 keys[key] = len(prompts)
                 prompts.append(prefix)
-                continuations.append(body + STEP_END)
+                continuations.append(body + fmt.separator)
             return keys[key]
 
         pairs = [(index(r, r.step_a), index(r, r.step_b)) for r in requests]
@@ -166,7 +191,8 @@ class ModelJudge:
             a, b = logps[ia], logps[ib]
             p_a, p_b = _two_way(a, b)
             verdict = "A" if a >= b else "B"
-            results.append(JudgeResult(verdict, f"logp(A)={a:.4f} logp(B)={b:.4f}", None, p_a, p_b))
+            raw = f"logp(A)={a:.4f} logp(B)={b:.4f}"
+            results.append(JudgeResult(verdict, raw, None, p_a, p_b, SOURCE_LOGPROB))
         return results
 
     def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
@@ -181,5 +207,5 @@ class ModelJudge:
         for row in logps.tolist():
             p_yes, p_no = _two_way(row[0], row[1])
             verdict = POINTWISE_TOKENS[0] if p_yes >= p_no else POINTWISE_TOKENS[1]
-            results.append(JudgeResult(verdict, verdict, None, p_yes, p_no))
+            results.append(JudgeResult(verdict, verdict, None, p_yes, p_no, SOURCE_PROBS))
         return results

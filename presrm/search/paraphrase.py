@@ -62,7 +62,12 @@ class ParaphraseJudge:
             variants = self.variants(question)
             sizes.append(len(variants))
             for variant in variants:
-                prefixes.append(render_prefix(self.policy.solution_prompt(variant), list(previous)) + header)
+                prefixes.append(
+                    render_prefix(
+                        self.policy.solution_prompt(variant), list(previous), self.policy.step_format
+                    )
+                    + header
+                )
         flat = generate_steps(
             self.policy, prefixes, 1, temperature=0.0, max_new_tokens=self.max_step_tokens, seed=0
         )
@@ -81,7 +86,10 @@ class ParaphraseJudge:
         for item, samples in zip(unique, self.votes(unique), strict=True):
             k = len(item[1]) + 1
             counts[item] = Counter(
-                same_step_key(parse_step(s.text, k, truncated=s.finish == "length").text) for s in samples
+                same_step_key(
+                    parse_step(s.text, k, truncated=s.finish == "length", fmt=self.policy.step_format).text
+                )
+                for s in samples
             )
         return counts
 

@@ -80,6 +80,8 @@ class Judgment:
     p_b: float | None
     winner: int | None
     expected: str | None
+    verdict_source: str | None = None
+    probs_at: str | None = None
 
 
 @dataclass

@@ -31,7 +31,7 @@ from presrm.model.policy import Policy
 from presrm.search.judge import PairRequest, PointRequest, StepJudge
 from presrm.search.paraphrase import MODE, ParaphraseJudge, vote_shares
 from presrm.search.tree import IdSource, Judgment, Node, SearchSettings, Tree
-from presrm.steps import parse_step, render_prefix, step_header
+from presrm.steps import StepFormat, parse_step, render_prefix, step_header
 from presrm.tasks.base import Problem, Task
 
 
@@ -75,7 +75,8 @@ def search(
         if not active:
             break
         prefixes = [
-            render_prefix(prompts[t.tree_id], [n.text for n in t.path]) + step_header(len(t.path) + 1)
+            render_prefix(prompts[t.tree_id], [n.text for n in t.path], policy.step_format)
+            + step_header(len(t.path) + 1)
             for t in active
         ]
         t0 = time.perf_counter()
@@ -89,7 +90,10 @@ def search(
             samples = _with_samples(policy, prefixes, votes, settings, seed)
         else:
             samples = _candidates(policy, prefixes, settings, seed)
-        groups = [_make_group(t, cands, task, ids) for t, cands in zip(active, samples, strict=True)]
+        groups = [
+            _make_group(t, cands, task, ids, policy.step_format)
+            for t, cands in zip(active, samples, strict=True)
+        ]
         t1 = time.perf_counter()
         clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
         if voting:
@@ -144,14 +148,14 @@ def _with_samples(
     return [v + r[: max(0, settings.width - len(v))] for v, r in zip(votes, rest, strict=True)]
 
 
-def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource) -> _Group:
+def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource, fmt: StepFormat) -> _Group:
     depth = len(tree.path) + 1
     parent = tree.path[-1].node_id if tree.path else None
     previous = [n.text for n in tree.path]
     node_ids = ids.new_ids("node", len(candidates))
     nodes: list[Node] = []
     for node_id, sample in zip(node_ids, candidates, strict=True):
-        parsed = parse_step(sample.text, depth, truncated=sample.finish == "length")
+        parsed = parse_step(sample.text, depth, truncated=sample.finish == "length", fmt=fmt)
         nodes.append(
             Node(
                 node_id=node_id,
@@ -206,7 +210,7 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
         g.tree.judgments.append(
             Judgment(
                 jid,
-                "pairwise",
+                judge.mode,  # the mode actually used: the likelihood comparison is no 'pairwise' judge
                 x.node_id,
                 y.node_id,
                 order,
@@ -217,6 +221,8 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
                 res.p_b,
                 winner,
                 _expected(x, y),
+                res.verdict_source,
+                res.probs_at,
             )
         )
         p_x, p_y = _win_probabilities(res.verdict, res.p_a, res.p_b)
@@ -280,6 +286,8 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
                 res.p_b,
                 n.node_id if res.verdict == "Yes" else None,
                 expected,
+                res.verdict_source,
+                res.probs_at,
             )
         )
         g.scores[n.text] = res.p_a if res.p_a is not None else 0.5

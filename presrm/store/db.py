@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from presrm.errors import StoreError
+from presrm.store.migrate import UPGRADABLE, stored_version, upgrade
 from presrm.store.schema import MAGIC, SCHEMA_VERSION, create_statements
 
 NOT_WRITABLE_MARKERS = ("Permission denied", "Operation not permitted", "Read-only file system")
@@ -34,8 +35,36 @@ def is_lock_error(err: BaseException) -> bool:
 def connect(path: str | Path, *, read_only: bool, timeout: float = 30.0) -> duckdb.DuckDBPyConnection:
     """Open ``path``, retrying with jittered backoff while another process holds its lock.
 
+    A run file of an older schema version that presrm can upgrade is upgraded first (in place,
+    one transaction: presrm.store.migrate), also when it is opened for reading.
     Raises StoreError after ``timeout`` seconds (the message says who to blame).
     """
+    con = _connect(path, read_only=read_only, timeout=timeout)
+    try:
+        old = stored_version(con) in UPGRADABLE
+    except duckdb.Error:
+        old = False  # not a presrm file: check_identity says so
+    if not old:
+        return con
+    if read_only:
+        con.close()
+        try:
+            writable = _connect(path, read_only=False, timeout=timeout)
+        except StoreError as err:
+            raise StoreError(
+                f"{path}: written by an older presrm (schema version {UPGRADABLE[-1]}); it is upgraded"
+                f" in place when first opened, which needs write access ({err})"
+            ) from None
+        try:
+            upgrade(writable)
+        finally:
+            writable.close()
+        return _connect(path, read_only=True, timeout=timeout)
+    upgrade(con)
+    return con
+
+
+def _connect(path: str | Path, *, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if read_only and not path.exists():
         raise StoreError(f"run file not found: {path}")

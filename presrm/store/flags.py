@@ -257,7 +257,7 @@ def _pair_example(
             " FROM judgments j JOIN nodes a ON a.node_id = j.node_a JOIN nodes b ON b.node_id = j.node_b"
             " LEFT JOIN (SELECT problem_id, any_value(question) AS question FROM problems GROUP BY problem_id) p"
             " ON p.problem_id = a.problem_id"
-            " WHERE j.judgment_id = ? AND j.mode = 'pairwise'",
+            " WHERE j.judgment_id = ? AND j.node_b IS NOT NULL",
             [judgment_id],
         ).fetchall()
     )
@@ -302,7 +302,7 @@ def flag_examples(path: str | Path) -> list[dict[str, Any]]:
                     examples.append(ex)
                 continue
             won = con.execute(
-                "SELECT judgment_id, node_a FROM judgments WHERE mode = 'pairwise' AND winner = ?"
+                "SELECT judgment_id, node_a FROM judgments WHERE node_b IS NOT NULL AND winner = ?"
                 " AND ? IN (node_a, node_b) ORDER BY judgment_id",
                 [flag.target_id, flag.target_id],
             ).fetchall()

@@ -85,6 +85,8 @@ def judgment_columns(trees: list[Tree], *, iteration: int, phase: str) -> dict[s
         "p_b",
         "winner",
         "expected",
+        "verdict_source",
+        "probs_at",
     )
     cols: dict[str, list[Any]] = {k: [] for k in ("iteration", "phase", "tree_id", *keys)}
     for tree in trees:

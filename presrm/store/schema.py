@@ -1,4 +1,9 @@
-"""The trace store's schema, version 1: the public SQL interface of a run file.
+"""The trace store's schema, version 3: the public SQL interface of a run file.
+
+Version 3 (from 2): ``judgments.mode`` records the mode actually used (the likelihood
+comparison is ``likelihood``, no longer ``pairwise``), and ``judgments.verdict_source`` /
+``probs_at`` say where a verdict and its probabilities came from. presrm.store.migrate
+upgrades version 2 files in place when they are opened.
 
 Every table carries ``run_id`` so that several run files can be attached and
 unioned. Comments on each column are stored in the database (``COMMENT ON``) and
@@ -7,7 +12,7 @@ printed by ``presrm schema``; the README quotes them.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAGIC = "presrm-trace-store"
 
 # (table, [(column, type, comment)], table comment)
@@ -84,7 +89,12 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
             ("text", "VARCHAR", "the full step text, 'Step k: ...' (model output, stored verbatim)"),
             ("n_tokens", "INTEGER", "generated tokens of the step"),
             ("logprob", "DOUBLE", "sum of the step tokens' log-probs under the generating model"),
-            ("finish", "VARCHAR", "why generation stopped: newline | eos | length"),
+            (
+                "finish",
+                "VARCHAR",
+                "why generation stopped: newline (one-line steps) | boundary (multi-line steps: a blank"
+                " line or the next step header) | eos | length",
+            ),
             (
                 "self_score",
                 "DOUBLE",
@@ -125,7 +135,13 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
             ("phase", "VARCHAR", "train | eval | eft_test (held-out judge pairs)"),
             ("judgment_id", "BIGINT", "unique within the run"),
             ("tree_id", "BIGINT", "tree of the judged nodes (NULL for eft_test)"),
-            ("mode", "VARCHAR", "pairwise | pointwise"),
+            (
+                "mode",
+                "VARCHAR",
+                "the judge mode actually used: pairwise (LLM-as-a-judge, the paper's [[A]]/[[B]] prompt)"
+                " | pointwise (P(Yes)) | likelihood (the policy's own log-prob of each step: no judge"
+                " prompt, no LLM-as-a-judge)",
+            ),
             ("node_a", "BIGINT", "node shown as candidate A (pointwise: the judged node)"),
             ("node_b", "BIGINT", "node shown as candidate B (NULL for pointwise)"),
             ("order", "SMALLINT", "0 = first presentation of the pair, 1 = swapped order"),
@@ -135,11 +151,32 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
                 "the judge's written check before its verdict (model output, verbatim)",
             ),
             ("raw_output", "VARCHAR", "the judge's full generated text (model output, verbatim)"),
-            ("verdict", "VARCHAR", "A | B (pairwise), Yes | No (pointwise), NULL when unparseable"),
-            ("p_a", "DOUBLE", "P(A) of the verdict token (pointwise: P(Yes)), renormalised over the two"),
+            (
+                "verdict",
+                "VARCHAR",
+                "A | B (pairwise, likelihood), Yes | No (pointwise), NULL when unparseable",
+            ),
+            (
+                "p_a",
+                "DOUBLE",
+                "P(A) of the verdict token (pointwise: P(Yes); likelihood: the step's log-prob"
+                " renormalised over the pair), renormalised over the two",
+            ),
             ("p_b", "DOUBLE", "P(B) of the verdict token (pointwise: P(No))"),
             ("winner", "BIGINT", "node id the verdict prefers, NULL when no verdict"),
             ("expected", "VARCHAR", "correct verdict when known (eft_test pairs / step checker), else NULL"),
+            (
+                "verdict_source",
+                "VARCHAR",
+                "what the stored verdict came from: text (the judge's written [[A]]/[[B]]) | probs"
+                " (P(A) vs P(B); pointwise P(Yes) vs P(No)) | logprob (likelihood); NULL without a verdict",
+            ),
+            (
+                "probs_at",
+                "VARCHAR",
+                "pairwise: where P(A)/P(B) were read: verdict (at the verdict the judge wrote) | appended"
+                " (after '[[' appended to a text without a verdict); NULL for other modes",
+            ),
         ],
         "every judge call",
     ),
@@ -243,19 +280,21 @@ VIEWS: list[tuple[str, str, str]] = [
     ),
     (
         "judge_pairs",
-        "pairwise judgments with both orders side by side: consistency and the agreed winner",
+        "two-step judgments (every mode but pointwise) with both orders side by side: consistency and"
+        " the agreed winner; mode says which judge (the likelihood comparison is consistent by design)",
         """
         SELECT f.run_id, f.iteration, f.phase, f.tree_id, f.node_a, f.node_b,
                f.judgment_id AS first_judgment, s.judgment_id AS swapped_judgment,
                f.winner AS first_winner, s.winner AS swapped_winner,
                coalesce(f.winner IS NOT NULL AND f.winner = s.winner, false) AS consistent,
                CASE WHEN f.winner = s.winner THEN f.winner END AS agreed_winner,
-               f.expected
+               f.expected, f.mode
         FROM judgments f
         JOIN judgments s
           ON s.run_id = f.run_id AND s.tree_id IS NOT DISTINCT FROM f.tree_id AND s.phase = f.phase
-         AND s.iteration = f.iteration AND s.node_a = f.node_b AND s.node_b = f.node_a AND s."order" = 1
-        WHERE f.mode = 'pairwise' AND f."order" = 0
+         AND s.iteration = f.iteration AND s.mode = f.mode
+         AND s.node_a = f.node_b AND s.node_b = f.node_a AND s."order" = 1
+        WHERE f.node_b IS NOT NULL AND f."order" = 0
         """,
     ),
 ]

@@ -45,3 +45,36 @@ def rejected_steps(
     """chosen node_id -> (text, is_final) of the sibling the search rejected in its favour."""
     sql = _CHECKER_AGREED_PAIRS_SQL if checker_agreed_only else _PAIRS_SQL
     return {row[0]: (row[1], row[2]) for row in query_rows(run_file, sql, [iteration])}
+
+
+# What an iteration's training search did: the counts that explain an empty training stage.
+_SEARCH_COUNTS_SQL = """
+SELECT
+  (SELECT count(DISTINCT tree_id) FROM nodes WHERE iteration = ? AND phase = 'train'),
+  (SELECT count(*) FROM judgments WHERE iteration = ? AND phase = 'train'),
+  (SELECT count(*) FROM judgments WHERE iteration = ? AND phase = 'train' AND verdict IS NULL),
+  (SELECT count(*) FROM (SELECT 1 FROM nodes WHERE iteration = ? AND phase = 'train'
+                         GROUP BY tree_id, expansion)),
+  (SELECT count(*) FROM (SELECT 1 FROM nodes WHERE iteration = ? AND phase = 'train'
+                         GROUP BY tree_id, expansion HAVING count(DISTINCT text) = 1)),
+  (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND rolled_back),
+  (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND chosen AND NOT rolled_back),
+  (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND rejected)
+"""
+
+SEARCH_COUNT_NAMES = (
+    "trees",
+    "judgments",
+    "unparseable",
+    "expansions",
+    "single_candidate_expansions",
+    "rolled_back",
+    "accepted_steps",
+    "rejected_steps",
+)
+
+
+def search_counts(run_file: str | Path, iteration: int) -> dict[str, int]:
+    """The training search's counts of ``iteration`` (:data:`SEARCH_COUNT_NAMES`)."""
+    (row,) = query_rows(run_file, _SEARCH_COUNTS_SQL, [iteration] * 8)
+    return {name: int(value or 0) for name, value in zip(SEARCH_COUNT_NAMES, row, strict=True)}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from presrm.model.encoding import encode_continuations, encode_prompts
 from presrm.model.policy import Policy
-from presrm.steps import STEP_END, render_prefix, step_header
+from presrm.steps import render_prefix, step_header
 from presrm.store.training_rows import accepted_paths, rejected_steps
 from presrm.train.examples import StepPair, StepRollout
 
@@ -40,7 +40,7 @@ def dpo_pairs_from_store(
             if node_id not in rejected:
                 continue
             rej_text, rej_final = rejected[node_id]
-            prefix = render_prefix(prompt, [r[5] for r in rows[:i]]) + step_header(depth)
+            prefix = render_prefix(prompt, [r[5] for r in rows[:i]], policy.step_format) + step_header(depth)
             pairs.append(
                 StepPair(
                     prefix,
@@ -83,7 +83,7 @@ def ppo_rollouts_from_store(
     for rows in paths.values():
         question = rows[0][9]
         prompt_ids = encode_prompts(policy, [policy.solution_prompt(question)])[0]
-        steps = encode_continuations(policy, [r[5] + STEP_END for r in rows])
+        steps = encode_continuations(policy, [r[5] + policy.step_format.separator for r in rows])
         if not prompt_ids or any(not s for s in steps):
             continue
         finished = bool(rows[-1][6])

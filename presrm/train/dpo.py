@@ -8,8 +8,8 @@ best and the worst candidate). The loss is
 Why the data is tokenized here: ``DPOTrainer`` appends EOS to every chosen/rejected text, but a
 step that is not the last is followed by the next step, not by the end of the text, so EOS
 there would teach the model to stop mid-solution. Each continuation is therefore encoded like
-generation encodes it (``presrm.model.generation``), ends with the step separator ``"\\n"`` (the token
-that ended it during sampling), and only a final step gets the real EOS after that newline.
+generation encodes it (``presrm.model.generation``), ends with the step separator (``"\\n"``, or the blank line of
+multi-line steps: what ended it during sampling), and only a final step gets the real EOS after that newline.
 ``_PretokenizedDPOTrainer`` takes these ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` as is.
 
 Reference model = the policy as it is when training starts (iterative DPO: M_t is the
@@ -32,7 +32,6 @@ from transformers import TrainerCallback
 from presrm.config import StepDPOConfig
 from presrm.model.encoding import encode_continuations, encode_prompts
 from presrm.model.policy import Policy
-from presrm.steps import STEP_END
 from presrm.train.examples import StepPair
 from presrm.train.trl_support import LogFn, MetricsCallback, common_args, eos_token_id, quiet, trainer_guard
 
@@ -40,7 +39,8 @@ REF_ADAPTER = "ref"  # the adapter name TRL's DPOTrainer looks for
 
 
 def _step_ids(policy: Policy, text: str, final: bool, eos: int) -> list[int]:
-    ids = encode_continuations(policy, [text if text.endswith(STEP_END) else text + STEP_END])[0]
+    sep = policy.step_format.separator
+    ids = encode_continuations(policy, [text if text.endswith(sep) else text + sep])[0]
     return ids + [eos] if final else ids
 
 

@@ -25,14 +25,15 @@ from typing import Literal
 
 from presrm.judge_format import pairwise_target, pairwise_user_text
 from presrm.model.policy import Policy
-from presrm.steps import STEP_END, render_prefix, step_content, step_header
+from presrm.steps import LINE, StepFormat, render_prefix, step_content, step_header
 from presrm.tasks.base import Problem, Task
 from presrm.train.examples import JudgePair, SFTExample
 
 
-def solution_text(steps: Sequence[str]) -> str:
-    """Step contents as the completion of a whole solution: one ``Step k: …`` line each."""
-    return "".join(f"{step_header(k)} {content}{STEP_END}" for k, content in enumerate(steps, start=1))
+def solution_text(steps: Sequence[str], fmt: StepFormat = LINE) -> str:
+    """Step contents as the completion of a whole solution: ``Step k: …`` and the format's
+    separator each (a line end, or a blank line for multi-line steps)."""
+    return "".join(f"{step_header(k)} {content}{fmt.separator}" for k, content in enumerate(steps, start=1))
 
 
 def ift_examples(
@@ -63,12 +64,13 @@ def ift_examples(
     for problem in problems:
         prompt = policy.solution_prompt(problem.question)
         if mode in ("solution", "both"):
-            out.append(SFTExample(prompt, solution_text(problem.steps), eos=True))
+            out.append(SFTExample(prompt, solution_text(problem.steps, policy.step_format), eos=True))
         if mode in ("steps", "both"):
             full = task.reference_steps(problem)
             for k, content in enumerate(problem.steps, start=1):
-                prefix = render_prefix(prompt, full[: k - 1]) + step_header(k)
-                out.append(SFTExample(prefix, f" {content}{STEP_END}", eos=k == len(problem.steps)))
+                prefix = render_prefix(prompt, full[: k - 1], policy.step_format) + step_header(k)
+                sep = policy.step_format.separator
+                out.append(SFTExample(prefix, f" {content}{sep}", eos=k == len(problem.steps)))
     return out
 
 

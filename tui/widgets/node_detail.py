@@ -105,7 +105,7 @@ class NodeDetail(VerticalScroll):
         self.calls = detail.judgments_of(node.node_id)
         for j in self.calls:
             result = Text(fmt.DASH, style="dim")
-            if j.winner is not None and j.mode == "pairwise":
+            if j.winner is not None and j.node_b is not None:
                 won = j.winner == node.node_id
                 result = Text("won" if won else "lost", style="green" if won else "red")
             n_flags = len(detail.flags_on("judgment", j.judgment_id))

@@ -1,0 +1,11 @@
+COPY evals FROM '@DIR@/evals.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY eval_metrics FROM '@DIR@/eval_metrics.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY flags FROM '@DIR@/flags.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY iterations FROM '@DIR@/iterations.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY judgments FROM '@DIR@/judgments.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY nodes FROM '@DIR@/nodes.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY presrm_meta FROM '@DIR@/presrm_meta.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'key', quote '"', delimiter ',', header 1);
+COPY problems FROM '@DIR@/problems.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY runs FROM '@DIR@/runs.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'run_id', quote '"', delimiter ',', header 1);
+COPY stages FROM '@DIR@/stages.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY train_steps FROM '@DIR@/train_steps.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
