@@ -91,7 +91,7 @@ class Loop:
             else:
                 path = checkpoint_dir(self.store, iteration)
                 policy = load_checkpoint(path, device=self.device, dtype=dtype)
-                head = load_value_head(path, self.device)
+                head = load_value_head(path, policy.device)
         self.value_head = head
         self.policy = prepare_policy(policy, self.cfg)
         self.model_iteration = iteration

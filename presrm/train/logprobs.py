@@ -45,7 +45,9 @@ def check_lm_head(head: nn.Linear, hidden_last: torch.Tensor, logits_last: torch
             )
 
 
-def _chunk_stats(hidden: torch.Tensor, ids: torch.Tensor, head: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunk_stats(
+    hidden: torch.Tensor, ids: torch.Tensor, head: nn.Linear
+) -> tuple[torch.Tensor, torch.Tensor]:
     logp = torch.log_softmax(head(hidden).float(), dim=-1)
     picked = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp.exp() * logp).sum(-1)

@@ -92,6 +92,7 @@ class StepPPOTrainer:
         # A given value head (the previous iteration's) goes on learning; else a new one.
         wrapped = PolicyWithValue(model, value_head=value_head, seed=self.seed)
         wrapped.to(self.device)
+        wrapped.train(model.training)  # a new module is in train mode; train() restores this one
         value_params = list(wrapped.value_head.parameters())
         value_ids = {id(p) for p in value_params}
         policy_params = [p for p in wrapped.parameters() if p.requires_grad and id(p) not in value_ids]

@@ -16,6 +16,7 @@ write the judge format.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import torch
@@ -53,7 +54,9 @@ class Reference:
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         config = copy.deepcopy(model.peft_config[active])
         config.inference_mode = True
-        model.add_adapter(REF_ADAPTER, config)
+        with warnings.catch_warnings():  # peft asks transformers' deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model.add_adapter(REF_ADAPTER, config)
         state = get_peft_model_state_dict(model, adapter_name=active)
         set_peft_model_state_dict(model, state, adapter_name=REF_ADAPTER)
         model.set_adapter(active)
