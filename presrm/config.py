@@ -31,6 +31,9 @@ class SamplingConfig(_Section):
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
     max_step_tokens: int = Field(48, ge=1, description="token limit of one step")
     greedy_candidate: bool = Field(False, description="the first candidate of every step is the greedy one")
+    max_rows: int = Field(
+        64, ge=1, description="candidate rows decoded together (the generation batch; bounds the KV cache)"
+    )
 
 
 class JudgeConfig(_Section):
@@ -61,6 +64,7 @@ class JudgeConfig(_Section):
         description="with sampling.greedy_candidate: keep the greedy step unless another scores more than"
         " this above it; unset: the best score wins",
     )
+    batch_size: int = Field(32, ge=1, description="judge prompts generated / scored together")
 
 
 class SFTConfig(_Section):
@@ -69,6 +73,9 @@ class SFTConfig(_Section):
     lr: float = Field(3e-5, gt=0.0, description="learning rate")
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1, description="sequences per update (per process)")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, ~30 % more compute"
+    )
 
 
 class StepDPOConfig(_Section):
@@ -78,6 +85,9 @@ class StepDPOConfig(_Section):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1, description="pairs per update (per process)")
     beta: float = Field(0.1, gt=0.0, description="DPO beta")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, ~30 % more compute"
+    )
     sft_weight: float = Field(
         0.0, ge=0.0, description="weight of the chosen steps' NLL added to the loss (RPO); 0 = plain DPO"
     )
@@ -108,6 +118,15 @@ class PPOConfig(_Section):
         "batch", description="normalise step rewards over the batch"
     )
     max_grad_norm: float = Field(1.0, gt=0.0)
+    logprob_chunk: int = Field(
+        512,
+        ge=0,
+        description="response tokens whose full-vocabulary logits exist at once (LM head applied per chunk,"
+        " float32 inside it); 0 = the whole minibatch's logits at once",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, ~30 % more compute"
+    )
 
 
 class TrainConfig(_Section):
@@ -212,6 +231,9 @@ class RunConfig(_Section):
     seed: int = Field(0, description="seed of everything random in the run")
     out: str = Field("runs/run.duckdb", description="the run's DuckDB trace file")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights' dtype, loaded straight into it; auto = bfloat16 on CUDA, float32 on CPU"
+    )
     batch_problems: int = Field(16, ge=1, description="problems searched together in one batch")
     eval_search: bool = Field(True, description="also evaluate with self-judged best-of-width search")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import subprocess
@@ -139,25 +140,62 @@ def test_full_finetune_train_runs_and_updates_weights() -> None:
     assert all(torch.equal(ref_before[k], v) for k, v in snapshot(trainer.ref_model).items())
 
 
-def test_lora_train_keeps_base_frozen_and_uses_the_base_as_reference() -> None:
-    model = with_lora(tiny_llama())
+def trained_adapter(seed: int = 0) -> torch.nn.Module:
+    """A LoRA model whose adapter is not the identity (as after the warm-up): B set at random."""
+    model = with_lora(tiny_llama(seed))
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def response_lp(model: torch.nn.Module, rollouts: list[StepRollout]) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = []
+        for r in rollouts:
+            ids = torch.tensor([r.prompt_ids + r.response_ids])
+            p, n = len(r.prompt_ids), len(r.response_ids)
+            out.append(response_logprobs(model(ids).logits[:, p - 1 : p - 1 + n], ids[:, p:])[0])
+        return out
+
+
+def test_lora_reference_is_the_model_the_trainer_started_from() -> None:
+    """The KL reference of a LoRA policy is the adapter as it was when the trainer was made (the
+    previous iteration's model), not the base with the adapter off (the model before the warm-up);
+    it stays that model across train() calls, and release() leaves only the trained adapter."""
+    model = trained_adapter()
+    start = copy.deepcopy(model).eval()
+    rollouts = random_rollouts(6, seed=2)
+    with torch.no_grad(), model.disable_adapter():
+        base_lp = response_lp(model, rollouts)
+    start_lp = response_lp(start, rollouts)
+    assert max((a - b).abs().max().item() for a, b in zip(base_lp, start_lp, strict=True)) > 1e-3
+
+    names = {n for n, _ in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     trainer = StepPPOTrainer(model, tiny_tokenizer(), PPOConfig(lr=1e-3, minibatch_size=4))
-    assert trainer.use_adapter_as_ref and trainer.ref_model is None  # no copy made
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == trainable
     before = snapshot(model)
+    history = trainer.train(rollouts)
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # policy == reference at the start
+    assert any(abs(m["kl"]) > 1e-6 for m in history[1:])  # the adapter moved away from it
+    for _ in range(2):  # later calls: the reference is still the starting model
+        batch = collate(rollouts, trainer.pad_id)
+        trainer._prepare(batch)
+        for i, lp in enumerate(start_lp):
+            assert torch.allclose(batch.extra["ref_logprob"][i, : lp.numel()], lp, atol=1e-5)
+        assert not torch.allclose(batch.extra["old_logprob"], batch.extra["ref_logprob"], atol=1e-4)
+        trainer.train(rollouts)
 
-    history = trainer.train(random_rollouts(8, seed=2))
-
-    assert all_finite(history)
-    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-7)
-    assert history[0]["approx_kl"] == pytest.approx(0.0, abs=1e-7)
-    assert history[0]["clipfrac"] == 0.0
-    assert any(m["kl"] != 0.0 for m in history[1:])  # the adapter moved away from the base
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == trainable
     after = snapshot(model)
-    lora = [k for k in before if "lora_" in k]
-    base = [k for k in before if "lora_" not in k]
-    assert lora and base
-    assert all(not torch.equal(before[k], after[k]) for k in lora if "lora_B" in k)
-    assert all(torch.equal(before[k], after[k]) for k in base)
+    assert all(torch.equal(before[k], after[k]) for k in set(before) - trainable)  # base + reference
+    assert all(not torch.equal(before[k], after[k]) for k in trainable if "lora_B" in k)
+    trainer.release()
+    assert list(model.peft_config) == ["default"]
+    assert {n for n, _ in model.named_parameters()} == names
 
 
 def test_an_explicit_reference_model_is_used() -> None:

@@ -74,3 +74,34 @@ def test_a_problem_sampled_in_two_iterations_gives_its_path_once(tmp_path: Path)
     # rejected step passes the checker too, so only the first remains.
     oracle = dpo_pairs_from_store(store.path, policy, 1, checker_agreed_only=True)
     assert [(p.chosen.strip(), p.rejected.strip()) for p in oracle] == [("3 + 4 = 7", "3 + 4 = 8")]
+
+
+def test_unjudged_steps_carry_no_reward_and_do_not_shift_normalisation(tmp_path: Path) -> None:
+    """A step whose candidates were all the same was never judged (self_score NULL): its reward is
+    None (it used to be a placeholder 0.5, which batch normalisation turned into a penalty), and the
+    judged steps' normalised rewards are what they would be without it."""
+    from test_ppo import tiny_llama, tiny_tokenizer
+
+    from presrm.train.data import step_rewards
+    from presrm.train.ppo import StepPPOTrainer
+
+    assert step_rewards([None, 0.8], True, True, "process") == [None, 0.8]
+    assert step_rewards([0.3, None], True, True, "both") == [0.3, 1.0]
+    store = RunStore.create(tmp_path / "run.duckdb", RunConfig(model="tiny"))
+    store.append_rows(
+        "problems",
+        [{"problem_id": "p1", "split": "train", "iteration": 1, "question": QUESTION, "answer": "7"}],
+    )
+    unjudged = {**_node(1, 0, 0, None, 1, "Step 1: 3 + 4 = 7", chosen=True, ok=True), "self_score": None}
+    final = _node(1, 0, 1, 0, 2, "Step 2: The answer is \\boxed{7}", chosen=True, final=True, ok=True)
+    store.append_rows("nodes", [unjudged, {**final, "self_score": 0.75}])
+    store.flush()
+    rollouts = ppo_rollouts_from_store(store.path, load_policy("tiny"), 1, reward="process")
+    assert rollouts[0].step_rewards == [None, 0.75]
+
+    trainer = StepPPOTrainer(tiny_llama(), tiny_tokenizer())
+    with_unjudged = trainer._normalized_rewards([[None, 0.75], [0.25, None], [0.5]])
+    without = trainer._normalized_rewards([[0.75], [0.25], [0.5]])
+    assert [with_unjudged[0][1], with_unjudged[1][0], with_unjudged[2][0]] == [r[0] for r in without]
+    assert with_unjudged[0][0] == with_unjudged[1][1] == 0.0
+    assert trainer._normalized_rewards([[None], [None, None]]) == [[0.0], [0.0, 0.0]]  # nothing judged

@@ -89,6 +89,7 @@ def load_gguf(path: Path, device: torch.device, dtype: torch.dtype, spec: str) -
     target = cache_dir() / "gguf" / f"{path.stem}-{_gguf_cache_key(path)}"
     if not (target / "config.json").is_file():
         _dequantize_gguf(path, target)
-    model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32)
+    # The cache holds float32; each tensor is cast as it is read, so no float32 copy is kept.
+    model = AutoModelForCausalLM.from_pretrained(str(target), dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(target))
     return finish_policy(model, tokenizer, spec, device, dtype)

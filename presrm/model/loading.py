@@ -57,7 +57,8 @@ def _looks_like_path(spec: str) -> bool:
 
 def _load_dir(path: Path, device: torch.device, dtype: torch.dtype, spec: str) -> Policy:
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        # Straight into the target dtype: a float32 load then cast would hold both copies.
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except Exception as exc:
         raise ModelError(f"{path}: cannot load a model directory ({type(exc).__name__}: {exc})") from exc
@@ -72,7 +73,7 @@ def _load_hub(spec: str, device: torch.device, dtype: torch.dtype) -> Policy:
     except Exception:  # pragma: no cover
         offline = False
     try:
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(spec)
     except Exception as exc:
         if offline:

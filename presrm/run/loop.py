@@ -54,6 +54,7 @@ from presrm.tasks import load_task
 from presrm.tasks.base import Problem, Task
 from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
 from presrm.train.default_recipe import ensure_model
+from presrm.train.value_head import ValueHead, load_value_head, save_value_head
 
 JudgeFactory = Callable[[Policy, JudgeConfig], StepJudge]
 
@@ -75,6 +76,7 @@ class Loop:
         self.judge_factory: JudgeFactory = judge_factory or own_judge_factory(self.task, self.cfg)
         self.stop = StopFlag()
         self.policy: Policy | None = None
+        self.value_head: ValueHead | None = None  # PPO's critic of M_model_iteration, saved with it
         self.model_iteration = -1
         self.timings: dict[str, float] = {}
 
@@ -85,11 +87,15 @@ class Loop:
         if self.policy is not None and self.model_iteration == iteration:
             return self.policy
         with self.dist.main_first():  # the default model is built once into a cache
+            dtype, head = self.cfg.dtype, None
             if iteration == 0:
                 ensure_model(self.cfg.model)
-                policy = load_policy(self.cfg.model, device=self.device, seed=self.cfg.seed)
+                policy = load_policy(self.cfg.model, device=self.device, dtype=dtype, seed=self.cfg.seed)
             else:
-                policy = load_checkpoint(checkpoint_dir(self.store, iteration), device=self.device)
+                path = checkpoint_dir(self.store, iteration)
+                policy = load_checkpoint(path, device=self.device, dtype=dtype)
+                head = load_value_head(path, policy.device)
+        self.value_head = head
         self.policy = prepare_policy(policy, self.cfg)
         self.model_iteration = iteration
         return self.policy
@@ -115,6 +121,8 @@ class Loop:
         if not self.dist.is_main:
             return detail
         path = save_checkpoint(self.policy, checkpoint_dir(self.store, iteration))
+        if self.value_head is not None:
+            save_value_head(self.value_head, path)
         self.store.append_rows(
             "iterations",
             [
@@ -220,22 +228,26 @@ class Loop:
             )
             n_data = len(pairs)
         else:
-            from presrm.train.ppo import StepPPOTrainer
+            from presrm.train.ppo_stage import train_ppo
 
             rollouts = self.dist.from_main(
                 lambda: ppo_rollouts_from_store(self.store.path, policy, iteration, reward=t.reward)
             )
-            trainer = StepPPOTrainer(
-                policy.model,
-                policy.tokenizer,
-                t.ppo,
-                # Data parallel: DDP over the run's process group, each rank on its share.
-                accelerator=self.dist.accelerator(policy.device) if self.dist.enabled else None,
-                seed=self.cfg.seed + iteration,
-            )
-            records = self._train_logged(
-                "ppo", iteration, len(rollouts), lambda log: _ppo_logged(trainer, rollouts, log)
-            )
+
+            def ppo(log: Callable[[int, dict], None]) -> list:
+                records, self.value_head = train_ppo(
+                    policy,
+                    rollouts,
+                    t.ppo,
+                    seed=self.cfg.seed + iteration,
+                    value_head=self.value_head,  # the critic goes on from M_{k-1}'s
+                    log=log,
+                    # Data parallel: DDP over the run's process group, each rank on its share.
+                    accelerator=self.dist.accelerator(policy.device) if self.dist.enabled else None,
+                )
+                return records
+
+            records = self._train_logged("ppo", iteration, len(rollouts), ppo)
             n_data = len(rollouts)
         replicas = self._finish_model(iteration, started)
         return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records), **replicas}
@@ -297,6 +309,7 @@ class Loop:
             seed=self.cfg.seed * 7919 + iteration,
             greedy_candidate=self.cfg.sampling.greedy_candidate,
             switch_margin=self.cfg.judge.switch_margin,
+            max_rows=self.cfg.sampling.max_rows,
         )
         trees: list[Tree] = []
         # Data parallel: a global batch is world × batch_problems problems, rank r searches
@@ -375,15 +388,6 @@ class Loop:
         self.timings["training"] = self.timings.get("training", 0.0) + time.perf_counter() - t0
         self.store.append_rows("train_steps", rows)
         return records
-
-
-def _ppo_logged(
-    trainer: Any, rollouts: list[Any], log: Callable[[int, dict], None]
-) -> list[dict[str, float]]:
-    records: list[dict[str, float]] = trainer.train(rollouts)
-    for step, metrics in enumerate(records):
-        log(step, metrics)
-    return records
 
 
 def _ts(seconds: float) -> Any:

@@ -27,7 +27,7 @@ def start_run(cfg: RunConfig) -> Path:
         )
     with dist.main_first():  # the default model is built once into a cache
         ensure_model(cfg.model)
-        policy = load_policy(cfg.model, device=dist.device(cfg.device), seed=cfg.seed)
+        policy = load_policy(cfg.model, device=dist.device(cfg.device), dtype=cfg.dtype, seed=cfg.seed)
     check_writable(task, policy.tokenizer, cfg.model)
     created = RunStore.create(cfg.out, cfg) if dist.is_main else None
     run_id = dist.from_main(lambda: created.run_id if created is not None else "")

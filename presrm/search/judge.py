@@ -110,11 +110,11 @@ def resolve_judge_mode(mode: str, policy: Policy) -> str:
 class ModelJudge:
     """The policy model acting as its own step judge."""
 
-    def __init__(self, policy: Policy, config: JudgeConfig, *, batch_size: int = 32) -> None:
+    def __init__(self, policy: Policy, config: JudgeConfig, *, batch_size: int | None = None) -> None:
         self.policy = policy
         self.config = config
         self.mode: str = resolve_judge_mode(config.mode, policy)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or config.batch_size
 
     @property
     def pairwise_mode(self) -> str:
@@ -136,7 +136,14 @@ class ModelJudge:
         # Without a check the judge only needs room for "[[A]]".
         max_tokens = self.config.max_judge_tokens if self.config.check else 8
         generated = generate_steps(
-            self.policy, prompts, 1, temperature=0.0, max_new_tokens=max_tokens, seed=0, stop=VERDICT_STOP
+            self.policy,
+            prompts,
+            1,
+            temperature=0.0,
+            max_new_tokens=max_tokens,
+            seed=0,
+            max_rows=self.batch_size,
+            stop=VERDICT_STOP,
         )
         raws = [samples[0].text for samples in generated]
         # Read P(A) vs P(B) at the verdict the judge wrote, or after an appended "[[" when it

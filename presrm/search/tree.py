@@ -37,6 +37,8 @@ class SearchSettings:
     switch_margin: float | None = None
     """With ``greedy_candidate``: keep the greedy step unless another scores more than this above
     it (ties keep it, never roll back). None: the best score wins, all-equal scores roll back."""
+    max_rows: int = 64
+    """Candidate rows decoded together (the generation batch)."""
 
 
 @dataclass

@@ -120,6 +120,7 @@ def _candidates(policy: Policy, prefixes: list[str], settings: SearchSettings, s
             top_p=settings.top_p,
             max_new_tokens=settings.max_step_tokens,
             seed=seed,
+            max_rows=settings.max_rows,
         )
 
     if not settings.greedy_candidate or settings.width == 1:

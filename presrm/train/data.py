@@ -56,11 +56,14 @@ def dpo_pairs_from_store(
 def step_rewards(
     scores: list[float | None], correct: bool | None, finished: bool, reward: str
 ) -> list[float | None]:
-    """Per-step rewards: process = self-scores (unjudged = 0.5); outcome = final correctness on the
-    last step and no reward (None, not 0: the trainer normalises rewards over the batch) on the
-    others — not self-rewarding, for comparison; both = the process rewards plus the outcome on
-    the last step."""
-    process: list[float | None] = [0.5 if s is None else float(s) for s in scores]
+    """Per-step rewards: process = self-scores; outcome = final correctness on the last step —
+    not self-rewarding, for comparison; both = the process rewards plus the outcome on the last step.
+
+    A step that was not judged (one distinct candidate, so no comparison) and, under outcome
+    rewards, every step but the last carry no reward: None, not a placeholder. The trainer
+    normalises rewards over the batch, where a placeholder 0.5 would become a penalty on exactly
+    the steps the model was surest of (all its samples agreed)."""
+    process: list[float | None] = [None if s is None else float(s) for s in scores]
     if not scores:
         return []
     final = 1.0 if (finished and correct) else 0.0
@@ -70,7 +73,7 @@ def step_rewards(
         return [None] * (len(scores) - 1) + [final]
     if reward == "both":
         last = process[-1]
-        return process[:-1] + [(0.0 if last is None else last) + final]
+        return process[:-1] + [final if last is None else last + final]
     raise ValueError(f"unknown reward {reward!r}")
 
 

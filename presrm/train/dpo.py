@@ -139,6 +139,7 @@ def train_step_dpo(
                 epochs=config.epochs,
                 batch_size=config.batch_size,
                 seed=seed,
+                gradient_checkpointing=config.gradient_checkpointing,
             ),
             beta=config.beta,
             loss_type=["sigmoid", "sft"] if config.sft_weight > 0 else ["sigmoid"],

@@ -5,12 +5,18 @@ lives here. One ``train()`` call is one PPO iteration on a batch of rollouts:
 
 1. Collate: prompt (left-padded) + the response as its steps' tokens (right-padded);
    each step's end position follows from the step lengths.
-2. One no-grad pass: old log-probs and values (policy), reference log-probs (the
-   PEFT base with the adapter disabled, a given frozen model, or a frozen copy).
+2. One no-grad pass: old log-probs and values (policy), reference log-probs (the policy
+   as it was when the trainer was made, i.e. the previous iteration's model: see
+   presrm.train.ppo_reference).
 3. Token rewards = each step's (optionally batch-normalised) reward on its last
-   token − kl_coef·KL per token; masked GAE; whitened advantages.
+   token − kl_coef·KL per token; masked GAE; whitened advantages. A step without a
+   reward (None: not judged, or not the last step under outcome rewards) adds nothing.
 4. ``ppo_epochs`` passes over shuffled minibatches: clipped policy loss + vf_coef ×
    clipped value loss, one optimizer update per minibatch.
+
+Log-probs come from the LM head applied ``logprob_chunk`` response tokens at a time
+(presrm.train.logprobs), so no whole-minibatch full-vocabulary float32 logits exist.
+The value head can be handed in (the previous iteration's) and is kept by the trainer.
 
 The same code runs on one CPU process and under ``accelerate launch`` data parallel:
 pass an ``accelerate.Accelerator``; every process gets the same rollout list and
@@ -19,22 +25,19 @@ trains on its share (``rollouts[rank::world]``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
 from presrm.config import PPOConfig
-from presrm.model.policy import is_peft
 from presrm.train.examples import StepRollout
-from presrm.train.ppo_batch import Batch, collate, response_logprobs
+from presrm.train.ppo_batch import Batch, collate
 from presrm.train.ppo_math import (
     compute_gae,
-    entropy_from_logits,
     kl_penalty,
     masked_mean,
     masked_whiten,
@@ -43,6 +46,7 @@ from presrm.train.ppo_math import (
     token_rewards,
     value_loss,
 )
+from presrm.train.ppo_reference import Reference
 from presrm.train.value_head import PolicyWithValue, ValueHead
 
 METRIC_KEYS: tuple[str, ...] = (
@@ -71,6 +75,7 @@ class StepPPOTrainer:
         accelerator: Any | None = None,
         *,
         seed: int = 0,
+        value_head: ValueHead | None = None,
     ) -> None:
         self.config = config or PPOConfig()
         self.seed = seed
@@ -80,18 +85,14 @@ class StepPPOTrainer:
         self.device = accelerator.device if accelerator is not None else next(model.parameters()).device
         self._calls = 0
 
-        # Reference: an explicit frozen model wins; a LoRA policy's own base (adapter
-        # disabled) is free; otherwise freeze a copy of the policy as it is now.
-        self.use_adapter_as_ref = ref_model is None and is_peft(model)
-        if ref_model is None and not self.use_adapter_as_ref:
-            ref_model = copy.deepcopy(model)
-        if ref_model is not None:
-            ref_model.eval().requires_grad_(False)
-            ref_model.to(self.device)
-        self.ref_model = ref_model
+        # Reference = the policy as it is now (an explicit frozen model wins).
+        self.reference = Reference(model, ref_model, self.device)
+        self.ref_model = self.reference.model
 
-        wrapped = PolicyWithValue(model, seed=self.seed)
+        # A given value head (the previous iteration's) goes on learning; else a new one.
+        wrapped = PolicyWithValue(model, value_head=value_head, seed=self.seed)
         wrapped.to(self.device)
+        wrapped.train(model.training)  # a new module is in train mode; train() restores this one
         value_params = list(wrapped.value_head.parameters())
         value_ids = {id(p) for p in value_params}
         policy_params = [p for p in wrapped.parameters() if p.requires_grad and id(p) not in value_ids]
@@ -110,6 +111,10 @@ class StepPPOTrainer:
         self.model = wrapped  # possibly DDP-wrapped: train through this one
         self.optimizer = optimizer
         self._trainable = policy_params + value_params
+
+    def release(self) -> None:
+        """Free the reference (a LoRA policy loses its reference adapter copy); call when done."""
+        self.reference.release()
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -143,33 +148,18 @@ class StepPPOTrainer:
             return x
         return self.accelerator.reduce(x, reduction=how)
 
-    def _forward(self, mb: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits predicting the response tokens ``[B, T, V]`` and the values at the states
-        that choose them ``[B, T]`` (the state before token t sits at column P + t − 1)."""
-        t_len = mb.response_ids.shape[1]
-        logits, values = self.model(
-            mb.input_ids, mb.attention_mask, mb.position_ids, logits_to_keep=t_len + 1
+    def _forward(self, mb: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs and entropies of the response tokens and the values of the states that
+        choose them, each ``[B, T]``."""
+        logprob, entropy, values = self.model(
+            mb.input_ids,
+            mb.attention_mask,
+            mb.position_ids,
+            mb.response_ids,
+            mb.response_mask,
+            self.config.logprob_chunk,
         )
-        p = mb.prompt_len
-        return logits[:, :t_len], values[:, p - 1 : p - 1 + t_len].float()
-
-    def _ref_logprobs(self, mb: Batch) -> torch.Tensor:
-        t_len = mb.response_ids.shape[1]
-        kwargs = {
-            "input_ids": mb.input_ids,
-            "attention_mask": mb.attention_mask,
-            "position_ids": mb.position_ids,
-            "use_cache": False,
-            "logits_to_keep": t_len + 1,
-        }
-        if self.use_adapter_as_ref:
-            policy = self.unwrapped.policy
-            with policy.disable_adapter():  # type: ignore[operator]
-                logits = policy(**kwargs).logits
-        else:
-            assert self.ref_model is not None
-            logits = self.ref_model(**kwargs).logits
-        return response_logprobs(logits[:, :t_len], mb.response_ids)
+        return logprob, entropy, values.float()
 
     def _normalized_rewards(self, raw: list[list[float | None]]) -> list[list[float]]:
         """Step rewards standardised over every rewarded step in the (global) batch; a step
@@ -178,16 +168,17 @@ class StepPPOTrainer:
             return [[0.0 if r is None else r for r in row] for row in raw]
         flat = torch.tensor(
             [r for row in raw for r in row if r is not None], dtype=torch.float64, device=self.device
-        )
+        ).reshape(-1)
         stats = self._reduce(
             torch.stack([flat.sum(), flat.square().sum(), flat.new_tensor(flat.numel())]), "sum"
         )
         total, sq, n = (float(v) for v in stats)
+        if n == 0:  # nothing rewarded anywhere: only the KL term will act
+            return [[0.0 for _ in row] for row in raw]
         mean = total / n
         std = math.sqrt(max(sq / n - mean * mean, 0.0))
         # All rewards equal: nothing to rank, so only centre (do not blow up rounding noise).
         scale = 1.0 / std if std > 1e-6 else 0.0
-        mean = mean if n else 0.0
         return [[0.0 if r is None else (r - mean) * scale if scale else r - mean for r in row] for row in raw]
 
     @torch.no_grad()
@@ -199,11 +190,11 @@ class StepPPOTrainer:
         for start in range(0, batch.size, cfg.minibatch_size):
             idx = torch.arange(start, min(start + cfg.minibatch_size, batch.size), device=self.device)
             mb = batch.rows(idx)
-            logits, values = self._forward(mb)
+            logprob, _, values = self._forward(mb)
             pad = t_len - mb.response_ids.shape[1]
-            old_lp.append(nn.functional.pad(response_logprobs(logits, mb.response_ids), (0, pad)))
+            old_lp.append(nn.functional.pad(logprob, (0, pad)))
             old_v.append(nn.functional.pad(values, (0, pad)))
-            ref_lp.append(nn.functional.pad(self._ref_logprobs(mb), (0, pad)))
+            ref_lp.append(nn.functional.pad(self.reference.logprobs(mb, cfg.logprob_chunk), (0, pad)))
         mask = batch.response_mask
         old_logprob, old_values, ref_logprob = torch.cat(old_lp), torch.cat(old_v), torch.cat(ref_lp)
         scores = place_step_rewards(batch.step_ends, self._normalized_rewards(batch.raw_rewards), t_len)
@@ -249,31 +240,49 @@ class StepPPOTrainer:
         model = self.model
         was_training = model.training
         # Dropout off throughout: the first minibatch's ratio must be exactly 1, and the
-        # reference (adapter disabled) must see the same network as the rollout pass.
+        # reference must see the same network as the rollout pass.
         model.eval()
         history: list[dict[str, float]] = []
         try:
             self._prepare(batch)
-            for idx in self._minibatches(batch.size):
-                history.append(self._update(batch.rows(idx)))
+            with self._checkpointing():
+                for idx in self._minibatches(batch.size):
+                    history.append(self._update(batch.rows(idx)))
         finally:
             model.train(was_training)
             self._calls += 1
         return history
 
+    @contextmanager
+    def _checkpointing(self) -> Iterator[None]:
+        """Activation checkpointing for the updates. transformers only checkpoints in train mode,
+        so the model is put in train mode with its dropout modules kept in eval mode."""
+        if not self.config.gradient_checkpointing:
+            yield
+            return
+        lm: Any = self.unwrapped.policy
+        lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        self.model.train()
+        for module in self.model.modules():
+            if isinstance(module, nn.Dropout):
+                module.eval()
+        try:
+            yield
+        finally:
+            lm.activation_checkpointing_disable()
+            self.model.eval()
+
     def _update(self, mb: Batch) -> dict[str, float]:
         cfg = self.config
         mask, ex = mb.response_mask, mb.extra
-        logits, values = self._forward(mb)
-        logprob = response_logprobs(logits, mb.response_ids)
+        logprob, token_entropy, values = self._forward(mb)
         pg_loss, clipfrac, approx_kl = policy_loss(
             logprob, ex["old_logprob"], ex["advantages"], mask, cfg.clip
         )
         vf_loss, vf_clipfrac = value_loss(values, ex["old_values"], ex["returns"], mask, cfg.vf_clip)
         loss = pg_loss + cfg.vf_coef * vf_loss
-        ent_ctx = contextlib.nullcontext() if cfg.ent_coef > 0 else torch.no_grad()
-        with ent_ctx:
-            entropy = masked_mean(entropy_from_logits(logits.float()), mask)
+        entropy = masked_mean(token_entropy if cfg.ent_coef > 0 else token_entropy.detach(), mask)
         if cfg.ent_coef > 0:
             loss = loss - cfg.ent_coef * entropy
 
@@ -308,5 +317,3 @@ class StepPPOTrainer:
         metrics = dict(zip(METRIC_KEYS[:-1], (float(v) for v in means), strict=True))
         metrics["tokens"] = float(tokens)
         return metrics
-
-    # ------------------------------------------------------------------ persistence

@@ -85,6 +85,7 @@ def train_sft(
                 epochs=config.epochs,
                 batch_size=config.batch_size,
                 seed=seed,
+                gradient_checkpointing=config.gradient_checkpointing,
             ),
             completion_only_loss=True,  # labels already mask the prompt; say so explicitly
             packing=False,

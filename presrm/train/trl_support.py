@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from collections.abc import Callable, Iterator
@@ -29,7 +28,14 @@ def eos_token_id(policy: Policy) -> int:
 
 
 def common_args(
-    policy: Policy, *, output_dir: str, lr: float, epochs: int, batch_size: int, seed: int
+    policy: Policy,
+    *,
+    output_dir: str,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    gradient_checkpointing: bool = False,
 ) -> dict[str, Any]:
     """TrainingArguments fields every presrm trainer sets (SFTConfig and DPOConfig take them all)."""
     if epochs < 1 or batch_size < 1 or lr <= 0:
@@ -46,13 +52,16 @@ def common_args(
         "save_strategy": "no",
         "report_to": "none",
         "disable_tqdm": True,
-        # TRL's base config defaults to bf16 and gradient checkpointing: both wrong on CPU, and
-        # the model's own dtype already says what precision to train in. Under DeepSpeed
-        # (examples/accelerate/ds_zero2.yaml) the engine's precision comes from its config, which
-        # transformers requires this flag to match: bf16 there for a bf16 model.
-        "bf16": _deepspeed_launch() and next(policy.model.parameters()).dtype == torch.bfloat16,
-        "fp16": False,
-        "activation_checkpointing": False,  # (formerly gradient_checkpointing)
+        # TRL's base config defaults to bf16 and gradient checkpointing. The model's own dtype says
+        # what precision to train in: bf16 autocast for a bf16 model (LoRA weights stay float32,
+        # as peft keeps them), none for a float32 one. Under DeepSpeed
+        # (examples/accelerate/ds_zero2.yaml) transformers requires this flag to match the
+        # engine's precision config, which is bf16 there for a bf16 model too.
+        "bf16": _model_dtype(policy) == torch.bfloat16,
+        "fp16": False,  # fp16 autocast needs float32 master weights a float16 model has not got
+        "activation_checkpointing": gradient_checkpointing,  # (formerly gradient_checkpointing)
+        # Non-reentrant: works with frozen inputs (LoRA) without forcing input grads.
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if gradient_checkpointing else None,
         # Without this, a machine with a GPU would move a CPU policy onto it.
         "use_cpu": policy.device.type == "cpu",
         "dataloader_num_workers": 0,
@@ -63,9 +72,10 @@ def common_args(
     }
 
 
-def _deepspeed_launch() -> bool:
-    """True in a process started by ``accelerate launch`` with a DeepSpeed config."""
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+def _model_dtype(policy: Policy) -> torch.dtype:
+    """The dtype of the model's (base) weights; LoRA adapter weights may differ."""
+    params = [p for n, p in policy.model.named_parameters() if "lora_" not in n]
+    return params[0].dtype if params else next(policy.model.parameters()).dtype
 
 
 class MetricsCallback(TrainerCallback):

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from presrm.errors import ModelError
+from presrm.train.logprobs import lm_response_stats
+
+VALUE_HEAD_FILE = "value_head.safetensors"
 
 
 class ValueHead(nn.Module):
@@ -42,11 +51,11 @@ def hidden_size_of(model: nn.Module) -> int:
 
 
 class PolicyWithValue(nn.Module):
-    """Runs the policy (a transformers causal LM, or a PeftModel around one) once and
-    returns ``(logits, values)``.
+    """Runs the policy (a transformers causal LM, or a PeftModel around one) once and returns the
+    response tokens' log-probs and entropies and the values of the states that choose them.
 
-    One module holding both, so ``accelerator.prepare`` wraps them together and DDP
-    averages the value head's gradients along with the policy's.
+    One module holding both, so ``accelerate.prepare`` wraps them together and DDP averages the
+    value head's gradients along with the policy's (and the chunked LM head runs inside it).
     """
 
     def __init__(self, policy: nn.Module, value_head: ValueHead | None = None, seed: int | None = 0) -> None:
@@ -58,29 +67,52 @@ class PolicyWithValue(nn.Module):
         # Put the head where the model is (it stays float32).
         device = next(policy.parameters()).device
         self.value_head.to(device)
+        self._head_checked = False
 
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        logits_to_keep: int = 0,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``[B, K, V]`` and values ``[B, L]``.
-
-        ``logits_to_keep`` > 0 asks the LM head for the last K positions only (saves
-        the vocabulary projection over the prompt); values cover every position.
-        """
-        kwargs: dict[str, object] = {}
-        if logits_to_keep:
-            kwargs["logits_to_keep"] = logits_to_keep
-        out = self.policy(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=True,
-            use_cache=False,
-            **kwargs,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        response_ids: torch.Tensor,
+        response_mask: torch.Tensor,
+        chunk: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs, entropies and values ``[B, T]`` of the response (the last T columns)."""
+        logprob, entropy, hidden = lm_response_stats(
+            self.policy,
+            input_ids,
+            attention_mask,
+            position_ids,
+            response_ids,
+            response_mask,
+            chunk,
+            check_head=bool(chunk) and not self._head_checked,
         )
-        values = self.value_head(out.hidden_states[-1])
-        return out.logits, values
+        self._head_checked = self._head_checked or bool(chunk)
+        t_len = response_ids.shape[1]
+        p = input_ids.shape[1] - t_len
+        values = self.value_head(hidden[:, p - 1 : p - 1 + t_len])
+        return logprob, entropy, values
+
+
+def save_value_head(head: ValueHead, directory: str | Path) -> Path:
+    """Write the head next to a checkpoint's weights (``value_head.safetensors``)."""
+    path = Path(directory) / VALUE_HEAD_FILE
+    state = {k: v.detach().to("cpu").contiguous() for k, v in head.state_dict().items()}
+    save_file(state, str(path))
+    return path
+
+
+def load_value_head(directory: str | Path, device: torch.device | str = "cpu") -> ValueHead | None:
+    """The head saved with a checkpoint, or None when it has none (a warm-up or step-DPO model)."""
+    path = Path(directory) / VALUE_HEAD_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = load_file(str(path))
+        head = ValueHead(int(state["linear.weight"].shape[1]), seed=None)
+        head.load_state_dict(state)
+    except (KeyError, RuntimeError, OSError, SafetensorError) as exc:
+        raise ModelError(f"{path}: not a value head ({type(exc).__name__}: {exc})") from exc
+    return head.to(device)
