@@ -145,7 +145,9 @@ def test_rollout_eft_source_gives_held_out_judge_accuracy_without_a_checker(
     )
     assert [i for i, _ in pairs] == [0, 1] and pairs[0][1] == pairs[1][1] > 0  # the same pairs each time
     accuracy = query_rows(
-        path, "SELECT iteration, value FROM eval_metrics WHERE metric = 'judge_accuracy' ORDER BY 1"
+        # The tiny raw LM judges by likelihood (auto), stored under its own name, not the LLM judge's.
+        path,
+        "SELECT iteration, value FROM eval_metrics WHERE metric = 'likelihood_accuracy' ORDER BY 1",
     )
     assert [i for i, _ in accuracy] == [0, 1] and all(0.0 <= v <= 1.0 for _, v in accuracy)
     texts = query_rows(
