@@ -108,25 +108,27 @@ def search(
     return trees
 
 
+def _sample(
+    policy: Policy, prefixes: list[str], settings: SearchSettings, n: int, temperature: float, seed: int
+) -> list[list[Any]]:
+    return generate_steps(
+        policy,
+        prefixes,
+        n,
+        temperature=temperature,
+        top_p=settings.top_p,
+        max_new_tokens=settings.max_step_tokens,
+        seed=seed,
+        max_rows=settings.max_rows,
+    )
+
+
 def _candidates(policy: Policy, prefixes: list[str], settings: SearchSettings, seed: int) -> list[list[Any]]:
     """``width`` candidate next steps per prefix; the first one greedy with ``greedy_candidate``."""
-
-    def sample(n: int, temperature: float) -> list[list[Any]]:
-        return generate_steps(
-            policy,
-            prefixes,
-            n,
-            temperature=temperature,
-            top_p=settings.top_p,
-            max_new_tokens=settings.max_step_tokens,
-            seed=seed,
-            max_rows=settings.max_rows,
-        )
-
     if not settings.greedy_candidate or settings.width == 1:
-        return sample(settings.width, settings.temperature)
-    greedy = sample(1, 0.0)
-    rest = sample(settings.width - 1, settings.temperature)
+        return _sample(policy, prefixes, settings, settings.width, settings.temperature, seed)
+    greedy = _sample(policy, prefixes, settings, 1, 0.0, seed)
+    rest = _sample(policy, prefixes, settings, settings.width - 1, settings.temperature, seed)
     return [g + r for g, r in zip(greedy, rest, strict=True)]
 
 
@@ -137,15 +139,7 @@ def _with_samples(
     extra = settings.width - min(len(v) for v in votes)
     if extra <= 0:
         return votes
-    rest = generate_steps(
-        policy,
-        prefixes,
-        extra,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        max_new_tokens=settings.max_step_tokens,
-        seed=seed,
-    )
+    rest = _sample(policy, prefixes, settings, extra, settings.temperature, seed)
     return [v + r[: max(0, settings.width - len(v))] for v, r in zip(votes, rest, strict=True)]
 
 

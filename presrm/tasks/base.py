@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 import random
 import re
 import zlib
@@ -38,6 +39,17 @@ def check_split(split: str) -> str:
     if split not in SPLITS:
         raise TaskError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
     return split
+
+
+def json_object(line: str, where: str) -> dict[str, Any]:
+    """One JSONL line as a JSON object; a malformed line is an error naming ``where`` (file:line)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TaskError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(row, dict):
+        raise TaskError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row
 
 
 def hash_split(key: str, eval_fraction: float) -> str:

@@ -14,12 +14,12 @@ after it. Rows are numbered from 0 (``row 3`` is ``dataset[3]``), JSONL lines fr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from presrm.errors import TaskError
+from presrm.tasks.base import json_object
 
 FILE_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".json")
 Row = tuple[str, dict[str, Any]]  # (where, row)
@@ -98,13 +98,7 @@ def _file_rows(file: Path) -> Iterator[Row]:
             if not line.strip():
                 continue
             where = f"{file}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise TaskError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+            yield where, json_object(line, where)
         return
     import pyarrow as pa
     import pyarrow.parquet as pq

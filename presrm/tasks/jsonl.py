@@ -10,14 +10,13 @@ Reference steps are the answer lines before ``####`` with calculator annotations
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
 from presrm.errors import TaskError
 from presrm.tasks.answer_forms import clean_number, gsm8k_steps
-from presrm.tasks.base import Problem, Task, check_split, hash_split, heuristic_corruption
+from presrm.tasks.base import Problem, Task, check_split, hash_split, heuristic_corruption, json_object
 
 _SPLIT_NAMES = {"train": "train", "eval": "eval", "test": "eval", "validation": "eval", "val": "eval"}
 _OPTIONS = {"eval_fraction": 0.2}
@@ -68,12 +67,7 @@ class JsonlTask(Task):
             self._splits[split or hash_split(problem.question, eval_fraction)].append(problem)
 
     def _parse_row(self, line: str, lineno: int, where: str) -> tuple[Problem, str | None]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise TaskError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        row = json_object(line, where)
         for key in ("question", "answer"):
             if key not in row:
                 raise TaskError(f"{where}: missing key {key!r}")
