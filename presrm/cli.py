@@ -227,7 +227,7 @@ def eval_(
     modes: Annotated[
         str,
         typer.Option(
-            help="--gap: judge modes, comma-separated (likelihood, pointwise, pairwise-text, pairwise-probs)."
+            help="--gap: judge modes, comma-separated (likelihood, pointwise, pairwise-text, pairwise-probs, paraphrase, check)."
         ),
     ] = "likelihood,pointwise,pairwise-probs",
 ) -> None:

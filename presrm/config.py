@@ -39,11 +39,13 @@ class SamplingConfig(_Section):
 class JudgeConfig(_Section):
     """How the policy judges its own candidate steps."""
 
-    mode: Literal["auto", "pairwise", "likelihood", "pointwise", "paraphrase"] = Field(
+    mode: Literal["auto", "pairwise", "likelihood", "pointwise", "paraphrase", "check"] = Field(
         "auto",
         description="pairwise [[A]]/[[B]] prompt | likelihood (the policy's own log-prob of each step)"
         " | pointwise P(Yes) | paraphrase (share of question rewrites under which the policy writes"
-        " the step; needs a task that rewrites its questions); auto = pairwise for chat models,"
+        " the step; needs a task that rewrites its questions) | check (share of the policy's written"
+        " re-computations of the step's equations, e.g. 19 - 7 = for 12 + 7 = 19, that agree with"
+        " it); auto = pairwise for chat models,"
         " likelihood for raw LMs",
     )
     paraphrases: int = Field(

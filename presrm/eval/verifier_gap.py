@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from presrm.config import JudgeConfig
 from presrm.intervals import Interval, paired_difference, wilson_interval
 from presrm.model.policy import Policy
+from presrm.search.check_judge import CheckJudge
 from presrm.search.judge import ModelJudge, PairRequest, PointRequest, StepJudge
 from presrm.search.paraphrase import ParaphraseJudge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
@@ -27,7 +28,8 @@ from presrm.tasks.base import Problem, Task
 
 PARAPHRASES = JudgeConfig().paraphrases
 
-JUDGE_MODES = ("likelihood", "pointwise", "pairwise-text", "pairwise-probs", "paraphrase")
+JUDGE_MODES = ("likelihood", "pointwise", "pairwise-text", "pairwise-probs", "paraphrase", "check")
+SCORING_MODES = ("pointwise", "paraphrase", "check")  # judges that score each step on its own
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ def _pairwise_scores(
 
 
 def _judge_for(policy: Policy, task: Task, mode: str, check: bool, max_step_tokens: int) -> StepJudge:
+    if mode == "check":
+        return CheckJudge(policy)
     if mode == "paraphrase":
         return ParaphraseJudge(policy, task, paraphrases=PARAPHRASES, seed=0, max_step_tokens=max_step_tokens)
     base, _, verdict = mode.partition("-")
@@ -222,7 +226,7 @@ def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[P
 def sibling_pair_accuracy(judge: StepJudge, question: str, solutions: Sequence[Solution]) -> list[bool]:
     """For each on-policy sibling pair: did the judge prefer the right step (pairwise: in both orders)?"""
     pairs = _sibling_pairs(question, solutions)
-    if judge.mode in ("pointwise", "paraphrase"):
+    if judge.mode in SCORING_MODES:
         requests = [
             PointRequest(r.question, r.previous_steps, s) for r, _ in pairs for s in (r.step_a, r.step_b)
         ]
@@ -275,7 +279,7 @@ def verifier_gap(
         for problem, per in zip(problems, samples, strict=True):
             if mode == "likelihood":
                 scores = [s.logprob for s in per]
-            elif judge.mode in ("pointwise", "paraphrase"):
+            elif judge.mode in SCORING_MODES:
                 scores = _pointwise_scores(judge, problem.question, per)
             else:
                 scores = _pairwise_scores(judge, problem.question, per, soft=mode.endswith("probs"))

@@ -32,8 +32,14 @@ def search_causes(counts: dict[str, int], cfg: RunConfig) -> list[str]:
         return ["the search stored no training trees"]
     causes = []
     if counts["judgments"]:
+        # The check judge gives no verdict to a step it cannot check, not to unparseable text.
+        what = (
+            "judged steps had no equation to check"
+            if cfg.judge.mode == "check"
+            else "judge verdicts unparseable"
+        )
         causes.append(
-            f"{_pct(counts['unparseable'], counts['judgments'])} of judge verdicts unparseable"
+            f"{_pct(counts['unparseable'], counts['judgments'])} of {what}"
             f" ({counts['unparseable']} of {counts['judgments']})"
         )
     else:

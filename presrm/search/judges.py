@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from presrm.config import JudgeConfig, RunConfig
 from presrm.model.policy import Policy
+from presrm.search.check_judge import CheckJudge
 from presrm.search.judge import ModelJudge, StepJudge
 from presrm.search.paraphrase import ParaphraseJudge
 from presrm.tasks.base import Task
@@ -20,6 +21,8 @@ def make_judge(
         return ParaphraseJudge(
             policy, task, paraphrases=cfg.paraphrases, seed=seed, max_step_tokens=max_step_tokens
         )
+    if cfg.mode == "check":
+        return CheckJudge(policy)
     return ModelJudge(policy, cfg)
 
 

@@ -28,11 +28,16 @@ from typing import Any
 
 from presrm.model.generation import generate_steps
 from presrm.model.policy import Policy
+from presrm.search.check_judge import MODE as CHECK_MODE
 from presrm.search.judge import PairRequest, PointRequest, StepJudge
 from presrm.search.paraphrase import MODE, ParaphraseJudge, vote_shares
 from presrm.search.tree import IdSource, Judgment, Node, SearchSettings, Tree
 from presrm.steps import StepFormat, parse_step, render_prefix, step_header
 from presrm.tasks.base import Problem, Task
+
+# Judges that score each candidate on its own; the score kind each stores with its nodes.
+SCORE_KINDS = {"pointwise": "p_yes", CHECK_MODE: "check_share"}
+POINTWISE_MODES = frozenset(SCORE_KINDS)
 
 
 @dataclass
@@ -181,7 +186,7 @@ def _expected(a: Node, b: Node) -> str | None:
 
 
 def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None:
-    if judge.mode == "pointwise":
+    if judge.mode in POINTWISE_MODES:
         _judge_pointwise(groups, judge, ids)
         return
     requests: list[PairRequest] = []
@@ -270,7 +275,7 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
         g.tree.judgments.append(
             Judgment(
                 jid,
-                "pointwise",
+                judge.mode,
                 n.node_id,
                 None,
                 0,
@@ -289,7 +294,7 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
     for g in groups:
         for n in g.nodes:
             n.self_score = g.scores[n.text]
-            n.score_kind = "p_yes"
+            n.score_kind = SCORE_KINDS[judge.mode]
             n.soft_score = n.self_score  # P(Yes) is graded already
 
 

@@ -100,12 +100,16 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
                 "DOUBLE",
                 "the model's own judgment of the step, 0..1: win_rate (pairwise) = consistent wins against"
                 " its siblings / (siblings - 1), a pair whose two orders disagree counting 0.5 to each;"
-                " p_yes (pointwise) = P(Yes | 'is this step correct?'); NULL when not judged",
+                " p_yes (pointwise) = P(Yes | 'is this step correct?'); vote_share (paraphrase) = share of"
+                " question rewrites under which the policy writes the step; check_share (check) = share of"
+                " the policy's written re-computations of the step's equations that agree with it (0.5: no"
+                " equation); NULL when not judged",
             ),
             (
                 "score_kind",
                 "VARCHAR",
-                "win_rate (pairwise: consistent wins / (siblings - 1), ties = 0.5) | p_yes (pointwise)",
+                "win_rate (pairwise: consistent wins / (siblings - 1), ties = 0.5) | p_yes (pointwise)"
+                " | vote_share (paraphrase) | check_share (check)",
             ),
             (
                 "soft_score",
