@@ -28,7 +28,7 @@ from presrm.tasks import load_task
 
 # A recipe small enough to train in a few seconds: the same code path as the real one.
 TINY = replace(
-    dm.DEFAULT_RECIPE,
+    dm.DEFAULT_RECIPE.first_phase(),
     hidden_size=32,
     num_layers=2,
     num_heads=2,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ class Recipe:
     ``task_options`` is the arith difficulty the model is trained on. ``eft_fraction`` is
     the share of judge examples in the base data (0: the base is a pure solver, as the
     paper's M0). ``steps`` optimizer updates of ``batch_size`` sequences each.
+
+    ``converge_steps`` > 0 adds a second phase that continues the first one's model on fresh
+    gold solutions of ``task_options`` with ``harder_fraction`` of them of the harder kind
+    (``harder_options`` over ``task_options``), at ``converge_lr``: a base trained to
+    convergence on the easier problems that solves the harder ones only sometimes.
     """
 
     hidden_size: int = 128
@@ -45,14 +50,42 @@ class Recipe:
     seed: int = 0
     data_seed: int = 1_000_003  # train problems are drawn with this seed (not the run's problem seeds)
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    converge_steps: int = 0
+    converge_batch_size: int = 32
+    converge_lr: float = 5e-4
+    converge_problems: int = 14_000  # base-difficulty problems in the second phase's pool
+    harder_options: tuple[tuple[str, Any], ...] = (("n_ops", 3),)
+    harder_fraction: float = 0.0
 
     def key(self) -> str:
         """Cache key: a hash of the recipe and the recipe format."""
-        raw = json.dumps({"format": RECIPE_FORMAT, **asdict(self)}, sort_keys=True, default=str)
+        fields = asdict(self)
+        if not self.converge_steps:  # a one-phase recipe keeps the key it had before phase two existed
+            for name in _PHASE_TWO_FIELDS:
+                fields.pop(name)
+        raw = json.dumps({"format": RECIPE_FORMAT, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
     def options(self) -> dict[str, Any]:
         return dict(self.task_options)
+
+    def harder(self) -> dict[str, Any]:
+        """The harder task's options: the base difficulty with ``harder_options`` over it."""
+        return {**self.options(), **dict(self.harder_options)}
+
+    def first_phase(self) -> Recipe:
+        """The one-phase recipe whose model the second phase continues."""
+        return replace(self, **{name: getattr(Recipe, name) for name in _PHASE_TWO_FIELDS})
+
+
+_PHASE_TWO_FIELDS = (
+    "converge_steps",
+    "converge_batch_size",
+    "converge_lr",
+    "converge_problems",
+    "harder_options",
+    "harder_fraction",
+)
 
 
 # Chosen by measurement: the schedules tried and their accuracies are in the README,
@@ -77,6 +110,26 @@ RECOMMENDED_CONFIG: dict[str, Any] = {
 }
 
 
+# Weights built by presrm.train.ship_default and shipped inside the package: training is not
+# bit-reproducible across CPUs (bf16 autocast where the CPU has it, fp32 elsewhere), so a
+# shipped copy is what makes every machine start from the same model.
+SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"
+COMPLETE_MARKER = "presrm_checkpoint.json"  # written last by presrm.model.checkpoints
+
+
 def default_dir(recipe: Recipe | None = None) -> Path:
     """Where the base model of ``recipe`` (default: :data:`DEFAULT_RECIPE`) is cached."""
     return cache_dir() / f"default-{(recipe or DEFAULT_RECIPE).key()}"
+
+
+def shipped_dir(recipe: Recipe | None = None, root: Path | None = None) -> Path:
+    """Where the package ships the base model of ``recipe``, if it ships it."""
+    return (root or SHIPPED_ROOT) / f"default-{(recipe or DEFAULT_RECIPE).key()}"
+
+
+def built_dir(recipe: Recipe | None = None) -> Path | None:
+    """A complete copy of ``recipe``'s base model: the shipped one first, else the cache's."""
+    for path in (shipped_dir(recipe), default_dir(recipe)):
+        if (path / COMPLETE_MARKER).is_file():
+            return path
+    return None

@@ -25,18 +25,18 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from presrm.errors import ModelError
 from presrm.model.checkpoints import CHECKPOINT_FILE, CHECKPOINT_FORMAT
-from presrm.model.default import DEFAULT_SPEC, default_dir
+from presrm.model.default import DEFAULT_SPEC, built_dir, default_dir
 from presrm.model.gguf import load_gguf, smollm2_path
 from presrm.model.policy import Policy, finish_policy, resolve_device, resolve_dtype
 from presrm.model.tiny import build_tiny_model
 
 
 def _load_default(device: str, dtype: str) -> Policy:
-    path = default_dir()
-    if not (path / CHECKPOINT_FILE).is_file():
+    path = built_dir()
+    if path is None:
         raise ModelError(
-            f"the embedded default model is not built yet ({path}): `presrm run` builds it on first use,"
-            " or call presrm.train.default_recipe.ensure_default()"
+            f"the embedded default model is not built yet ({default_dir()}): `presrm run` builds it on"
+            " first use, or call presrm.train.default_recipe.ensure_default()"
         )
     try:
         policy = load_checkpoint(path, device=device, dtype=dtype)

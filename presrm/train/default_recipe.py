@@ -36,7 +36,15 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from presrm.errors import ModelError
 from presrm.model.charvocab import build_char_tokenizer
 from presrm.model.checkpoints import save_checkpoint
-from presrm.model.default import DEFAULT_RECIPE, DEFAULT_SPEC, RECIPE_FORMAT, Recipe, default_dir
+from presrm.model.default import (
+    COMPLETE_MARKER,
+    DEFAULT_RECIPE,
+    DEFAULT_SPEC,
+    RECIPE_FORMAT,
+    Recipe,
+    built_dir,
+    default_dir,
+)
 from presrm.model.loading import load_checkpoint
 from presrm.model.policy import Policy, finish_policy, resolve_device, resolve_dtype
 from presrm.tasks import load_task
@@ -233,27 +241,64 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def train_base(recipe: Recipe, *, progress: ProgressFn | None = None) -> Policy:
-    """Build the base model of ``recipe`` from its seed (CPU, fp32 weights). Not cached."""
-    model, tokenizer = build_model(recipe)
-    policy = finish_policy(
-        model, tokenizer, DEFAULT_SPEC, torch.device("cpu"), torch.float32, seed=recipe.seed
-    )
-    # A pool of at most max_pool examples; training repeats it in new orders (epochs).
-    examples = base_examples(policy, recipe, min(recipe.steps * recipe.batch_size, recipe.max_pool))
+def converge_examples(policy: Policy, recipe: Recipe) -> list[SFTExample]:
+    """The second phase's pool: fresh gold solutions of the base difficulty, ``harder_fraction``
+    of the pool of the harder kind, shuffled."""
+    if not 0.0 <= recipe.harder_fraction < 1.0:
+        raise ValueError(f"harder_fraction must be in [0, 1), got {recipe.harder_fraction}")
+    easy = load_task("arith", recipe.options())
+    hard = load_task("arith", recipe.harder())
+    n_easy = recipe.converge_problems
+    n_hard = round(n_easy * recipe.harder_fraction / (1.0 - recipe.harder_fraction))
+    examples = ift_examples(policy, easy, easy.sample(n_easy, "train", seed=recipe.data_seed + 3))
+    if n_hard:
+        examples += ift_examples(policy, hard, hard.sample(n_hard, "train", seed=recipe.data_seed + 4))
+    random.Random(f"{recipe.seed}:converge-order").shuffle(examples)
+    return examples
+
+
+def train_base(
+    recipe: Recipe,
+    *,
+    progress: ProgressFn | None = None,
+    on_step: Callable[[Policy, int], None] | None = None,
+) -> Policy:
+    """Build the base model of ``recipe`` from its seed (CPU, fp32 weights). Not cached.
+
+    A two-phase recipe continues its first phase's model, built and cached first.
+    ``on_step(policy, k)`` is called after update k of the last phase (e.g. a measurement)."""
+    if recipe.converge_steps:
+        policy = load_default("cpu", "float32", recipe=recipe.first_phase(), progress=progress)
+        examples = converge_examples(policy, recipe)
+        steps, batch_size, lr, seed = (
+            recipe.converge_steps,
+            recipe.converge_batch_size,
+            recipe.converge_lr,
+            recipe.seed + 1,
+        )
+    else:
+        model, tokenizer = build_model(recipe)
+        policy = finish_policy(
+            model, tokenizer, DEFAULT_SPEC, torch.device("cpu"), torch.float32, seed=recipe.seed
+        )
+        # A pool of at most max_pool examples; training repeats it in new orders (epochs).
+        examples = base_examples(policy, recipe, min(recipe.steps * recipe.batch_size, recipe.max_pool))
+        steps, batch_size, lr, seed = recipe.steps, recipe.batch_size, recipe.lr, recipe.seed
+    trained = policy
     train_examples(
-        policy,
+        trained,
         examples,
-        steps=recipe.steps,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        seed=recipe.seed,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
         warmup_fraction=recipe.warmup_fraction,
         weight_decay=recipe.weight_decay,
         bf16=recipe.bf16,
         progress=progress,
+        on_step=None if on_step is None else (lambda k: on_step(trained, k)),
     )
-    return policy
+    return trained
 
 
 def _stderr(message: str) -> None:
@@ -268,29 +313,37 @@ def ensure_default(recipe: Recipe | None = None, *, progress: ProgressFn | None 
     """
     # Looked up at call time (not as a default argument), so tests can swap the recipe.
     recipe = recipe or DEFAULT_RECIPE
+    found = built_dir(recipe)
+    if found is not None:
+        return found
     target = default_dir(recipe)
-    if (target / "presrm_checkpoint.json").is_file():
-        return target
     if progress is not None:
         progress(f"training the embedded default model once (cached in {target}); this takes a few minutes")
     started = time.time()
     policy = train_base(recipe, progress=progress)
+    save_base(policy, recipe, target)
+    if progress is not None:
+        progress(f"done in {time.time() - started:.0f}s")
+    return target
+
+
+def save_base(policy: Policy, recipe: Recipe, target: Path, **meta: Any) -> Path:
+    """Save a base model with its ``recipe.json`` (plus ``meta``) as ``target``, atomically:
+    written to a temporary directory and renamed, so a killed build leaves nothing half written
+    and two processes building at once both end up with one complete copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         save_checkpoint(policy, tmp)
-        (tmp / "recipe.json").write_text(
-            json.dumps({"format": RECIPE_FORMAT, **asdict(recipe)}, indent=2, default=str) + "\n"
-        )
+        record = {"format": RECIPE_FORMAT, "key": recipe.key(), **asdict(recipe), **meta}
+        (tmp / "recipe.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         try:
             tmp.rename(target)
         except OSError:  # another process finished first: keep theirs
-            if not (target / "presrm_checkpoint.json").is_file():
+            if not (target / COMPLETE_MARKER).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if progress is not None:
-        progress(f"done in {time.time() - started:.0f}s")
     return target
 
 
