@@ -310,6 +310,7 @@ class Loop:
             greedy_candidate=self.cfg.sampling.greedy_candidate,
             switch_margin=self.cfg.judge.switch_margin,
             max_rows=self.cfg.sampling.max_rows,
+            pair_rule=self.cfg.judge.pair_rule,
         )
         trees: list[Tree] = []
         # Data parallel: a global batch is world × batch_problems problems, rank r searches
