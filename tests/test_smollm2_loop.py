@@ -25,7 +25,7 @@ from presrm.store.writer import RunStore
 
 pytestmark = [
     pytest.mark.slow,
-    # Opt-in: ~5.5 min on 2 shared cores (README, "Models on a GPU", has the measured numbers).
+    # Opt-in: 6-9 min on 2 shared cores (README, "Models on a GPU", has the measured numbers).
     pytest.mark.skipif(
         os.environ.get("PRESRM_SMOLLM2_LOOP") != "1",
         reason="set PRESRM_SMOLLM2_LOOP=1 (~6 min on CPU)",
