@@ -67,6 +67,12 @@ class JudgeConfig(_Section):
         " this above it; unset: the best score wins",
     )
     batch_size: int = Field(32, ge=1, description="judge prompts generated / scored together")
+    pair_rule: Literal["consistent", "debiased"] = Field(
+        "consistent",
+        description="a pair judged in both orders: consistent = a win only when both orders name the same"
+        " step, else a tie (the paper's) | debiased = a pair whose orders disagree goes to the step whose"
+        " P(win), averaged over both orders, is higher (cancels a judge's position bias)",
+    )
 
 
 class SFTConfig(_Section):

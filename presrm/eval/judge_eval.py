@@ -6,21 +6,27 @@ judged on the same pairs: checked reference pairs for a task with a step checker
 (``warmup.eft_source = "rollouts"``) rollout-labeled pairs built once per run
 (presrm.train.eft_rollouts). Each pair's two steps are stored as ``nodes`` (phase
 ``eft_test``, one tree per pair) and each call as a ``judgments`` row whose
-``expected`` column holds the right verdict; both orders are judged.
+``expected`` column holds the right verdict; both orders are judged. The pointwise judge
+(``judge.mode = "pointwise"``) is measured in its own form instead: each distinct step of the
+pairs alone, ``expected`` Yes/No, stored as ``mode = 'pointwise'`` (presrm.eval.judge_metrics
+turns them into pointwise_accuracy and pointwise_auroc, apart from the pairwise Table 3).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from presrm.config import RunConfig
+from presrm.judge_format import POINTWISE_TOKENS
 from presrm.model.policy import Policy
-from presrm.search.judge import ModelJudge, PairRequest
+from presrm.search.judge import JudgeResult, ModelJudge, PairRequest, PointRequest, StepJudge
 from presrm.search.judges import make_judge
 from presrm.store.writer import RunStore
 from presrm.tasks.base import Task
-from presrm.train.eft import build_eft_pairs
+from presrm.train.eft import build_eft_pairs, point_items
 from presrm.train.eft_jsonl import eft_train_test_split, load_eft_jsonl
 from presrm.train.eft_rollouts import held_out_file, held_out_rollout_pairs
 from presrm.train.examples import JudgePair
@@ -52,11 +58,74 @@ def eft_test_pairs(
 
 
 def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, iteration: int) -> int:
-    """Judge every held-out pair in both orders; returns the number of judge calls."""
+    """Judge every held-out pair in both orders (the pointwise judge: each of its distinct
+    steps alone); returns the number of judge calls."""
     pairs = eft_test_pairs(cfg, task, policy, held_out_file(store.path.with_suffix(".ckpt"), store.run_id))
     if not pairs:
         return 0
     judge = make_judge(policy, cfg.judge, task, max_step_tokens=cfg.sampling.max_step_tokens, seed=cfg.seed)
+    tree_ids = store.new_ids("tree", len(pairs))
+    node_ids = store.new_ids("node", 2 * len(pairs))
+    nodes = [
+        _node(iteration, pair, tree_id, node_ids[2 * i + side], side)
+        for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True))
+        for side in (0, 1)
+    ]
+    if isinstance(judge, ModelJudge) and judge.mode == "pointwise":
+        judgments = _pointwise(judge, pairs, tree_ids, node_ids, store, iteration)
+    else:
+        judgments = _pairwise(judge, pairs, tree_ids, node_ids, store, iteration)
+    store.append_rows("nodes", nodes)
+    store.append_rows("judgments", judgments)
+    return len(judgments)
+
+
+def _node(iteration: int, pair: JudgePair, tree_id: int, node_id: int, side: int) -> dict[str, Any]:
+    """Side 0 is the pair's step A, side 1 its step B; ``step_check`` says which one is right."""
+    return {
+        "iteration": iteration,
+        "phase": "eft_test",
+        "problem_id": pair.problem_id,
+        "tree_id": tree_id,
+        "node_id": node_id,
+        "parent_id": None,
+        "depth": len(pair.previous_steps) + 1,
+        "expansion": 0,
+        "text": pair.step_b if side else pair.step_a,
+        "chosen": False,
+        "rejected": False,
+        "rolled_back": False,
+        "is_final": False,
+        "step_check": pair.verdict == ("B" if side else "A"),
+    }
+
+
+def _judgment(iteration: int, judgment_id: int, tree_id: int, mode: str, res: JudgeResult) -> dict[str, Any]:
+    return {
+        "iteration": iteration,
+        "phase": "eft_test",
+        "judgment_id": judgment_id,
+        "tree_id": tree_id,
+        "mode": mode,
+        "check_text": res.check_text,
+        "raw_output": res.raw_output,
+        "verdict": res.verdict,
+        "p_a": res.p_a,
+        "p_b": res.p_b,
+        "verdict_source": res.verdict_source,
+        "probs_at": res.probs_at,
+    }
+
+
+def _pairwise(
+    judge: StepJudge,
+    pairs: list[JudgePair],
+    tree_ids: Sequence[int],
+    node_ids: Sequence[int],
+    store: RunStore,
+    iteration: int,
+) -> list[dict[str, Any]]:
+    """Both orders of every pair; ``expected`` is the right verdict of that order."""
     requests = []
     for p in pairs:
         requests.append(PairRequest(p.question, p.previous_steps, p.step_a, p.step_b))
@@ -64,60 +133,52 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
     results = judge.pairwise(requests)
     # The mode these calls really used (a pointwise ModelJudge compares with the pairwise prompt).
     mode = judge.pairwise_mode if isinstance(judge, ModelJudge) else judge.mode
-    tree_ids = store.new_ids("tree", len(pairs))
-    node_ids = store.new_ids("node", 2 * len(pairs))
     judgment_ids = store.new_ids("judgment", len(results))
-    nodes, judgments = [], []
+    rows = []
     for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True)):
         a, b = node_ids[2 * i], node_ids[2 * i + 1]
-        depth = len(pair.previous_steps) + 1
-        for node_id, text, right in (
-            (a, pair.step_a, pair.verdict == "A"),
-            (b, pair.step_b, pair.verdict == "B"),
-        ):
-            nodes.append(
-                {
-                    "iteration": iteration,
-                    "phase": "eft_test",
-                    "problem_id": pair.problem_id,
-                    "tree_id": tree_id,
-                    "node_id": node_id,
-                    "parent_id": None,
-                    "depth": depth,
-                    "expansion": 0,
-                    "text": text,
-                    "chosen": False,
-                    "rejected": False,
-                    "rolled_back": False,
-                    "is_final": False,
-                    "step_check": right,
-                }
-            )
         for order, (x, y) in enumerate(((a, b), (b, a))):
             res = results[2 * i + order]
-            expected = pair.verdict if order == 0 else ("B" if pair.verdict == "A" else "A")
-            winner = x if res.verdict == "A" else y if res.verdict == "B" else None
-            judgments.append(
-                {
-                    "iteration": iteration,
-                    "phase": "eft_test",
-                    "judgment_id": judgment_ids[2 * i + order],
-                    "tree_id": tree_id,
-                    "mode": mode,
-                    "node_a": x,
-                    "node_b": y,
-                    "order": order,
-                    "check_text": res.check_text,
-                    "raw_output": res.raw_output,
-                    "verdict": res.verdict,
-                    "p_a": res.p_a,
-                    "p_b": res.p_b,
-                    "winner": winner,
-                    "expected": expected,
-                    "verdict_source": res.verdict_source,
-                    "probs_at": res.probs_at,
-                }
+            row = _judgment(iteration, judgment_ids[2 * i + order], tree_id, mode, res)
+            row.update(
+                node_a=x,
+                node_b=y,
+                order=order,
+                winner=x if res.verdict == "A" else y if res.verdict == "B" else None,
+                expected=pair.verdict if order == 0 else ("B" if pair.verdict == "A" else "A"),
             )
-    store.append_rows("nodes", nodes)
-    store.append_rows("judgments", judgments)
-    return len(results)
+            rows.append(row)
+    return rows
+
+
+def _pointwise(
+    judge: ModelJudge,
+    pairs: list[JudgePair],
+    tree_ids: Sequence[int],
+    node_ids: Sequence[int],
+    store: RunStore,
+    iteration: int,
+) -> list[dict[str, Any]]:
+    """The pointwise judge in its own form: P(Yes) for each distinct held-out step (a step shared
+    by two pairs is judged once, under its first pair's node); ``expected`` is Yes for the pair's
+    right step, No for the other — the labels the warm-up's pointwise examples are built with."""
+    by_key: dict[tuple[str, tuple[str, ...], str], tuple[int, int]] = {}  # -> (node id, tree id)
+    for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True)):
+        for side, step in ((0, pair.step_a), (1, pair.step_b)):
+            by_key.setdefault((pair.question, pair.previous_steps, step), (node_ids[2 * i + side], tree_id))
+    items = point_items(pairs)
+    requests = [PointRequest(it.question, it.previous_steps, it.step) for it in items]
+    results = judge.pointwise(requests)
+    rows = []
+    for jid, item, res in zip(store.new_ids("judgment", len(results)), items, results, strict=True):
+        node_id, tree_id = by_key[(item.question, item.previous_steps, item.step)]
+        row = _judgment(iteration, jid, tree_id, "pointwise", res)
+        row.update(
+            node_a=node_id,
+            node_b=None,
+            order=0,
+            winner=node_id if res.verdict == POINTWISE_TOKENS[0] else None,
+            expected=POINTWISE_TOKENS[0] if item.label else POINTWISE_TOKENS[1],
+        )
+        rows.append(row)
+    return rows

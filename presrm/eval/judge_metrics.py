@@ -4,7 +4,9 @@ Only the LLM-as-a-judge (``judgments.mode = 'pairwise'``, the paper's prompt) gi
 ``judge_accuracy`` — the number set beside the paper's Table 3. Every other mode that
 decides held-out pairs gets its own ``<mode>_accuracy`` on the same pairs: the likelihood
 comparison (``mode = 'likelihood'``: the policy's own log-prob of each step, no judge
-prompt) ``likelihood_accuracy``, and no consistency (it is consistent by design).
+prompt) ``likelihood_accuracy``, and no consistency (it is consistent by design). The
+pointwise judge (``mode = 'pointwise'``) is measured on held-out steps, not pairs:
+``pointwise_accuracy`` (P(Yes) > 0.5 against the step's label) and ``pointwise_auroc``.
 Definitions: presrm.eval.evaluate's module doc.
 """
 
@@ -25,6 +27,8 @@ LLM_JUDGE = "pairwise"
 """The judgments.mode of the written [[A]]/[[B]] verdict (LLM-as-a-judge, the paper's Table 3)."""
 LIKELIHOOD = "likelihood"
 """The likelihood comparison's judgments.mode (not an LLM judge)."""
+POINTWISE = "pointwise"
+"""The pointwise judge's judgments.mode: P(Yes) to "is this next step correct?"."""
 WRONG_BELOW = 0.5
 """A judged step with ``soft_score`` below this counts as "the judge says wrong"."""
 
@@ -43,6 +47,13 @@ LEFT JOIN judgments s
 WHERE f.phase = 'eft_test' AND f.mode = ? AND f."order" = 0 AND f.expected IN ('A', 'B')
   AND (? IS NULL OR f.iteration = ?)
 ORDER BY f.iteration, f.judgment_id
+"""
+
+# The pointwise judge's held-out steps: P(Yes) and the step's label.
+EFT_POINTS_SQL = """
+SELECT p_a, expected = 'Yes' FROM judgments
+WHERE phase = 'eft_test' AND mode = 'pointwise' AND expected IN ('Yes', 'No') AND p_a IS NOT NULL
+  AND iteration = ?
 """
 
 CONSISTENCY_SQL = """
@@ -77,6 +88,11 @@ def judge_metrics(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str,
             out[f"{mode}_accuracy"] = judge_accuracy(
                 [r[1] for r in other], [r[2] for r in other], [r[3] for r in other]
             )
+    points = _fetch(con, EFT_POINTS_SQL, [iteration])
+    if points:
+        out["n_pointwise_steps"] = float(len(points))
+        out["pointwise_accuracy"] = sum((p > 0.5) == bool(y) for p, y in points) / len(points)
+        out["pointwise_auroc"] = auroc([float(p) for p, _ in points], [bool(y) for _, y in points])
     n_pairs, consistency = _fetch(con, CONSISTENCY_SQL, [iteration, LLM_JUDGE])[0]
     if n_pairs:
         out["n_judge_pairs"] = float(n_pairs)

@@ -30,6 +30,7 @@ PERCENT_METRICS = {
     "judge_accuracy",
     "judge_accuracy_order0",
     "likelihood_accuracy",
+    "pointwise_accuracy",
     "judge_consistency",
     "judge_step_precision",
     "judge_step_recall",
@@ -211,6 +212,29 @@ def _other_mode_section(info: dict[str, str], mode: str, table: list[JudgeRow]) 
     return [*lines, *_table(["model", "pairs", "accuracy (both orders)"], rows), "", note, ""]
 
 
+def _pointwise_section(info: dict[str, str], summaries: dict[int, dict[str, float]]) -> list[str]:
+    """The pointwise judge on held-out steps (judged alone, so not pairs: apart from Table 3)."""
+    iters = [i for i in sorted(summaries) if "n_pointwise_steps" in summaries[i]]
+    if not iters:
+        return []
+    rows = [
+        [
+            model_name(info, i),
+            str(int(summaries[i]["n_pointwise_steps"])),
+            _fmt("pointwise_accuracy", summaries[i].get("pointwise_accuracy")),
+            _fmt("pointwise_auroc", summaries[i].get("pointwise_auroc")),
+        ]
+        for i in iters
+    ]
+    note = (
+        "Each distinct step of the held-out pairs judged alone (`judge.mode = 'pointwise'`): right when"
+        " P(Yes) > 0.5 exactly for the pair's right step. Not a pairwise number: not comparable with the"
+        " paper's Table 3."
+    )
+    lines = ["## Pointwise judge on held-out steps (no pairwise judge)", ""]
+    return [*lines, *_table(["model", "steps", "accuracy", "AUROC of P(Yes)"], rows), "", note, ""]
+
+
 def run_summaries(run_file: str | Path) -> dict[int, dict[str, float]]:
     """Every iteration's metrics: the stored ones, overridden by those recomputed from the rows."""
     stored = stored_metrics(run_file)
@@ -244,6 +268,7 @@ def write_report(run_file: str | Path, out_dir: str | Path) -> Path:
     for mode in pair_modes(run_file):
         if mode != LLM_JUDGE:
             lines += _other_mode_section(info, mode, judge_table(run_file, mode))
+    lines += _pointwise_section(info, summaries)
     lines += _stages_section(info, _stage_times(run_file))
     lines += ["## Plots", ""]
     acc_png = plot_accuracy(info, summaries, out / "accuracy.png") if summaries else None

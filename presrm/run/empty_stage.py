@@ -44,6 +44,12 @@ def search_causes(counts: dict[str, int], cfg: RunConfig) -> list[str]:
         )
     else:
         causes.append("no judge calls")
+    if counts.get("order_disagreements"):
+        # Verdicts that parse but follow the position: the consistency rule ties every such pair.
+        causes.append(
+            f"{counts['order_disagreements']} of {counts['pairs']} pairs named different steps in the two"
+            " orders (position bias; judge.pair_rule = 'debiased' decides them by P(win) over both orders)"
+        )
     causes.append(
         f"{counts['single_candidate_expansions']} of {counts['expansions']} expansions had one distinct"
         " candidate (nothing to compare)"

@@ -168,7 +168,7 @@ class Loop:
 
     def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.eval.judge_eval import user_eft_split
-        from presrm.train.eft import eft_examples, ift_examples
+        from presrm.train.eft import ift_examples, judge_examples
         from presrm.train.eft_rollouts import warmup_eft_pairs
         from presrm.train.sft import train_sft
 
@@ -181,7 +181,7 @@ class Loop:
             examples = ift_examples(policy, self.task, problems[: w.ift_examples])
             pairs = warmup_eft_pairs(policy, self.task, problems, self.cfg, rng)  # reference | rollouts
             pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
-            examples += eft_examples(policy, pairs, with_check=self.cfg.judge.check)
+            examples += judge_examples(policy, pairs, self.cfg.judge)  # in the run's judge form
             rng.shuffle(examples)
             return examples, len(pairs)
 
@@ -310,6 +310,7 @@ class Loop:
             greedy_candidate=self.cfg.sampling.greedy_candidate,
             switch_margin=self.cfg.judge.switch_margin,
             max_rows=self.cfg.sampling.max_rows,
+            pair_rule=self.cfg.judge.pair_rule,
         )
         trees: list[Tree] = []
         # Data parallel: a global batch is world × batch_problems problems, rank r searches

@@ -39,6 +39,10 @@ class SearchSettings:
     it (ties keep it, never roll back). None: the best score wins, all-equal scores roll back."""
     max_rows: int = 64
     """Candidate rows decoded together (the generation batch)."""
+    pair_rule: str = "consistent"
+    """How a pair judged in both orders scores: ``consistent`` (the paper's: a win only when both
+    orders name the same step, else a tie) | ``debiased`` (a pair whose orders disagree goes to the
+    step with the higher P(win) averaged over both orders; a tie only when that is exactly 0.5)."""
 
 
 @dataclass

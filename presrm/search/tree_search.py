@@ -6,7 +6,10 @@ One round, for every unfinished problem of a batch at once:
 2. judge the candidates (pairwise in both orders, or pointwise), all problems in one
    batched judge call; candidates with identical text are judged once and share a score;
 3. score: win rate among the distinct siblings (a pair whose two orders disagree, or
-   that has no verdict, is a tie worth 0.5 to each) or P(Yes); next to it the graded
+   that has no verdict, is a tie worth 0.5 to each — or, with ``pair_rule = "debiased"``,
+   a win for the step whose probability of winning, averaged over both orders, is higher:
+   a position-biased judge names the first-shown step either way, and averaging the two
+   orders cancels that bias) or P(Yes); next to it the graded
    ``soft_score`` (the judge's mean probability of beating a sibling), because the win
    rate of a chosen step is nearly always 1 and says nothing about how sure the judge was;
 4. if the distinct candidates all score the same, roll back: drop the last accepted
@@ -105,7 +108,7 @@ def search(
             for group, vote in zip(groups, votes, strict=True):
                 _judge_votes(group, len(vote), ids)
         elif settings.width > 1 and judge is not None:
-            _judge_groups(groups, judge, ids)
+            _judge_groups(groups, judge, ids, settings.pair_rule)
             clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
         for group in groups:
             _select(group, settings)
@@ -185,7 +188,7 @@ def _expected(a: Node, b: Node) -> str | None:
     return "A" if a.step_check else "B"
 
 
-def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None:
+def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource, pair_rule: str) -> None:
     if judge.mode in POINTWISE_MODES:
         _judge_pointwise(groups, judge, ids)
         return
@@ -204,7 +207,8 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
     # The graded score: the judge's own probability that a step beats each sibling, averaged
     # over both orders (a verdict without probabilities counts 1 / 0, no verdict 0.5).
     soft: dict[int, dict[str, float]] = {id(g): {n.text: 0.0 for n in g.distinct} for g in groups}
-    first_winner: dict[tuple[int, int], int | None] = {}
+    # Order 0 of each pair: its winner and P(its A side wins), until order 1 comes.
+    first: dict[tuple[int, int], tuple[int | None, float]] = {}
     for jid, (g, x, y, order), res in zip(judgment_ids, meta, results, strict=True):
         winner = x.node_id if res.verdict == "A" else y.node_id if res.verdict == "B" else None
         g.tree.judgments.append(
@@ -230,10 +234,14 @@ def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None
         soft[id(g)][y.text] += p_y / 2
         key = (min(x.node_id, y.node_id), max(x.node_id, y.node_id))
         if order == 0:
-            first_winner[key] = winner
+            first[key] = (winner, p_x)
             continue
-        # Both orders seen: a consistent verdict is a win, anything else a tie.
-        agreed = first_winner[key] if first_winner[key] == winner else None
+        # Both orders seen: a consistent verdict is a win, anything else a tie — or, with the
+        # debiased rule, a win for the step whose P(win) averaged over both orders is higher.
+        agreed = first[key][0] if first[key][0] == winner else None
+        if agreed is None and pair_rule == "debiased":
+            shown_first = (first[key][1] + p_y) / 2  # P(y wins): y was order 0's A side
+            agreed = y.node_id if shown_first > 0.5 else x.node_id if shown_first < 0.5 else None
         by_id = {x.node_id: x, y.node_id: y}
         if agreed is None:
             wins[id(g)][x.text] += 0.5

@@ -59,7 +59,10 @@ SELECT
                          GROUP BY tree_id, expansion HAVING count(DISTINCT text) = 1)),
   (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND rolled_back),
   (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND chosen AND NOT rolled_back),
-  (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND rejected)
+  (SELECT count(*) FROM nodes WHERE iteration = ? AND phase = 'train' AND rejected),
+  (SELECT count(*) FROM judge_pairs WHERE iteration = ? AND phase = 'train'),
+  (SELECT count(*) FROM judge_pairs WHERE iteration = ? AND phase = 'train'
+     AND first_winner IS NOT NULL AND swapped_winner IS NOT NULL AND first_winner <> swapped_winner)
 """
 
 SEARCH_COUNT_NAMES = (
@@ -71,10 +74,12 @@ SEARCH_COUNT_NAMES = (
     "rolled_back",
     "accepted_steps",
     "rejected_steps",
+    "pairs",  # pairs judged in both orders
+    "order_disagreements",  # of those: both orders have a verdict, naming different steps
 )
 
 
 def search_counts(run_file: str | Path, iteration: int) -> dict[str, int]:
     """The training search's counts of ``iteration`` (:data:`SEARCH_COUNT_NAMES`)."""
-    (row,) = query_rows(run_file, _SEARCH_COUNTS_SQL, [iteration] * 8)
+    (row,) = query_rows(run_file, _SEARCH_COUNTS_SQL, [iteration] * len(SEARCH_COUNT_NAMES))
     return {name: int(value or 0) for name, value in zip(SEARCH_COUNT_NAMES, row, strict=True)}

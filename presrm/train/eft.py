@@ -6,7 +6,10 @@ IFT (instruction fine-tuning): reference solutions in the step format, either wh
 
 EFT (evaluation fine-tuning): pairs of candidate next steps for the same partial solution
 with the verdict (and a short check) the judge should write, built from reference steps and
-task corruptions (user-written pairs from JSONL: presrm.train.eft_jsonl).
+task corruptions (user-written pairs from JSONL: presrm.train.eft_jsonl). The pointwise judge
+learns from the same pairs split into their two steps, each answered Yes (the pair's right
+step) or No (the other), so its labels are the pairs' labels: the step checker's where the
+task has one.
 
 Where EOS goes: the trainer appends the tokenizer's EOS token id after a completion whose
 :attr:`SFTExample.eos` is true (it is never part of the text, so a literal "</s>" in a
@@ -21,9 +24,11 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from presrm.judge_format import pairwise_target, pairwise_user_text
+from presrm.config import JudgeConfig
+from presrm.judge_format import POINTWISE_TOKENS, pairwise_target, pairwise_user_text, pointwise_user_text
 from presrm.model.policy import Policy
 from presrm.steps import LINE, StepFormat, render_prefix, step_content, step_header
 from presrm.tasks.base import Problem, Task
@@ -191,3 +196,49 @@ def eft_examples(
         )
         for p in pairs
     ]
+
+
+@dataclass(frozen=True)
+class PointItem:
+    """One step of a judge pair, judged alone: ``label`` is True for the pair's right step."""
+
+    problem_id: str
+    question: str
+    previous_steps: tuple[str, ...]
+    step: str
+    label: bool
+
+
+def point_items(pairs: Sequence[JudgePair]) -> list[PointItem]:
+    """Both steps of every pair, right one first; a step already listed (same question, prefix
+    and text: several corruptions of one reference step) is listed once."""
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
+    items: list[PointItem] = []
+    for p in pairs:
+        good, bad = (p.step_a, p.step_b) if p.verdict == "A" else (p.step_b, p.step_a)
+        for step, label in ((good, True), (bad, False)):
+            key = (p.question, p.previous_steps, step)
+            if key not in seen:
+                seen.add(key)
+                items.append(PointItem(p.problem_id, p.question, p.previous_steps, step, label))
+    return items
+
+
+def pointwise_examples(policy: Policy, pairs: Sequence[JudgePair]) -> list[SFTExample]:
+    """Judge pairs as pointwise SFT examples: the pointwise prompt, then ``Yes``/``No`` (+ EOS)."""
+    return [
+        SFTExample(
+            prompt=policy.complete_prompt(pointwise_user_text(i.question, list(i.previous_steps), i.step)),
+            completion=POINTWISE_TOKENS[0] if i.label else POINTWISE_TOKENS[1],
+            eos=True,
+        )
+        for i in point_items(pairs)
+    ]
+
+
+def judge_examples(policy: Policy, pairs: Sequence[JudgePair], judge: JudgeConfig) -> list[SFTExample]:
+    """The warm-up's judge examples in the form the run judges with: pointwise for
+    ``judge.mode = "pointwise"``, else the pairwise prompt (with a check if ``judge.check``)."""
+    if judge.mode == "pointwise":
+        return pointwise_examples(policy, pairs)
+    return eft_examples(policy, pairs, with_check=judge.check)
