@@ -16,8 +16,8 @@ Builds a simulated run (tests/tui_fixtures.py, batched RunStore appends) with ab
 Prints each app time next to its queries-alone time and the ratio, as wall-clock
 seconds and as this process's CPU seconds (all threads): on a shared machine other
 processes stretch wall time, CPU time is the work the inspector itself did. The
-machine's speed varies, so compare ratios measured in one run. Targets (wall):
-first screen < 2 s, tree < 300 ms ("open a tree" is the first open, which builds
+machine's speed varies, so compare ratios measured in one run. Targets (wall, issue 16):
+first screen < 1 s, tree < 100 ms ("open a tree" is the first open, which builds
 the tree screen; "reopen" is a later one, which reuses it).
 """
 
@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,8 +47,8 @@ from presrm.tui.app import InspectorApp  # noqa: E402
 from presrm.tui.screens.tree import TreeScreen  # noqa: E402
 
 NODES_PER_PROBLEM = 62  # measured for the fixture's defaults with 3 iterations
-FIRST_SCREEN_TARGET = 2.0
-TREE_TARGET = 0.3
+FIRST_SCREEN_TARGET = 1.0
+TREE_TARGET = 0.1
 
 
 def build(path: Path, nodes: int) -> float:
@@ -115,10 +116,10 @@ async def app_times(path: Path, tree_id: int, other_tree: int) -> dict[str, Timi
             return found.first(DataTable).row_count if found else 0
 
         await _wait(pilot, lambda: rows("#iterations") > 0)
-        await pilot.pause()  # one frame: it is on screen
+        await _drawn(pilot)
         out["first screen"] = start.read()
         await _wait(pilot, lambda: rows("#problems-table") > 0)
-        await pilot.pause()
+        await _drawn(pilot)
         out["problems table"] = start.read()
         await _idle(pilot)
         for key, tree in (("open a tree", tree_id), ("reopen", other_tree)):
@@ -130,11 +131,59 @@ async def app_times(path: Path, tree_id: int, other_tree: int) -> dict[str, Timi
                 return isinstance(screen, TreeScreen) and screen.detail is not None and screen.tree_id == tree
 
             await _wait(pilot, tree_drawn)
-            await pilot.pause()  # one frame: the tree is on screen
+            await _drawn(pilot)
             out[key] = clock.read()
             app.pop_screen()
             await _idle(pilot)
     return out
+
+
+async def _drawn(pilot: Pilot) -> None:
+    """Let the screen handle what is queued, then render it: the frame is on screen.
+
+    (``pilot.pause()`` waits instead until the whole process is idle, up to a second: with the
+    tree index still loading in a worker thread it counted that load, not the frame.)
+    """
+    await pilot._wait_for_screen()
+    pilot.app.screen._on_timer_update()
+
+
+# A user's start: a fresh interpreter imports the inspector, builds the app and draws the
+# overview (module imports and first uses, e.g. pyarrow importing pandas, are paid here, not
+# in the in-process timings above, whose imports this script did before them).
+COLD_START = """
+import asyncio, sys, time
+t0 = time.perf_counter()
+from textual.widgets import DataTable
+from presrm.tui.app import InspectorApp
+t1 = time.perf_counter()
+async def main():
+    app = InspectorApp(sys.argv[1], refresh_interval=None)
+    async with app.run_test(size=(150, 45)) as pilot:
+        def ready():
+            found = app.screen.query("#iterations")
+            return bool(found) and found.first(DataTable).row_count > 0
+        while not ready():
+            await pilot.pause(0.002)
+        await pilot._wait_for_screen()
+        app.screen._on_timer_update()
+        print("COLD", t1 - t0, time.perf_counter() - t0)
+asyncio.run(main())
+"""
+
+
+def cold_start(path: Path, repeat: int) -> tuple[float, float]:
+    """Median (imports, imports to first screen drawn) seconds over fresh interpreters."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    runs = []
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, "-c", COLD_START, str(path)], capture_output=True, text=True, env=env, check=True
+        )
+        line = next(x for x in done.stdout.splitlines() if x.startswith("COLD "))
+        imports, first = (float(x) for x in line.split()[1:])
+        runs.append((imports, first))
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 async def _idle(pilot: Pilot) -> None:
@@ -186,11 +235,16 @@ def main(argv: list[str] | None = None) -> int:
         if target is not None:
             passed = app_w < target
             ok &= passed
-            verdict = f"< {target:.1f} s {'PASS' if passed else 'FAIL'}"
+            verdict = f"< {target:g} s {'PASS' if passed else 'FAIL'}"
         print(
             f"{key:16} {app_w:9.3f}s {q_w:7.3f}s {app_w / q_w:5.1f}x  | {app_c:8.3f}s {q_c:7.3f}s"
             f" {app_c / max(q_c, 1e-6):5.1f}x  | {verdict}"
         )
+    imports, cold = cold_start(path, args.repeat)
+    print(
+        f"\nfresh process (median of {args.repeat}): imports {imports:.3f} s, imports to first screen"
+        f" {cold:.3f} s, so the app's part {cold - imports:.3f} s (queries alone above)"
+    )
     return 0 if ok else 1
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from presrm.config import RunConfig
 from presrm.errors import StoreError
+from presrm.store.buffer import ROW_GROUP, TableBuffer
 from presrm.store.db import open_run
 from presrm.store.reader import export_parquet, query_rows
 from presrm.store.schema import SCHEMA_VERSION, TABLES
@@ -108,6 +109,19 @@ def test_batched_write_of_100k_nodes(tmp_path: Path) -> None:
     assert store.finished_stages() == {(1, "search")}
 
 
+def test_appends_past_a_row_group_are_cut_at_its_size() -> None:
+    # 3 x 70,000 rows: the second append straddles DuckDB's row group (122,880 rows) and is
+    # split between the first contiguous row group and the rows still pending.
+    buffer = TableBuffer("nodes")
+    for k in range(3):
+        buffer.append({"node_id": list(range(70_000 * k, 70_000 * (k + 1))), "tree_id": [k] * 70_000})
+    assert [t.num_rows for t in buffer.tables] == [ROW_GROUP]
+    assert buffer.rows == 210_000
+    (batch,) = buffer.batches()
+    assert batch.column("node_id").to_pylist() == list(range(210_000))
+    assert batch.column("tree_id").to_pylist() == [0] * 70_000 + [1] * 70_000 + [2] * 70_000
+
+
 def test_recursive_query_rebuilds_a_tree(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     # root r has children a, b; a has children c, d; d has child e
@@ -135,12 +149,59 @@ def test_recursive_query_rebuilds_a_tree(tmp_path: Path) -> None:
     assert rows[-1][3] == f"step {b} ['x']"
 
 
+def test_gathered_appends_keep_their_rows_and_order(tmp_path: Path) -> None:
+    # Small appends are gathered before conversion: the caller's later edits of its lists,
+    # a different column set and an Arrow column in between must not change what is stored.
+    import pyarrow as pa
+
+    store = make_store(tmp_path)
+    texts = ["a", "b"]
+    store.append_columns("nodes", {"node_id": [0, 1], "tree_id": [0, 0], "text": texts})
+    texts[0] = "changed after the append"
+    store.append_columns("nodes", {"node_id": [2], "tree_id": [0], "text": ["c"]})
+    store.append_columns("nodes", {"node_id": [3], "tree_id": [1], "depth": [2]})
+    store.append_columns("nodes", {"node_id": pa.array([4, 5]), "tree_id": [1, 1], "text": ["e", "f"]})
+    store.append_columns("nodes", {"node_id": [6], "tree_id": [1], "text": ["g"]})
+    assert store.pending_rows == 7
+    with pytest.raises(ValueError, match="different lengths"):
+        store.append_columns("nodes", {"node_id": [7, 8], "tree_id": [1]})
+    store.flush()
+    rows = query_rows(store.path, "SELECT node_id, tree_id, text, depth FROM nodes")
+    assert rows == [
+        (0, 0, "a", None),
+        (1, 0, "b", None),
+        (2, 0, "c", None),
+        (3, 1, None, 2),
+        (4, 1, "e", None),
+        (5, 1, "f", None),
+        (6, 1, "g", None),
+    ]
+
+
 def test_model_text_is_stored_verbatim(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     nasty = "Step 1: '); DROP TABLE nodes; -- [bold]{0}{x}\\frac{a}[b] \x00?"
     store.append_rows("nodes", [{"node_id": 0, "tree_id": 0, "text": nasty}])
     store.flush()
     assert query_rows(store.path, "SELECT text FROM nodes")[0][0] == nasty
+
+
+def test_values_of_another_type_still_store_as_the_column_type(tmp_path: Path) -> None:
+    # Chunks converted with the schema's types and chunks that fall back to inference
+    # (an int in a VARCHAR column, a float in an INTEGER one) flush together.
+    store = make_store(tmp_path)
+    store.append_rows("nodes", [{"node_id": 0, "tree_id": 0, "final_answer": 42, "n_tokens": 3.0}])
+    store.append_rows("nodes", [{"node_id": 1, "tree_id": 0, "final_answer": "7", "n_tokens": 5}])
+    store.append_rows("nodes", [{"node_id": 2, "tree_id": 0, "final_answer": None, "correct": True}])
+    store.flush()
+    rows = query_rows(
+        store.path, "SELECT node_id, final_answer, n_tokens, correct, run_id FROM nodes ORDER BY node_id"
+    )
+    assert rows == [
+        (0, "42", 3, None, store.run_id),
+        (1, "7", 5, None, store.run_id),
+        (2, None, None, True, store.run_id),
+    ]
 
 
 def test_unknown_column_is_a_programming_error(tmp_path: Path) -> None:

@@ -62,6 +62,9 @@ class InspectorApp(App[None]):
             # Same message as the store's, without starting any worker.
             self._fail(f"run file not found: {self.run_file}")
             return
+        # Read once before any view watches it: Textual initialises a reactive on its first read
+        # and then calls every watcher registered so far, which made each view load twice.
+        _ = self.generation
         self.push_screen(MainScreen())
         # The first screen (overview) reads little; the tree index aggregates every node.
         # It starts once the overview is on screen, or after a second at the latest.
@@ -134,6 +137,10 @@ class InspectorApp(App[None]):
 
     @on(TreeReady)
     def _tree_ready(self, message: TreeReady) -> None:
+        with self.batch_update():  # one redraw for the new tree and the screen switch
+            self._show_tree(message)
+
+    def _show_tree(self, message: TreeReady) -> None:
         if self._tree_screen is None:
             self._tree_screen = TreeScreen(message.detail, message.focus_node)
             self.install_screen(self._tree_screen, name="tree")

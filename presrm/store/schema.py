@@ -332,6 +332,14 @@ def table_columns(table: str) -> list[str]:
     raise KeyError(table)
 
 
+def table_types(table: str) -> dict[str, str]:
+    """Column name -> SQL type of a table (without constraints), in order."""
+    for name, columns, _ in TABLES:
+        if name == table:
+            return {c: t.replace(" PRIMARY KEY", "") for c, t, _ in columns}
+    raise KeyError(table)
+
+
 def describe_schema() -> str:
     """Human-readable schema (what `presrm schema` prints)."""
     lines = [f"presrm trace store, schema version {SCHEMA_VERSION}", ""]

@@ -15,20 +15,19 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from presrm import __version__
 from presrm.config import RunConfig
 from presrm.errors import StoreError
+from presrm.store.buffer import TableBuffer
 from presrm.store.db import check_identity, connect, initialize, is_lock_error
-from presrm.store.schema import table_columns
+from presrm.store.schema import table_types
 
 # id counters: which table/column each one numbers
 ID_COLUMNS = {
@@ -71,7 +70,7 @@ class RunStore:
         self.run_id = run_id
         self.config = config
         self._counters = counters
-        self._chunks: dict[str, list[pa.Table]] = defaultdict(list)
+        self._buffers: dict[str, TableBuffer] = {}
         self._sql: list[tuple[str, list[Any]]] = []
 
     # ---- opening -------------------------------------------------------------------------
@@ -142,22 +141,12 @@ class RunStore:
     # ---- buffering -----------------------------------------------------------------------
     def append_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
         """Buffer rows given as columns; missing columns are NULL, run_id is filled in."""
-        names = table_columns(table)
-        unknown = set(columns) - set(names)
+        unknown = set(columns) - set(table_types(table))
         if unknown:
             raise KeyError(f"{table} has no column(s) {sorted(unknown)}")
-        n = len(next(iter(columns.values()))) if columns else 0
-        if n == 0:
-            return
-        arrays: dict[str, Any] = {}
-        for name in names:
-            if name == "run_id":
-                arrays[name] = pa.array([self.run_id] * n, pa.string())
-            elif name in columns:
-                arrays[name] = columns[name]
-            else:
-                arrays[name] = pa.nulls(n)
-        self._chunks[table].append(pa.table(arrays))
+        if table not in self._buffers:
+            self._buffers[table] = TableBuffer(table)
+        self._buffers[table].append(columns)
 
     def append_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Buffer rows given as dicts (convenient for small batches)."""
@@ -183,7 +172,7 @@ class RunStore:
 
     @property
     def pending_rows(self) -> int:
-        return sum(t.num_rows for chunks in self._chunks.values() for t in chunks)
+        return sum(b.rows for b in self._buffers.values())
 
     # ---- flushing ------------------------------------------------------------------------
     def flush(self, stage: StageDone | None = None, *, wait: bool = True, timeout: float = 120.0) -> bool:
@@ -192,7 +181,7 @@ class RunStore:
         With ``wait=False`` a flush that finds the file locked by a reader returns
         False and keeps the buffer for next time instead of stalling the run.
         """
-        if not self._chunks and not self._sql and stage is None:
+        if not self._buffers and not self._sql and stage is None:
             return True
         try:
             con = connect(self.path, read_only=False, timeout=timeout if wait else 0.05)
@@ -203,15 +192,16 @@ class RunStore:
         try:
             con.execute("BEGIN")
             written = 0
-            for table, chunks in self._chunks.items():
-                batch = (
-                    pa.concat_tables(chunks, promote_options="permissive") if len(chunks) > 1 else chunks[0]
-                )
-                names = ", ".join(f'"{c}"' for c in batch.column_names)
-                con.register("__presrm_batch", batch)
-                con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __presrm_batch")
-                con.unregister("__presrm_batch")
-                written += batch.num_rows
+            for table, buffer in self._buffers.items():
+                for batch in buffer.batches():
+                    names = ", ".join(f'"{c}"' for c in batch.column_names)
+                    con.register("__presrm_batch", batch)
+                    con.execute(
+                        f'INSERT INTO {table} ("run_id", {names}) SELECT ?, {names} FROM __presrm_batch',
+                        [self.run_id],
+                    )
+                    con.unregister("__presrm_batch")
+                    written += batch.num_rows
             for sql, params in self._sql:
                 con.execute(sql, params)
             if stage is not None:
@@ -236,7 +226,7 @@ class RunStore:
             # The buffer is kept: nothing already produced is lost if the caller retries.
             raise StoreError(f"cannot write {self.path}: {str(err).splitlines()[0]}") from None
         # Committed: the rows are durable in the write-ahead log, so the buffer goes either way.
-        self._chunks.clear()
+        self._buffers.clear()
         self._sql.clear()
         try:
             # Move them into the .duckdb file now. DuckDB's own checkpoint on close swallows a
@@ -268,7 +258,7 @@ class RunStore:
         Called before a stage is redone so that a killed run leaves no duplicates.
         Id counters restart after the surviving rows, so redone rows get the same ids.
         """
-        if self._chunks or self._sql:
+        if self._buffers or self._sql:
             raise RuntimeError("discard() with unflushed rows")
         con = connect(self.path, read_only=False)
         deleted = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Header, TabbedContent, TabPane
 
@@ -29,10 +30,12 @@ class MainScreen(Screen[None]):
         with TabbedContent(initial="overview", id="tabs"):
             with TabPane("Overview", id="overview"):
                 yield OverviewPane(id="overview-pane")
+            # The hidden tabs mount after the first screen is drawn (their selects, tables and
+            # plot cost about as much to mount and style as the overview itself).
             with TabPane("Problems", id="problems"):
-                yield ProblemsPane(id="problems-pane")
+                yield Lazy(ProblemsPane(id="problems-pane"))
             with TabPane("Calibration", id="calibration"):
-                yield CalibrationPane(id="calibration-pane")
+                yield Lazy(CalibrationPane(id="calibration-pane"))
         yield KeyBar()
 
     def action_show_tab(self, tab: str) -> None:
