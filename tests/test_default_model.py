@@ -143,12 +143,12 @@ def test_bad_device_fails_before_any_training(cache: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the real default model, when this machine has built it (building takes minutes)
+# the real default model: shipped in the package (or built on this machine)
 
-_REAL = dm.default_dir(dm.DEFAULT_RECIPE)
+_REAL = default_record.built_dir(dm.DEFAULT_RECIPE)
 needs_built_default = pytest.mark.skipif(
-    not (_REAL / CHECKPOINT_FILE).is_file(),
-    reason=f"default model not built in {_REAL} (build it: python benchmarks/measure_default.py, or presrm run)",
+    _REAL is None,
+    reason="default model neither shipped nor built (rebuild it: python -m presrm.train.ship_default)",
 )
 
 
@@ -167,5 +167,16 @@ def test_cached_default_model_writes_the_step_format_and_solves_some_problems() 
     assert set(statuses) <= {STATUS_OK, STATUS_FINAL}
     assert sum(t.final is not None for t in trees) >= 36
     accuracy = sum(t.correct for t in trees) / len(trees)
-    # M0 solves part of the task and leaves room to improve (measured: see benchmarks/results).
-    assert 0.05 <= accuracy <= 0.9, accuracy
+    # Converged on its own difficulty (measured 100 %), partial on the harder kind: the headroom
+    # the self-rewarding loop works on (measured 42.7 %: README, "The embedded default model").
+    assert accuracy >= 0.9, accuracy
+    harder = load_task("arith", dm.DEFAULT_RECIPE.harder())
+    trees = search(
+        policy,
+        None,
+        harder,
+        harder.sample(40, "eval", seed=123),
+        SearchSettings(width=1, temperature=0.0, max_steps=7),
+        LocalIds(),
+    )
+    assert 0.1 <= sum(t.correct for t in trees) / len(trees) <= 0.8

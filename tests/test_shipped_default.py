@@ -28,6 +28,7 @@ TINY = replace(
     lr=3e-3,
 )
 TWO_PHASE = replace(TINY, converge_steps=4, converge_batch_size=4, converge_problems=30, harder_fraction=0.25)
+MAX_SHIPPED_BYTES = 50 * 1024 * 1024
 
 
 @pytest.fixture
@@ -86,6 +87,7 @@ def test_shipped_weights_carry_their_recipe_and_hash_and_load_without_a_build(
     assert record["key"] == TINY.key() and record["rebuild"] == REBUILD_COMMAND
     assert record["weights_sha256"] == file_sha256(path / WEIGHTS_FILE)
     assert record["steps"] == TINY.steps and "bf16_autocast" in record["built_on"]
+    assert json.loads((path / CHECKPOINT_FILE).read_text())["base_spec"] == "default"
 
     messages: list[str] = []
     monkeypatch.setattr(default_record, "DEFAULT_RECIPE", TINY)  # what load_policy("default") loads
@@ -99,3 +101,14 @@ def test_shipped_weights_carry_their_recipe_and_hash_and_load_without_a_build(
     # Shipping another recipe replaces the old copy: only the current recipe's weights ship.
     other = ship(replace(TINY, seed=1), root=shipped, progress=None)
     assert [p.name for p in shipped.iterdir()] == [other.name]
+
+
+def test_the_package_ships_the_default_recipe_and_nothing_stale() -> None:
+    root = default_record.SHIPPED_ROOT
+    target = default_record.shipped_dir(dm.DEFAULT_RECIPE)
+    assert [p.name for p in root.iterdir() if p.is_dir()] == [target.name], "rebuild: " + REBUILD_COMMAND
+    record = json.loads((target / "recipe.json").read_text())
+    assert record["key"] == dm.DEFAULT_RECIPE.key()
+    assert record["weights_sha256"] == file_sha256(target / WEIGHTS_FILE)
+    assert sum(f.stat().st_size for f in target.iterdir()) <= MAX_SHIPPED_BYTES
+    assert (target / CHECKPOINT_FILE).is_file()

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from presrm.model.default import DEFAULT_RECIPE, SHIPPED_ROOT, Recipe, shipped_dir
+from presrm.model.checkpoints import CHECKPOINT_FILE
+from presrm.model.default import DEFAULT_RECIPE, DEFAULT_SPEC, SHIPPED_ROOT, Recipe, shipped_dir
 from presrm.model.policy import Policy
 from presrm.train.default_recipe import ProgressFn, _cpu_has_bf16, _stderr, save_base, train_base
 
@@ -72,6 +73,11 @@ def ship(
     record = json.loads(record_path.read_text())
     record["weights_sha256"] = file_sha256(target / WEIGHTS_FILE)
     record_path.write_text(json.dumps(record, indent=2) + "\n")
+    # A full checkpoint names itself as its base: the spec, not this machine's build directory.
+    meta_path = target / CHECKPOINT_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["base_spec"] = DEFAULT_SPEC
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     for other in root.glob("default-*"):
         if other != target and other.is_dir():
             shutil.rmtree(other)
