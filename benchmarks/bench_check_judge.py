@@ -20,19 +20,12 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from search_vs_greedy import greedy_baseline, load_model, row_cells  # benchmarks/search_vs_greedy.py
 
-from presrm.intervals import paired_difference, wilson_interval
-from presrm.metrics import auroc
-from presrm.model.loading import load_checkpoint, load_policy
 from presrm.search.check_judge import CheckJudge
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
-from presrm.train.default_recipe import ensure_model
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def main() -> int:
@@ -49,25 +42,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.checkpoint:
-        policy = load_checkpoint(args.checkpoint)
-        where = args.checkpoint
-    else:
-        ensure_model(args.model)
-        policy = load_policy(args.model)
-        where = args.model
+    policy, where = load_model(args)
     task = load_task("arith", {"n_ops": args.n_ops})
     problems = task.sample(args.problems, "eval", seed=args.seed)
-    started = time.perf_counter()
-    plain = SearchSettings(
-        width=1, max_steps=args.max_steps, temperature=0.0, max_step_tokens=args.max_step_tokens
-    )
-    greedy = [t.correct for t in search(policy, None, task, problems, plain, LocalIds())]
-    greedy_s = time.perf_counter() - started
-    acc = wilson_interval(sum(greedy), len(greedy))
-    assert acc is not None
-    print(f"{where}, arith n_ops={args.n_ops}, {len(problems)} held-out problems (seed {args.seed})")
-    print(f"greedy: {_pct(acc.estimate)} [{_pct(acc.low)}, {_pct(acc.high)}]  ({greedy_s:.0f} s)\n")
+    greedy, greedy_s = greedy_baseline(policy, task, problems, args, where)
     print("| width | T | accuracy [95 %] | − greedy, paired [95 %] | only search / only greedy"
           " | step AUROC | auroc_min | time × greedy |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -84,23 +62,7 @@ def main() -> int:
         t0 = time.perf_counter()
         trees = search(policy, judge, task, problems, settings, LocalIds())
         seconds = time.perf_counter() - t0
-        right = [t.correct for t in trees]
-        ci = wilson_interval(sum(right), len(right))
-        gain = paired_difference(right, greedy)
-        assert ci is not None and gain is not None
-        only_search = sum(r and not g for r, g in zip(right, greedy, strict=True))
-        only_greedy = sum(g and not r for r, g in zip(right, greedy, strict=True))
-        nodes = [n for t in trees for n in t.nodes if n.step_check is not None and n.self_score is not None]
-        step_auc = auroc([n.self_score or 0.0 for n in nodes], [bool(n.step_check) for n in nodes])
-        mins = [min((n.self_score for n in t.path if n.self_score is not None), default=1.0) for t in trees]
-        sol_auc = auroc(mins, right)
-        print(
-            f"| {width} | {args.temperature} | {_pct(ci.estimate)} [{_pct(ci.low)}, {_pct(ci.high)}]"
-            f" | {100 * gain.estimate:+.1f} [{100 * gain.low:+.1f}, {100 * gain.high:+.1f}]"
-            f" | {only_search} / {only_greedy} | {step_auc or float('nan'):.3f} | {sol_auc or float('nan'):.3f}"
-            f" | {seconds / greedy_s:.1f} |",
-            flush=True,
-        )
+        print(f"| {width} | {args.temperature} | " + row_cells(trees, greedy, seconds, greedy_s), flush=True)
     return 0
 
 
