@@ -112,3 +112,20 @@ def test_the_package_ships_the_default_recipe_and_nothing_stale() -> None:
     assert record["weights_sha256"] == file_sha256(target / WEIGHTS_FILE)
     assert sum(f.stat().st_size for f in target.iterdir()) <= MAX_SHIPPED_BYTES
     assert (target / CHECKPOINT_FILE).is_file()
+
+
+def test_a_broken_copy_names_its_remedy(cache: Path, shipped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from presrm.errors import ModelError
+
+    monkeypatch.setattr(default_record, "DEFAULT_RECIPE", TINY)
+    path = ship(TINY, root=shipped, progress=None)
+    (path / WEIGHTS_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(ModelError, match="shipped default model is unreadable; reinstall presrm or rebuild"):
+        load_policy("default", device="cpu")
+    with pytest.raises(ModelError, match="ship_default"):
+        dm.load_default(device="cpu", recipe=TINY, progress=None)
+
+    cached = dm.ensure_default(replace(TINY, seed=2), progress=None)
+    (cached / WEIGHTS_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(ModelError, match="cached default model is unreadable; delete the directory"):
+        dm.load_default(device="cpu", recipe=replace(TINY, seed=2), progress=None)

@@ -141,3 +141,13 @@ def built_dir(recipe: Recipe | None = None) -> Path | None:
         if (path / COMPLETE_MARKER).is_file():
             return path
     return None
+
+
+def unreadable_message(path: Path, reason: object) -> str:
+    """What to do about a default base copy that does not load: a shipped copy is rebuilt by
+    its recipe (deleting it would only fall back to a build); a cached one is deleted."""
+    if path.is_relative_to(SHIPPED_ROOT):
+        advice = "shipped default model is unreadable; reinstall presrm or rebuild it with python -m presrm.train.ship_default"
+    else:
+        advice = "cached default model is unreadable; delete the directory"
+    return f"{path}: {advice} ({reason})"

@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from presrm.errors import ModelError
 from presrm.model.checkpoints import CHECKPOINT_FILE, CHECKPOINT_FORMAT
-from presrm.model.default import DEFAULT_SPEC, built_dir, default_dir
+from presrm.model.default import DEFAULT_SPEC, built_dir, default_dir, unreadable_message
 from presrm.model.gguf import load_gguf, smollm2_path
 from presrm.model.policy import Policy, finish_policy, resolve_device, resolve_dtype
 from presrm.model.tiny import build_tiny_model
@@ -41,7 +41,7 @@ def _load_default(device: str, dtype: str) -> Policy:
     try:
         policy = load_checkpoint(path, device=device, dtype=dtype)
     except ModelError as exc:
-        raise ModelError(f"{path}: cached default model is unreadable; delete the directory ({exc})") from exc
+        raise ModelError(unreadable_message(path, exc)) from exc
     policy.spec = DEFAULT_SPEC
     return policy
 

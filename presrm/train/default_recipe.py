@@ -44,6 +44,7 @@ from presrm.model.default import (
     Recipe,
     built_dir,
     default_dir,
+    unreadable_message,
 )
 from presrm.model.loading import load_checkpoint
 from presrm.model.policy import Policy, finish_policy, resolve_device, resolve_dtype
@@ -360,7 +361,7 @@ def load_default(
     try:
         policy = load_checkpoint(path, device=device, dtype=dtype)
     except ModelError as exc:
-        raise ModelError(f"{path}: cached default model is unreadable; delete the directory ({exc})") from exc
+        raise ModelError(unreadable_message(path, exc)) from exc
     policy.spec = DEFAULT_SPEC
     return policy
 
