@@ -1,7 +1,8 @@
 """Label-free self-training on unlabelled harder problems against a replay-only control and an oracle.
 
-    python benchmarks/bench_self_training.py --arm none|control|self|oracle [--checkpoint DIR]
-        [--n-ops 3] [--seed 0] [--updates 300] [--lr 1e-4] [--train-problems 800] --out ARM.json
+    python benchmarks/bench_self_training.py --arm none|control|self|judged|oracle [--checkpoint DIR]
+        [--n-ops 3] [--seed 0] [--updates 300] [--lr 1e-4] [--train-problems 800]
+        [--samples 4] [--threshold 0.5] --out ARM.json
     python benchmarks/bench_self_training.py --compare none.json control.json self.json oracle.json
 
 One arm per call (each takes minutes on one core; run arms side by side). Every arm starts from the
@@ -14,8 +15,13 @@ problems (1,000 of the target difficulty, 300 2-op as a regression check):
 - ``self``: the same updates with the model's own solutions of ``--train-problems`` unlabelled target
   problems added, kept when at least 4 of 5 greedy solutions (the question and 4 rewrites) give the same
   final answer (LMSI-style self-consistency over paraphrases; no labels);
+- ``judged``: the same updates with the model's own solutions kept by its own pointwise judge (the
+  prompt ``judge.mode = "pointwise"`` uses): of the greedy solution and ``--samples`` sampled ones
+  (T = 0.8) the one whose least P(Yes) over its steps is highest, kept when that is at least
+  ``--threshold`` (for a model whose warm-up trained that judge, e.g. on ``warmup.eft_source =
+  "sampled"`` pairs; no labels);
 - ``oracle``: the same, but keeping a solution the task's checker calls right (an upper bound for the
-  same candidate pool).
+  same candidate pool as ``self``).
 
 ``--compare`` prints each arm's accuracy (Wilson 95 %) and its paired difference to the first file's
 arm on the same problems.
@@ -35,10 +41,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from presrm.config import JudgeConfig
 from presrm.intervals import paired_difference, wilson_interval
 from presrm.model.default import DEFAULT_RECIPE
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
+from presrm.search.judge import PointRequest
+from presrm.search.judges import make_judge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
@@ -87,6 +96,47 @@ def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) ->
     return kept, right
 
 
+def _least_p_yes(policy: Policy, task: Task, trees: list[Tree]) -> list[float]:
+    """Per solution, the lowest P(Yes) the policy's pointwise judge gives one of its steps."""
+    judge = make_judge(policy, JudgeConfig(mode="pointwise"), task, max_step_tokens=48)
+    requests, owner = [], []
+    for i, tree in enumerate(trees):
+        for k, node in enumerate(tree.path):
+            requests.append(
+                PointRequest(tree.problem.question, tuple(n.text for n in tree.path[:k]), node.text)
+            )
+            owner.append(i)
+    least = [1.0 if t.path else 0.0 for t in trees]
+    for i, result in zip(owner, judge.pointwise(requests), strict=True):
+        least[i] = min(least[i], float(result.p_a or 0.0))
+    return least
+
+
+def _judged_solutions(
+    policy: Policy, task: Task, n: int, n_ops: int, samples: int, threshold: float
+) -> tuple[list[SFTExample], int]:
+    """Of the greedy and ``samples`` sampled solutions of each of ``n`` unlabelled target problems,
+    the one the policy's own pointwise judge trusts most, kept when its least step P(Yes) reaches
+    ``threshold``; and how many of the kept are right."""
+    problems = task.sample(n, "train", seed=777)
+    runs = [_greedy(policy, task, problems, n_ops)]
+    for s in range(samples):
+        settings = SearchSettings(width=1, max_steps=n_ops + 4, temperature=0.8, seed=100 + s)
+        runs.append(search(policy, None, task, problems, settings, LocalIds()))
+    scores = [_least_p_yes(policy, task, trees) for trees in runs]
+    kept: list[SFTExample] = []
+    right = 0
+    for i, problem in enumerate(problems):
+        score, pick = max(((scores[r][i], runs[r][i]) for r in range(len(runs))), key=lambda x: x[0])
+        if score < threshold or pick.final is None:
+            continue
+        steps = [node.text.split(":", 1)[1].strip() for node in pick.path]
+        prompt = policy.solution_prompt(problem.question)
+        kept.append(SFTExample(prompt, solution_text(steps, policy.step_format), eos=True))
+        right += bool(pick.correct)
+    return kept, right
+
+
 def run_arm(args: argparse.Namespace) -> dict[str, object]:
     started = time.time()
     if args.checkpoint:
@@ -107,6 +157,12 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         if args.arm in ("self", "oracle"):
             kept, right = _kept_solutions(policy, target, args.arm, args.train_problems, args.n_ops)
             info.update(kept=len(kept), kept_right=right, train_problems=args.train_problems)
+        elif args.arm == "judged":
+            kept, right = _judged_solutions(
+                policy, target, args.train_problems, args.n_ops, args.samples, args.threshold
+            )
+            info.update(kept=len(kept), kept_right=right, train_problems=args.train_problems)
+            info.update(samples=args.samples, threshold=args.threshold)
         rng = random.Random(args.seed)
         n_replay = max(3 * len(kept), 32 * args.updates // 2)
         examples = kept + rng.sample(replay, min(n_replay, len(replay)))
@@ -141,13 +197,15 @@ def compare(paths: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=("none", "control", "self", "oracle"))
+    parser.add_argument("--arm", choices=("none", "control", "self", "judged", "oracle"))
     parser.add_argument("--checkpoint", help="a presrm checkpoint directory instead of the default base")
     parser.add_argument("--n-ops", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--train-problems", type=int, default=800)
+    parser.add_argument("--samples", type=int, default=4, help="judged: sampled solutions per problem")
+    parser.add_argument("--threshold", type=float, default=0.5, help="judged: least step P(Yes) to keep")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="where the arm's per-problem outcomes go (JSON)")
     parser.add_argument("--compare", nargs="+", metavar="ARM.json")

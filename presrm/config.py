@@ -165,11 +165,12 @@ class WarmupConfig(SFTConfig):
     eft_examples: int = Field(400, ge=0, description="judge examples (pairs of candidate steps)")
     eft_test_examples: int = Field(100, ge=0, description="held-out judge pairs (the paper's Table 3)")
     eft_jsonl: str | None = Field(None, description="extra EFT examples from a JSONL file")
-    eft_source: Literal["reference", "rollouts"] = Field(
+    eft_source: Literal["reference", "rollouts", "sampled"] = Field(
         "reference",
         description="reference = reference steps against corruptions; rollouts = candidate steps of"
         " sampled solutions labeled by rollouts to the gold answer (Math-Shepherd; also the held-out"
-        " judge pairs of a task without a step checker)",
+        " judge pairs of a task without a step checker); sampled = candidate steps of sampled"
+        " solutions labeled by the task's step checker (the policy's own errors, no rollouts)",
     )
     rollouts: int = Field(8, ge=1, description="rollouts per labeled step (eft_source = rollouts)")
     rollout_label: Literal["hard", "soft"] = Field(

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from presrm.config import load_config
-from presrm.errors import TaskError
+from presrm.errors import ConfigError, TaskError
 from presrm.model.checkpoints import save_checkpoint
 from presrm.model.loading import load_policy
 from presrm.run.start import start_run
@@ -159,3 +159,29 @@ def test_rollout_eft_source_gives_held_out_judge_accuracy_without_a_checker(
     assert held_out_file(path.with_suffix(".ckpt"), run_id).is_file()
     detail = query_rows(path, "SELECT detail FROM stages WHERE stage = 'warmup'")[0][0]
     assert json.loads(detail)["eft_pairs"] > 0  # the warm-up trained the judge on rollout pairs
+
+
+def test_the_sampled_eft_source_needs_a_step_checker(tmp_path: Path, adder: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match="warmup.eft_source = 'sampled' .* has none; use 'rollouts'"):
+        _run(tmp_path, f"task='hf:{adder[1]}'", "warmup.eft_source='sampled'")
+    assert not (tmp_path / "run.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_the_sampled_eft_source_trains_the_judge_on_the_policys_own_split_steps(tmp_path: Path) -> None:
+    # The embedded default base at a high temperature writes right and wrong 3-op steps.
+    path = _run(
+        tmp_path,
+        "model=default",
+        "task_options.n_ops=3",
+        "iterations=0",
+        "width=4",
+        "max_steps=5",
+        "sampling.temperature=1.0",
+        "sampling.max_step_tokens=24",
+        "warmup.eft_source='sampled'",
+        "warmup.eft_examples=6",
+        "judge.mode='pointwise'",
+    )
+    detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'warmup'")[0][0])
+    assert detail["eft_pairs"] == 6

@@ -4,6 +4,9 @@ labels make."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+
+import pytest
 
 from presrm.model.policy import Policy
 from presrm.steps import step_content
@@ -78,3 +81,36 @@ def test_label_steps_runs_rollouts_from_every_candidate(tiny: Policy, arith: Tas
     assert all(x.checker is not None for x in labels)  # arith has a step checker: kept next to the labels
     again, _ = label_steps(tiny, arith, problems, settings)
     assert [(x.text, x.outcomes) for g in again for x in g] == [(x.text, x.outcomes) for x in labels]
+
+
+def test_checker_labels_pair_the_steps_the_step_checker_splits() -> None:
+    def checked(text: str, ok: bool | None) -> StepLabel:
+        return replace(_label(text, []), checker=ok)
+
+    groups = [
+        [
+            checked("Step 1: 2 + 3 = 5", True),
+            checked("Step 1: 2 + 3 = 6", False),
+            checked("Step 1: 2 + 3 = 7", None),
+        ],
+        [checked("Step 1: 3 + 2 = 5", True), checked("Step 1: 2 + 3 = 5", True)],  # nothing to tell apart
+    ]
+    pairs = pairs_from_labels(groups, "checker", random.Random(0))
+    assert len(pairs) == 1  # rollout outcomes play no part; an unchecked step pairs with nothing
+    good, bad = (
+        (pairs[0].step_a, pairs[0].step_b) if pairs[0].verdict == "A" else (pairs[0].step_b, pairs[0].step_a)
+    )
+    assert (good, bad) == ("Step 1: 2 + 3 = 5", "Step 1: 2 + 3 = 6")
+    with pytest.raises(ValueError, match="hard, soft, checker"):
+        pairs_from_labels(groups, "oracle", random.Random(0))
+
+
+def test_label_steps_without_rollouts_keeps_only_the_checker(tiny: Policy, arith: Task) -> None:
+    problems = arith.sample(2, "eval", seed=0)
+    settings = RolloutSettings(rollouts=3, width=2, temperature=1.0, max_step_tokens=300, max_steps=2, seed=1)
+    groups, cost = label_steps(tiny, arith, problems, settings, with_rollouts=False)
+    labels = [x for g in groups for x in g]
+    assert labels and cost.rollouts == cost.rollout_tokens == 0
+    assert all(x.outcomes == [] and x.checker is not None for x in labels)
+    with_rollouts, _ = label_steps(tiny, arith, problems, settings)
+    assert [x.text for g in with_rollouts for x in g] == [x.text for x in labels]  # the same candidates

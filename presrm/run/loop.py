@@ -177,9 +177,15 @@ class Loop:
 
         def build() -> tuple[list[Any], int]:
             rng = random.Random(f"{self.cfg.seed}:warmup")
-            problems = self.task.sample(max(w.ift_examples, 1), "train", seed=self.cfg.seed + 10_000)
+            # A sampled source finds pairs only where a prefix's candidates split, and stops when it
+            # has enough: give it problems to spare.
+            sampled = w.eft_source != "reference"
+            n = max(w.ift_examples, 4 * w.eft_examples if sampled else 0, 1)
+            problems = self.task.sample(n, "train", seed=self.cfg.seed + 10_000)
             examples = ift_examples(policy, self.task, problems[: w.ift_examples])
-            pairs = warmup_eft_pairs(policy, self.task, problems, self.cfg, rng)  # reference | rollouts
+            pairs = warmup_eft_pairs(
+                policy, self.task, problems, self.cfg, rng
+            )  # reference | rollouts | sampled
             pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
             examples += judge_examples(policy, pairs, self.cfg.judge)  # in the run's judge form
             rng.shuffle(examples)

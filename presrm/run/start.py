@@ -14,6 +14,7 @@ from presrm.store.writer import ReplicaStore, RunStore, read_identity
 from presrm.tasks import load_task
 from presrm.tasks.writable import check_writable
 from presrm.train.default_recipe import ensure_model
+from presrm.train.eft_rollouts import check_eft_source
 
 
 def start_run(cfg: RunConfig) -> Path:
@@ -25,6 +26,7 @@ def start_run(cfg: RunConfig) -> Path:
         raise ConfigError(
             f'train.dpo.pairs = "checker" needs a task with a step checker; {cfg.task!r} has none'
         )
+    check_eft_source(cfg, task)
     with dist.main_first():  # the default model is built once into a cache
         ensure_model(cfg.model)
         policy = load_policy(cfg.model, device=dist.device(cfg.device), dtype=cfg.dtype, seed=cfg.seed)

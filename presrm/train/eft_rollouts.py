@@ -1,9 +1,14 @@
-"""Judge pairs from rollout step labels (``warmup.eft_source = "rollouts"``).
+"""Judge pairs from labeled candidate steps of sampled solutions (``warmup.eft_source =
+"rollouts"`` or ``"sampled"``).
 
 Two candidates for the same prefix make a pair when their labels (presrm.train.rollout_labels)
 say one is good and the other bad: ``hard``, some rollout from one reaches the gold answer and
 none from the other; ``soft``, their rollout success rates differ by at least
-:data:`SOFT_MARGIN`. The warm-up trains the judge on pairs from train problems; held-out pairs
+:data:`SOFT_MARGIN`; ``checker`` (the ``sampled`` source: no rollouts), the task's step checker
+accepts one and rejects the other. Such on-policy pairs hold the errors the policy itself makes,
+which corrupted reference steps do not; and both steps of a pair share a prefix, so a judge
+trained on them cannot score a step by its position (on the embedded default, judges trained on
+unpaired solution steps learned "a third step is wrong"). The warm-up trains the judge on pairs from train problems; held-out pairs
 come from eval problems, are built once per run with the model of its first eval, and are
 kept next to the checkpoints (``RUN.ckpt/eft_test_rollouts.<run id>.jsonl``: a file left by an
 earlier run of the same name is never read) so every iteration is judged on the same pairs, a
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from presrm.config import RunConfig
+from presrm.errors import ConfigError
 from presrm.model.policy import Policy
 from presrm.steps import step_content
 from presrm.tasks.base import Problem, Task
@@ -46,8 +52,13 @@ def settings_from_config(cfg: RunConfig, seed: int) -> RolloutSettings:
     )
 
 
+LABELS = ("hard", "soft", "checker")
+
+
 def _split(group: list[StepLabel], label: str) -> tuple[list[StepLabel], list[StepLabel]]:
     usable = [x for x in group if x.usable]
+    if label == "checker":
+        return [x for x in usable if x.checker is True], [x for x in usable if x.checker is False]
     if label == "hard":
         return [x for x in usable if x.hard()], [x for x in usable if not x.hard()]
     good = [x for x in usable if any(x.soft() - y.soft() >= SOFT_MARGIN for y in usable)]
@@ -59,8 +70,8 @@ def pairs_from_labels(
     groups: Sequence[list[StepLabel]], label: str, rng: random.Random, n: int | None = None
 ) -> list[JudgePair]:
     """Judge pairs (A/B balanced, shuffled) from labeled candidate groups; at most ``n``."""
-    if label not in ("hard", "soft"):
-        raise ValueError(f"label must be hard or soft, got {label!r}")
+    if label not in LABELS:
+        raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
     raw: list[tuple[StepLabel, StepLabel]] = []
     for group in groups:
         good_steps, bad_steps = _split(group, label)
@@ -68,7 +79,7 @@ def pairs_from_labels(
             (g, b)
             for g in good_steps
             for b in bad_steps
-            if g.soft() > b.soft() and step_content(g.text) != step_content(b.text)
+            if (label == "checker" or g.soft() > b.soft()) and step_content(g.text) != step_content(b.text)
         ]
         rng.shuffle(combos)
         raw += combos[:PAIRS_PER_PREFIX]
@@ -111,13 +122,22 @@ def rollout_eft_pairs(
             break
         part = list(problems[start : start + batch])
         seeded = RolloutSettings(**{**settings.__dict__, "seed": settings.seed * 1009 + start})
-        found, cost = label_steps(policy, task, part, seeded)
+        found, cost = label_steps(policy, task, part, seeded, with_rollouts=label != "checker")
         groups += found
         total.rollouts += cost.rollouts
         total.rollout_steps += cost.rollout_steps
         total.rollout_tokens += cost.rollout_tokens
         total.seconds += cost.seconds
     return pairs_from_labels(groups, label, rng, n), total
+
+
+def check_eft_source(cfg: RunConfig, task: Task) -> None:
+    """Raise a one-line ConfigError when the warm-up's EFT source cannot label ``task``'s steps."""
+    if cfg.warmup.eft_source == "sampled" and not task.has_step_checker:
+        raise ConfigError(
+            f"warmup.eft_source = 'sampled' labels steps with the task's step checker, and task"
+            f" {cfg.task!r} has none; use 'rollouts' (labels from rollouts to the gold answer)"
+        )
 
 
 def warmup_eft_pairs(
@@ -129,9 +149,11 @@ def warmup_eft_pairs(
         return []
     if w.eft_source == "reference":
         return build_eft_pairs(task, problems, rng, w.eft_examples)
+    check_eft_source(cfg, task)
     settings = settings_from_config(cfg, cfg.seed + 20_000)
+    label = "checker" if w.eft_source == "sampled" else w.rollout_label
     pairs, _cost = rollout_eft_pairs(
-        policy, task, problems, settings, rng, w.eft_examples, label=w.rollout_label, batch=cfg.batch_problems
+        policy, task, problems, settings, rng, w.eft_examples, label=label, batch=cfg.batch_problems
     )
     return pairs
 

@@ -160,12 +160,16 @@ def _candidates(
 
 
 def label_steps(
-    policy: Policy, task: Task, problems: list[Problem], s: RolloutSettings
+    policy: Policy, task: Task, problems: list[Problem], s: RolloutSettings, *, with_rollouts: bool = True
 ) -> tuple[list[list[StepLabel]], RolloutCost]:
-    """Candidate groups (one per prefix of each sampled solution) with rollout labels."""
+    """Candidate groups (one per prefix of each sampled solution) with rollout labels; with
+    ``with_rollouts=False`` only the candidates, labeled by the task's step checker alone."""
     started = time.perf_counter()
     groups = _candidates(policy, task, problems, s)
     cost = RolloutCost()
+    if not with_rollouts:
+        cost.seconds = time.perf_counter() - started
+        return groups, cost
     prompts = {p.problem_id: policy.solution_prompt(p.question) for p in problems}
     rollouts: list[_Rollout] = []
     for group in groups:
