@@ -169,7 +169,7 @@ class Loop:
     def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.eval.judge_eval import user_eft_split
         from presrm.train.eft import ift_examples, judge_examples
-        from presrm.train.eft_rollouts import warmup_eft_pairs
+        from presrm.train.eft_rollouts import warmup_eft_pairs, warmup_problem_count
         from presrm.train.sft import train_sft
 
         policy = self._ensure_model(iteration - 1)
@@ -177,15 +177,9 @@ class Loop:
 
         def build() -> tuple[list[Any], int]:
             rng = random.Random(f"{self.cfg.seed}:warmup")
-            # A sampled source finds pairs only where a prefix's candidates split, and stops when it
-            # has enough: give it problems to spare.
-            sampled = w.eft_source != "reference"
-            n = max(w.ift_examples, 4 * w.eft_examples if sampled else 0, 1)
-            problems = self.task.sample(n, "train", seed=self.cfg.seed + 10_000)
+            problems = self.task.sample(warmup_problem_count(w), "train", seed=self.cfg.seed + 10_000)
             examples = ift_examples(policy, self.task, problems[: w.ift_examples])
-            pairs = warmup_eft_pairs(
-                policy, self.task, problems, self.cfg, rng
-            )  # reference | rollouts | sampled
+            pairs = warmup_eft_pairs(policy, self.task, problems, self.cfg, rng)  # warmup.eft_source
             pairs += user_eft_split(self.cfg)[0]  # its held-out part is judged in every eval
             examples += judge_examples(policy, pairs, self.cfg.judge)  # in the run's judge form
             rng.shuffle(examples)

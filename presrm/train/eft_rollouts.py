@@ -7,8 +7,8 @@ none from the other; ``soft``, their rollout success rates differ by at least
 :data:`SOFT_MARGIN`; ``checker`` (the ``sampled`` source: no rollouts), the task's step checker
 accepts one and rejects the other. Such on-policy pairs hold the errors the policy itself makes,
 which corrupted reference steps do not; and both steps of a pair share a prefix, so a judge
-trained on them cannot score a step by its position (on the embedded default, judges trained on
-unpaired solution steps learned "a third step is wrong"). The warm-up trains the judge on pairs from train problems; held-out pairs
+trained on them cannot score a step by its position alone (README, "A judge trained on the
+policy's own steps"). The warm-up trains the judge on pairs from train problems; held-out pairs
 come from eval problems, are built once per run with the model of its first eval, and are
 kept next to the checkpoints (``RUN.ckpt/eft_test_rollouts.<run id>.jsonl``: a file left by an
 earlier run of the same name is never read) so every iteration is judged on the same pairs, a
@@ -22,7 +22,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from presrm.config import RunConfig
+from presrm.config import RunConfig, WarmupConfig
 from presrm.errors import ConfigError
 from presrm.model.policy import Policy
 from presrm.steps import step_content
@@ -138,6 +138,12 @@ def check_eft_source(cfg: RunConfig, task: Task) -> None:
             f"warmup.eft_source = 'sampled' labels steps with the task's step checker, and task"
             f" {cfg.task!r} has none; use 'rollouts' (labels from rollouts to the gold answer)"
         )
+
+
+def warmup_problem_count(w: WarmupConfig) -> int:
+    """Training problems the warm-up draws: one per IFT example; a sampled source finds pairs only
+    where a prefix's candidates split and stops when it has enough, so it gets problems to spare."""
+    return max(w.ift_examples, 4 * w.eft_examples if w.eft_source != "reference" else 0, 1)
 
 
 def warmup_eft_pairs(
