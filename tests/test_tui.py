@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from tui_fixtures import MARKUP_RAW, MARKUP_STEP, build_empty_run, build_run_db
 
 from presrm import inspect as Q
 from presrm.store.writer import RunStore
-from presrm.tui.app import InspectorApp
+from presrm.tui import app as app_module
+from presrm.tui.app import PREFETCH_DELAY, InspectorApp
 from presrm.tui.screens.error import ErrorScreen
 from presrm.tui.screens.flag import FlagDialog
 from presrm.tui.screens.help import HelpScreen
@@ -269,6 +271,116 @@ def test_tree_shows_model_text_verbatim_and_navigates(run_db: Path) -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, TreeScreen)
+
+    run(run_db, scenario)
+
+
+class CountingLoads:
+    """Wraps the app's tree reader: counts reads per tree, optionally slowed down."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.delay = delay
+        self._load = app_module.load_tree
+
+    def __call__(self, path: Path, tree_id: int) -> Q.TreeDetail:
+        self.calls.append(tree_id)
+        if self.delay:
+            time.sleep(self.delay)  # runs in the worker thread
+        return self._load(path, tree_id)
+
+
+def cursor_tree(table: DataTable) -> int:
+    return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+
+
+async def rest_on_row(pilot: Pilot, *keys: str) -> DataTable:
+    """Move the problems table's cursor and let it rest there long enough to read ahead."""
+    table = pilot.app.screen.query_one("#problems-table", DataTable)
+    await pilot.press(*keys)
+    await pilot.pause(PREFETCH_DELAY * 3)
+    await settle(pilot)
+    return table
+
+
+def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
+    run_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = CountingLoads()
+    monkeypatch.setattr(app_module, "load_tree", loads)
+
+    async def scenario(app: InspectorApp, pilot: Pilot) -> None:
+        await pilot.press("2")
+        await settle(pilot)
+        table = await rest_on_row(pilot, "down", "down")
+        tree_id = cursor_tree(table)
+        assert loads.calls[-1] == tree_id
+        reads = len(loads.calls)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id
+        assert len(loads.calls) == reads  # opened from the read-ahead copy: no second read
+        question = Q.load_tree(run_db, tree_id).question
+        assert flat(question) in flat(rendered(app.screen.query_one("#tree-title", Static)))
+        await pilot.press("escape")
+        await settle(pilot)
+        # The run grows this tree: the copy read before is stale and must not be shown.
+        detail = Q.load_tree(run_db, tree_id)
+        last = detail.nodes[-1]
+        generation = app.generation
+        store = RunStore.open(run_db)
+        store.append_rows(
+            "nodes",
+            [
+                {
+                    "iteration": detail.iteration,
+                    "phase": detail.phase,
+                    "problem_id": detail.problem_id,
+                    "tree_id": tree_id,
+                    "node_id": store.new_ids("node", 1)[0],
+                    "parent_id": last.parent_id,
+                    "depth": last.depth,
+                    "expansion": 1,
+                    "text": "Step 9: written after the read-ahead",
+                    "rolled_back": False,
+                }
+            ],
+        )
+        await asyncio.get_running_loop().run_in_executor(None, store.flush)
+        app.refresh_run()
+        for _ in range(100):
+            if app.generation > generation:
+                break
+            await pilot.pause(0.05)
+        await settle(pilot)
+        assert app.generation > generation
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id
+        assert "written after the read-ahead" in rendered(app.screen.query_one(ReasoningTree))
+
+    run(run_db, scenario)
+
+
+def test_enter_while_the_tree_is_read_ahead_waits_for_it(
+    run_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = CountingLoads(delay=0.5)
+    monkeypatch.setattr(app_module, "load_tree", loads)
+
+    async def scenario(app: InspectorApp, pilot: Pilot) -> None:
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.screen.query_one("#problems-table", DataTable)
+        await pilot.press("down")
+        await pilot.pause(PREFETCH_DELAY * 3)  # the read-ahead started and is still reading
+        tree_id = cursor_tree(table)
+        assert loads.calls[-1] == tree_id
+        reads = len(loads.calls)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id
+        assert len(loads.calls) == reads  # the open waited for the read in flight
 
     run(run_db, scenario)
 

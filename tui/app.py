@@ -17,18 +17,29 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.worker import WorkerState
 
 from presrm.errors import PresrmError
 from presrm.inspect.problems import TreeIndex
-from presrm.inspect.trees import load_tree
+from presrm.inspect.trees import TreeDetail, load_tree
 from presrm.store.flags import export_flags_jsonl
 from presrm.tui.commands import InspectorCommands
-from presrm.tui.messages import IndexUpdated, LoadFailed, TreeReady, post_current
+from presrm.tui.messages import (
+    IndexUpdated,
+    LoadFailed,
+    PrefetchFailed,
+    TreePrefetched,
+    TreeReady,
+    post_current,
+)
 from presrm.tui.screens.error import ErrorScreen
 from presrm.tui.screens.help import HelpScreen
 from presrm.tui.screens.main import MainScreen
 from presrm.tui.screens.tree import TreeScreen
+
+PREFETCH_DELAY = 0.05
+"""Seconds the cursor must rest on a row before its tree is read ahead (not on every row it passes)."""
 
 
 class InspectorApp(App[None]):
@@ -55,6 +66,12 @@ class InspectorApp(App[None]):
         self._index_lock = threading.Lock()
         self._tree_screen: TreeScreen | None = None
         self._index_started = False
+        # Read-ahead of the tree under a table's cursor: opening it then costs one redraw, not a
+        # file open and a query. One tree, valid while the index generation it was read at lasts.
+        self._prefetched: TreePrefetched | None = None
+        self._prefetching: int | None = None
+        self._prefetch_timer: Timer | None = None
+        self._open_pending: tuple[int, int | None] | None = None
 
     def on_mount(self) -> None:
         self.sub_title = self.run_file.name
@@ -124,7 +141,66 @@ class InspectorApp(App[None]):
     # ---- navigation ---------------------------------------------------------------------------
     def open_tree(self, tree_id: int, focus_node: int | None = None) -> None:
         """Show one search tree: load it, then show it (one TreeScreen, installed once, reused)."""
-        self._load_tree(tree_id, focus_node)
+        ahead = self._read_ahead(tree_id)
+        if ahead is not None:
+            self._tree_ready(TreeReady(ahead, focus_node))
+        elif self._prefetching == tree_id:
+            self._open_pending = (tree_id, focus_node)  # shown when the read-ahead arrives
+        else:
+            self._load_tree(tree_id, focus_node)
+
+    def _read_ahead(self, tree_id: int) -> TreeDetail | None:
+        """The read-ahead copy of a tree if it is as fresh as everything else on screen."""
+        ahead = self._prefetched
+        if ahead is not None and ahead.detail.tree_id == tree_id and ahead.generation == self.generation:
+            return ahead.detail
+        return None
+
+    def prefetch_tree(self, tree_id: int) -> None:
+        """Read ahead the tree under a table's cursor once the cursor rests there."""
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.stop()
+            self._prefetch_timer = None
+        if self._open_pending is not None:
+            return  # a newer read-ahead would cancel the one an open waits for
+        if self._read_ahead(tree_id) is not None or self._prefetching == tree_id or self.failed is not None:
+            return
+        self._prefetch_timer = self.set_timer(PREFETCH_DELAY, lambda: self._start_prefetch(tree_id))
+
+    def _start_prefetch(self, tree_id: int) -> None:
+        self._prefetch_timer = None
+        self._prefetching = tree_id
+        self._prefetch(tree_id, self.generation)
+
+    @work(thread=True, exclusive=True, group="prefetch-tree")
+    def _prefetch(self, tree_id: int, generation: int) -> None:
+        try:
+            detail = load_tree(self.run_file, tree_id)
+        except PresrmError:
+            post_current(self, PrefetchFailed(tree_id))
+            return
+        post_current(self, TreePrefetched(detail, generation))
+
+    @on(TreePrefetched)
+    def _prefetched_tree(self, message: TreePrefetched) -> None:
+        tree_id = message.detail.tree_id
+        if self._prefetching == tree_id:
+            self._prefetching = None
+        self._prefetched = message
+        pending, self._open_pending = self._open_pending, None
+        if pending is not None and pending[0] == tree_id:
+            if message.generation == self.generation:
+                self._tree_ready(TreeReady(message.detail, pending[1]))
+            else:  # the run changed while it was read: read it again
+                self._load_tree(*pending)
+
+    @on(PrefetchFailed)
+    def _prefetch_failed(self, message: PrefetchFailed) -> None:
+        if self._prefetching == message.tree_id:
+            self._prefetching = None
+        pending, self._open_pending = self._open_pending, None
+        if pending is not None and pending[0] == message.tree_id:
+            self._load_tree(*pending)  # reports the error the read-ahead met
 
     @work(thread=True, exclusive=True, group="open-tree")
     def _load_tree(self, tree_id: int, focus_node: int | None) -> None:

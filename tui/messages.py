@@ -72,6 +72,21 @@ class TreeReady(Message):
 
 
 @dataclass
+class TreePrefetched(Message):
+    """A tree read ahead of an open (the row under a table's cursor), at index ``generation``."""
+
+    detail: TreeDetail
+    generation: int
+
+
+@dataclass
+class PrefetchFailed(Message):
+    """Reading ahead failed; an open waiting for it loads the tree itself (and reports the error)."""
+
+    tree_id: int
+
+
+@dataclass
 class FlagsChanged(Message):
     """A flag was added or removed (``text`` says what, for a notification)."""
 

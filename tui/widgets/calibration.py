@@ -196,3 +196,8 @@ class CalibrationPane(Vertical):
     def _open(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
             self.app.open_tree(int(event.row_key.value))
+
+    @on(DataTable.RowHighlighted, "#confident-wrong, #unconfident-right")
+    def _prefetch(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.app.prefetch_tree(int(event.row_key.value))

@@ -236,6 +236,11 @@ class ProblemsPane(Vertical):
         if event.row_key.value is not None:
             self.app.open_tree(int(event.row_key.value))
 
+    @on(DataTable.RowHighlighted, "#problems-table")
+    def _prefetch(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.app.prefetch_tree(int(event.row_key.value))
+
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
 
