@@ -9,6 +9,13 @@ config's ``[judge]`` table (defaults where it sets none: 48 judge tokens), so th
 a run with that config pays; only the mode is varied. Pairwise requests are EFT pairs of the
 arith task; pointwise judges each pair's first step. Both sides use the same ModelJudge. The
 machine is shared and its speed swings: compare the ratios, measured together.
+
+A second table times the likelihood judge's scoring (``sequence_logprobs``: each distinct prompt
+prefilled once, its KV cache shared by its candidate steps) against scoring every (prompt, step)
+as one whole sequence, batched the same way, on two workloads: the EFT pairs (two steps per
+prefix) and a search round (``--width`` sampled candidates for the last step of ``--n-ops``
+problems after greedy earlier steps, where the default model's samples differ; every pair of
+distinct ones in both orders, as the search sends them).
 """
 
 from __future__ import annotations
@@ -22,14 +29,58 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
 from presrm.config import load_config
+from presrm.model.generation import generate_steps
 from presrm.model.loading import load_policy
+from presrm.model.policy import Policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.search.judge import JudgeResult, ModelJudge, PairRequest, PointRequest
+from presrm.steps import render_prefix, step_header
 from presrm.tasks import load_task
 from presrm.train.default_recipe import ensure_model
 from presrm.train.eft import build_eft_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def likelihood_rows(policy: Policy, requests: list[PairRequest]) -> tuple[list[str], list[str]]:
+    """The distinct (prefix, step) rows the likelihood judge scores for these requests."""
+    rows: dict[tuple[str, str], None] = {}
+    fmt = policy.step_format
+    for r in requests:
+        k = len(r.previous_steps) + 1
+        prefix = render_prefix(policy.solution_prompt(r.question), list(r.previous_steps), fmt) + step_header(
+            k
+        )
+        for step in (r.step_a, r.step_b):
+            body = step[len(step_header(k)) :] if step.startswith(step_header(k)) else " " + step
+            rows[(prefix, body + fmt.separator)] = None
+    return [p for p, _ in rows], [c for _, c in rows]
+
+
+def search_round(policy: Policy, task_questions: list[str], width: int, depth: int) -> list[PairRequest]:
+    """Candidates for step ``depth + 1`` after ``depth`` greedy steps, sampled per question; every
+    pair of distinct ones in both orders."""
+    fmt = policy.step_format
+    steps: list[list[str]] = [[] for _ in task_questions]
+    for _ in range(depth + 1):
+        prefixes = [
+            render_prefix(policy.solution_prompt(q), s, fmt)
+            for q, s in zip(task_questions, steps, strict=True)
+        ]
+        if len(steps[0]) < depth:
+            for s, out in zip(steps, generate_steps(policy, prefixes, 1, temperature=0.0), strict=True):
+                s.append(out[0].text)
+            continue
+        samples = generate_steps(policy, prefixes, width, temperature=1.0, max_new_tokens=48, seed=0)
+    requests = []
+    for q, s, cands in zip(task_questions, steps, samples, strict=True):
+        distinct = list(dict.fromkeys(c.text for c in cands))
+        for i, a in enumerate(distinct):
+            for b in distinct[i + 1 :]:
+                requests += [PairRequest(q, tuple(s), a, b), PairRequest(q, tuple(s), b, a)]
+    return requests
 
 
 def main() -> int:
@@ -40,6 +91,9 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="default: the config's model")
     parser.add_argument("--modes", default="pairwise,likelihood,pointwise")
     parser.add_argument("--pairs", type=int, default=48)
+    parser.add_argument("--problems", type=int, default=32, help="problems in the search-round workload")
+    parser.add_argument("--width", type=int, default=6, help="candidate steps per problem in it")
+    parser.add_argument("--n-ops", type=int, default=3, help="arith operations of its problems")
     args = parser.parse_args()
     config = load_config(args.config)
     model = args.model or config.model
@@ -77,6 +131,32 @@ def main() -> int:
         print(
             f"{mode:<12}{n / t_single:>23.2f}{n / t_batched:>17.2f}{t_single / t_batched:>7.2f}x"
             f"{same:>10}/{n}"
+        )
+    print(
+        f"\nlikelihood scoring ({js.batch_size} rows per batch)   rows  prompts"
+        f"  whole sequences rows/s  shared prefix rows/s  ratio  max |diff|"
+    )
+    harder = load_task("arith", {"n_ops": args.n_ops})  # where the policy's samples differ
+    questions = [p.question for p in harder.sample(args.problems, "eval", seed=2)]
+    for name, requests in (
+        ("EFT pairs", pair_requests),
+        ("search round", search_round(policy, questions, args.width, args.n_ops - 1)),
+    ):
+        prompts, conts = likelihood_rows(policy, requests)
+        sequence_logprobs(
+            policy, prompts[:4], conts[:4], batch_size=js.batch_size, share_prefix=False
+        )  # warm-up
+        start = time.perf_counter()
+        base = sequence_logprobs(policy, prompts, conts, batch_size=js.batch_size, share_prefix=False)
+        t_base = time.perf_counter() - start
+        start = time.perf_counter()
+        shared = sequence_logprobs(policy, prompts, conts, batch_size=js.batch_size)
+        t_shared = time.perf_counter() - start
+        diff = max(abs(a - b) for a, b in zip(base, shared, strict=True))
+        n = len(prompts)
+        print(
+            f"{name:<34}{n:>6}{len(set(prompts)):>9}{n / t_base:>24.1f}{n / t_shared:>22.1f}"
+            f"{t_base / t_shared:>6.2f}x{diff:>12.1e}"
         )
     return 0
 

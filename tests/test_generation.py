@@ -191,14 +191,28 @@ def test_bad_arguments(tiny: Policy) -> None:
 # --- scoring -----------------------------------------------------------------------------------------
 
 
-def test_sequence_logprobs_match_manual(tiny: Policy) -> None:
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_sequence_logprobs_match_manual(tiny: Policy, share_prefix: bool) -> None:
     prompts = [PREFIXES[0], PREFIXES[2], PREFIXES[1], PREFIXES[0], PREFIXES[1]]
     conts = [" 2+3=5", " 84+5=89", " 7", "", " a much longer continuation than the others"]
-    got = sequence_logprobs(tiny, prompts, conts, batch_size=2)
+    got = sequence_logprobs(tiny, prompts, conts, batch_size=2, share_prefix=share_prefix)
     for p, c, g in zip(prompts, conts, got, strict=True):
         ids = tiny.tokenizer(c, add_special_tokens=False)["input_ids"]
         assert g == pytest.approx(_manual_logprob(tiny, p, ids) if ids else 0.0, abs=1e-4)
     assert got[3] == 0.0
+
+
+def test_sequence_logprobs_share_a_prompt_across_more_rows_than_a_batch(tiny: Policy) -> None:
+    # Five candidate steps after one prefix (more than batch_size rows) plus another prompt:
+    # each scored from the shared prefix cache, equal to scoring the whole sequence.
+    conts = [" 1", " 22", " 3+3=6", " 4444", " 5 5"]
+    prompts = [PREFIXES[1]] * len(conts) + [PREFIXES[2]]
+    conts = conts + [" 9"]
+    got = sequence_logprobs(tiny, prompts, conts, batch_size=2)
+    for p, c, g in zip(prompts, conts, got, strict=True):
+        ids = tiny.tokenizer(c, add_special_tokens=False)["input_ids"]
+        assert g == pytest.approx(_manual_logprob(tiny, p, ids), abs=1e-4)
+    assert len(set(got[:5])) == 5  # different continuations, different scores
 
 
 def test_sequence_logprobs_with_lora() -> None:

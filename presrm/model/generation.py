@@ -94,13 +94,13 @@ def eval_mode(model: Any) -> Iterator[None]:
             model.train()
 
 
-def _cache_kwarg(model: Any) -> str:
+def cache_kwarg(model: Any) -> str:
     """transformers 5.x renames ``past_key_values`` to ``cache`` (old name removed in 5.40)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
-def _base_config(model: Any) -> Any:
+def base_config(model: Any) -> Any:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.config
 
@@ -250,8 +250,8 @@ def _generate_chunk(
 
     # One prefill over the distinct prefixes; only the last position's logits are needed.
     # The cache is updated in place by every forward call below.
-    cache = DynamicCache(config=_base_config(model))
-    cache_kw = _cache_kwarg(model)
+    cache = DynamicCache(config=base_config(model))
+    cache_kw = cache_kwarg(model)
     out = model(
         input_ids=input_ids,
         attention_mask=mask,
