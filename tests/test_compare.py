@@ -1,4 +1,4 @@
-"""Gains over M1 with paired intervals, and `presrm report` on several run files."""
+"""Gains over the start model (M1) with paired intervals, and `presrm report` on several run files."""
 
 from __future__ import annotations
 
@@ -39,6 +39,25 @@ def test_greedy_gain_over_m1_is_paired_on_the_same_problems(tmp_path: Path) -> N
         (0.25 - half, 0.25 + half), abs=1e-5
     )
     assert "greedy_gain_vs_m1" not in summarize_iteration(path, 1)  # M1 is the baseline itself
+
+
+def test_a_run_without_warm_up_measures_its_gains_from_m0(tmp_path: Path) -> None:
+    # warmup.enabled = false: the iterations start from M0, so M2's gain is against M0, not M1
+    store = RunStore.create(tmp_path / "cold.duckdb", RunConfig(model="tiny", warmup={"enabled": False}))
+    outcomes = {0: [False, False, True, True], 1: [True, False, True, True], 2: [True, True, True, True]}
+    store.append_rows("iterations", [{"iteration": i, "model_name": f"M{i}"} for i in outcomes])
+    store.append_rows(
+        "evals",
+        [
+            {"iteration": it, "mode": "greedy", "problem_id": f"p{i}", "correct": ok}
+            for it, oks in outcomes.items()
+            for i, ok in enumerate(oks)
+        ],
+    )
+    store.flush()
+    assert summarize_iteration(store.path, 1)["greedy_gain_vs_m1"] == pytest.approx(0.25)
+    assert summarize_iteration(store.path, 2)["greedy_gain_vs_m1"] == pytest.approx(0.5)
+    assert "greedy_gain_vs_m1" not in summarize_iteration(store.path, 0)
 
 
 def test_report_sets_runs_side_by_side(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 For seeds of one setting, or settings against a control: each run's own report stays where
 ``presrm report`` writes it, and ``comparison.md`` lines them up (accuracies, paired gains,
 self-score AUROC), then gives, for each setting (model, task, trainer) with several runs, the
-mean of the last iteration's gain over M1 across its runs.
+mean of the last iteration's gain over its start model across its runs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ COLUMNS = (
     ("accuracy_greedy", "greedy"),
     ("accuracy_search", "search"),
     ("search_gain", "search − greedy"),
-    ("greedy_gain_vs_m1", "greedy − M1"),
+    ("greedy_gain_vs_m1", "greedy − start model"),
     ("auroc_min", "AUROC min score"),
     ("judge_accuracy", "LLM-judge acc."),
     ("likelihood_accuracy", "likelihood acc."),
@@ -66,9 +66,13 @@ def write_comparison(run_files: Sequence[str | Path], out_dir: str | Path) -> Pa
             last_gains.setdefault(setting, []).append(gains[-1])
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    lines += ["", "## Last iteration's greedy gain over M1, per setting", ""]
+    lines += [
+        "",
+        "## Last iteration's greedy gain over its start model (M1; M0 without a warm-up), per setting",
+        "",
+    ]
     if not last_gains:
-        lines += ["No run has an iteration after M1.", ""]
+        lines += ["No run has an iteration after its start model.", ""]
     for setting, gains in last_gains.items():
         spread = f", sd {100 * statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
         lines.append(

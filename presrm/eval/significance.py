@@ -2,8 +2,10 @@
 
 ``accuracy_greedy_low`` / ``_high`` (Wilson) bound each accuracy; ``search_gain`` is compared on
 the same problems as greedy decoding (paired), and ``greedy_gain_vs_m1`` sets an iteration's greedy
-accuracy against M1's on the same held-out problems — the number that says whether the
-self-rewarding iterations helped.
+accuracy against that of the model the self-rewarding iterations start from, on the same held-out
+problems — the number that says whether they helped. That model is M1 after a warm-up; a run
+without one (``warmup.enabled = false``) starts its iterations from M0, so M0 is its baseline (the
+name keeps the common case).
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ import duckdb
 
 from presrm.intervals import paired_difference, wilson_interval
 
-BASELINE_ITERATION = 1  # M1: the model the self-rewarding iterations start from
+_WARMUP_SQL = """
+SELECT coalesce(json_extract(config_json, '$.warmup.enabled')::BOOLEAN, true) FROM runs LIMIT 1
+"""
+
+
+def baseline_iteration(con: duckdb.DuckDBPyConnection) -> int:
+    """The model the self-rewarding iterations start from: M1 after a warm-up, else M0."""
+    rows = con.execute(_WARMUP_SQL).fetchall()
+    return 1 if not rows or rows[0][0] else 0
+
 
 INTERVAL_METRICS: dict[str, str] = {
     "accuracy_greedy_low": "95 % interval of accuracy_greedy (Wilson), lower end",
@@ -23,7 +34,7 @@ INTERVAL_METRICS: dict[str, str] = {
     "accuracy_search_high": "95 % interval of accuracy_search (Wilson), upper end",
     "search_gain_low": "95 % interval of search_gain, paired on the same problems, lower end",
     "search_gain_high": "95 % interval of search_gain, paired on the same problems, upper end",
-    "greedy_gain_vs_m1": "accuracy_greedy minus M1's on the same problems",
+    "greedy_gain_vs_m1": "accuracy_greedy minus the start model's (M1; M0 without a warm-up) on the same problems",
     "greedy_gain_vs_m1_low": "95 % interval of greedy_gain_vs_m1 (paired), lower end",
     "greedy_gain_vs_m1_high": "95 % interval of greedy_gain_vs_m1 (paired), upper end",
 }
@@ -53,8 +64,9 @@ def add_intervals(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str,
     if gain is not None:  # the paired estimate: equal to the difference of accuracies on shared problems
         out["search_gain"] = gain.estimate
         out["search_gain_low"], out["search_gain_high"] = gain.low, gain.high
-    if iteration > BASELINE_ITERATION:
-        vs_m1 = paired_difference(*_paired(by_mode["greedy"], _outcomes(con, BASELINE_ITERATION, "greedy")))
+    baseline = baseline_iteration(con)
+    if iteration > baseline:
+        vs_m1 = paired_difference(*_paired(by_mode["greedy"], _outcomes(con, baseline, "greedy")))
         if vs_m1 is not None:
             out["greedy_gain_vs_m1"] = vs_m1.estimate
             out["greedy_gain_vs_m1_low"], out["greedy_gain_vs_m1_high"] = vs_m1.low, vs_m1.high

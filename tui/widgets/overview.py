@@ -26,7 +26,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("model", "model"),
     ("accuracy_greedy", "acc greedy"),
     ("accuracy_search", "acc search"),
-    ("greedy_gain_vs_m1", "greedy vs M1"),
+    ("greedy_gain_vs_m1", "greedy vs start"),
     ("judge_accuracy", "LLM-judge acc"),
     ("likelihood_accuracy", "likelihood acc"),
     ("auroc_min", "AUROC min"),
