@@ -23,6 +23,7 @@ COLUMNS = (
     ("auroc_min", "AUROC min score"),
     ("judge_accuracy", "LLM-judge acc."),
     ("likelihood_accuracy", "likelihood acc."),
+    ("paraphrase_accuracy", "paraphrase acc."),
 )
 
 

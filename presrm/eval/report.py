@@ -30,6 +30,8 @@ PERCENT_METRICS = {
     "judge_accuracy",
     "judge_accuracy_order0",
     "likelihood_accuracy",
+    "paraphrase_accuracy",
+    "check_accuracy",
     "pointwise_accuracy",
     "judge_consistency",
     "judge_step_precision",
@@ -72,7 +74,7 @@ def _fmt(metric: str, value: float | None) -> str:
         return "–"
     if metric.startswith("n_"):
         return str(int(round(value)))
-    if metric == "search_gain":
+    if metric in ("search_gain", "greedy_gain_vs_m1"):
         return f"{100 * value:+.1f} pts"
     if metric in PERCENT_METRICS:
         return f"{100 * value:.1f}%"
