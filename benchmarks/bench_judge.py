@@ -29,7 +29,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
 from presrm.config import load_config
 from presrm.model.generation import generate_steps
 from presrm.model.loading import load_policy
@@ -64,16 +63,17 @@ def search_round(policy: Policy, task_questions: list[str], width: int, depth: i
     pair of distinct ones in both orders."""
     fmt = policy.step_format
     steps: list[list[str]] = [[] for _ in task_questions]
-    for _ in range(depth + 1):
-        prefixes = [
+
+    def prefixes() -> list[str]:
+        return [
             render_prefix(policy.solution_prompt(q), s, fmt)
             for q, s in zip(task_questions, steps, strict=True)
         ]
-        if len(steps[0]) < depth:
-            for s, out in zip(steps, generate_steps(policy, prefixes, 1, temperature=0.0), strict=True):
-                s.append(out[0].text)
-            continue
-        samples = generate_steps(policy, prefixes, width, temperature=1.0, max_new_tokens=48, seed=0)
+
+    for _ in range(depth):
+        for s, out in zip(steps, generate_steps(policy, prefixes(), 1, temperature=0.0), strict=True):
+            s.append(out[0].text)
+    samples = generate_steps(policy, prefixes(), width, temperature=1.0, max_new_tokens=48, seed=0)
     requests = []
     for q, s, cands in zip(task_questions, steps, samples, strict=True):
         distinct = list(dict.fromkeys(c.text for c in cands))

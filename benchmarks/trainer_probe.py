@@ -2,7 +2,7 @@
 
     python benchmarks/trainer_probe.py RUN.duckdb [--iteration 2] [--algo ppo|step-dpo]
         [--reward process|outcome|both] [--lr 1e-5 3e-5] [--seeds 0 1 2] [--eval-problems 200]
-        [--checker-pairs] [--sft-weight 0 1]
+        [--checker-pairs] [--sft-weight 0 1] [--epochs 1 4] [--beta 0.1 0.5]
 
 Loads the run's M<k-1> checkpoint and the training data its iteration-k search stored (the
 same rows the loop trains on), trains once per (lr, seed), and prints greedy accuracy on
@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from presrm.errors import PresrmError
 from presrm.model.adapters import prepare_for_training
-from presrm.model.loading import load_checkpoint
+from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
@@ -34,6 +34,7 @@ from presrm.store.reader import query_rows
 from presrm.store.writer import read_identity
 from presrm.tasks import load_task
 from presrm.tasks.base import Problem, Task
+from presrm.train.default_recipe import ensure_model
 
 
 def accuracy(
@@ -67,6 +68,8 @@ def main() -> int:
         help="step-DPO only: keep the pairs the step checker agrees with (ground-truth bound)",
     )
     parser.add_argument("--lr", type=float, nargs="+")
+    parser.add_argument("--epochs", type=int, nargs="+", help="step-DPO only: passes over the pairs")
+    parser.add_argument("--beta", type=float, nargs="+", help="step-DPO only: DPO beta")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the loop's, seed + k)")
     parser.add_argument(
         "--sft-weight",
@@ -88,13 +91,18 @@ def main() -> int:
         _, cfg = read_identity(args.run)
         k = args.iteration
         ckpt = args.run.with_suffix(".ckpt") / f"M{k - 1}"
-        if k < 1 or not ckpt.is_dir():
+        if k == 1 and not ckpt.is_dir():  # a run without a warm-up: M0 is the configured model
+            ensure_model(cfg.model)
+            start = load_policy(cfg.model, device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
+        elif k < 1 or not ckpt.is_dir():
             raise PresrmError(
                 f"{ckpt}: no checkpoint of M{k - 1} next to the run file (pick another --iteration)"
             )
+        else:
+            start = load_checkpoint(ckpt, device=cfg.device)
         task = load_task(cfg.task, cfg.task_options)
         base = prepare_for_training(
-            load_checkpoint(ckpt, device=cfg.device),
+            start,
             cfg.train.finetune,
             seed=cfg.seed,
             lora_r=cfg.train.lora_r,
@@ -130,13 +138,16 @@ def main() -> int:
         + ";"
         f" {len(train_set)} training problems, {len(held_out)} held-out"
     )
-    print(f"{'setting':24s} {'train %':>8s} {'held-out %':>10s} {'seconds':>8s}")
+    print(f"{'setting':42s} {'train %':>8s} {'held-out %':>10s} {'seconds':>8s}")
     base_train, base_held = measure(base)
-    print(f"{f'M{k - 1} (untrained)':24s} {base_train:8.1f} {base_held:10.1f} {'-':>8s}")
-    for lr, sft_weight in [
-        (lr, w)
+    print(f"{f'M{k - 1} (untrained)':42s} {base_train:8.1f} {base_held:10.1f} {'-':>8s}")
+    dpo_only = algo != "ppo"
+    for lr, sft_weight, epochs, beta in [
+        (lr, w, e, b)
         for lr in args.lr or [t.ppo.lr if algo == "ppo" else t.dpo.lr]
-        for w in (args.sft_weight if algo != "ppo" else [0.0])
+        for w in (args.sft_weight if dpo_only else [0.0])
+        for e in (args.epochs or [t.dpo.epochs] if dpo_only else [0])
+        for b in (args.beta or [t.dpo.beta] if dpo_only else [0.0])
     ]:
         for seed in args.seeds or [cfg.seed + k]:
             policy = copy.deepcopy(base)
@@ -145,12 +156,17 @@ def main() -> int:
                 ppo = t.ppo.model_copy(update={"lr": lr})
                 StepPPOTrainer(policy.model, policy.tokenizer, ppo, seed=seed).train(data)
             else:
-                dpo = t.dpo.model_copy(update={"lr": lr, "sft_weight": sft_weight})
+                dpo = t.dpo.model_copy(
+                    update={"lr": lr, "sft_weight": sft_weight, "epochs": epochs, "beta": beta}
+                )
                 train_step_dpo(policy, data, dpo, seed=seed)
             wall = time.perf_counter() - start
             tr, held = measure(policy)
-            name = f"lr {lr:g}" + (f", sft {sft_weight:g}" if sft_weight else "") + f", seed {seed}"
-            print(f"{name:24s} {tr:8.1f} {held:10.1f} {wall:8.1f}", flush=True)
+            name = f"lr {lr:g}" + (f", sft {sft_weight:g}" if sft_weight else "")
+            if dpo_only and (args.epochs or args.beta):
+                name += f", {epochs} ep, beta {beta:g}"
+            name += f", seed {seed}"
+            print(f"{name:42s} {tr:8.1f} {held:10.1f} {wall:8.1f}", flush=True)
     return 0
 
 
