@@ -75,8 +75,7 @@ def main() -> int:
         "--sft-weight",
         type=float,
         nargs="+",
-        default=[0.0],
-        help="step-DPO only: weight of the chosen steps' NLL added to the DPO loss (RPO)",
+        help="step-DPO only: weight of the chosen steps' NLL added to the DPO loss (RPO; default: the run's)",
     )
     parser.add_argument(
         "--eval-problems", type=int, help="held-out problems (default: the run's eval_problems)"
@@ -145,7 +144,7 @@ def main() -> int:
     for lr, sft_weight, epochs, beta in [
         (lr, w, e, b)
         for lr in args.lr or [t.ppo.lr if algo == "ppo" else t.dpo.lr]
-        for w in (args.sft_weight if dpo_only else [0.0])
+        for w in ((args.sft_weight or [t.dpo.sft_weight]) if dpo_only else [0.0])
         for e in (args.epochs or [t.dpo.epochs] if dpo_only else [0])
         for b in (args.beta or [t.dpo.beta] if dpo_only else [0.0])
     ]:
