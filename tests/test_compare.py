@@ -67,11 +67,21 @@ def test_report_sets_runs_side_by_side(tmp_path: Path) -> None:
     text = md.read_text(encoding="utf-8")
     assert (tmp_path / "out" / "seed0" / "report.md").is_file()
     assert (tmp_path / "out" / "seed1" / "report.md").is_file()
-    assert "| seed0 | tiny / arith / step-dpo | 0 | M2 | 50.0 [15.0, 85.0] |" in text
+    assert "| seed0 | tiny / arith / auto / step-dpo | 0 | M2 | 50.0 [15.0, 85.0] |" in text
     # mean of the two runs' last gains over M1: +25 and +50 points
-    assert "- `tiny / arith / step-dpo`: 2 run(s), mean +37.5 points, sd 17.7" in text
+    assert "- `tiny / arith / auto / step-dpo`: 2 run(s), mean +37.5 points, sd 17.7" in text
     with pytest.raises(ReportError, match="distinct names"):
         write_comparison([a, a], tmp_path / "dup")
+
+
+def test_the_setting_names_task_options_and_judge(tmp_path: Path) -> None:
+    cfg = RunConfig(model="tiny", task_options={"n_ops": 3}, judge={"mode": "paraphrase"})
+    store = RunStore.create(tmp_path / "hard.duckdb", cfg)
+    store.append_rows("iterations", [{"iteration": 1, "model_name": "M1"}])
+    store.append_rows("evals", [{"iteration": 1, "mode": "greedy", "problem_id": "p0", "correct": True}])
+    store.flush()
+    text = write_comparison([store.path], tmp_path / "out").read_text(encoding="utf-8")
+    assert "| hard | tiny / arith n_ops=3 / paraphrase / step-dpo | 0 | M1 |" in text
 
 
 def test_cli_report_with_several_run_files(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ mean of the last iteration's gain over its start model across its runs.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,16 @@ def _cell(summary: dict[str, float], metric: str) -> str:
     return text + interval_suffix(low, high)
 
 
+def _task(info: dict[str, str]) -> str:
+    """The task with its options (``arith n_ops=3``): runs of one task at two difficulties differ."""
+    try:
+        options = json.loads(info["task_options"] or "{}")
+    except json.JSONDecodeError:
+        options = {}
+    extra = " ".join(f"{k}={v}" for k, v in sorted(options.items())) if isinstance(options, dict) else ""
+    return f"{info['task']} {extra}".strip()
+
+
 def write_comparison(run_files: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Each run's report in ``out_dir/<run name>/`` and ``out_dir/comparison.md``; returns the latter."""
     out = Path(out_dir)
@@ -57,7 +68,7 @@ def write_comparison(run_files: Sequence[str | Path], out_dir: str | Path) -> Pa
         write_report(run_file, out / name)
         info = run_info_dict(Path(run_file))
         summaries = run_summaries(run_file)
-        setting = f"{info['model']} / {info['task']} / {info['algo']}"
+        setting = " / ".join((info["model"], _task(info), info["judge_mode"] or "auto", info["algo"]))
         for it, summary in sorted(summaries.items()):
             rows.append(
                 [name, setting, info["seed"], model_name(info, it), *(_cell(summary, m) for m, _ in COLUMNS)]

@@ -44,14 +44,26 @@ PERCENT_METRICS = {
 def run_info_dict(run_file: Path) -> dict[str, str]:
     with open_run(run_file) as con:
         row = con.execute(
-            "SELECT run_id, created_at, presrm_version, model, task, algo, seed FROM runs LIMIT 1"
+            "SELECT run_id, created_at, presrm_version, model, task, algo, seed,"
+            " json_extract_string(config_json, '$.judge.mode'), json_extract(config_json, '$.task_options')"
+            " FROM runs LIMIT 1"
         ).fetchone()
         names = dict(
             con.execute(
                 "SELECT iteration, model_name FROM iterations WHERE model_name IS NOT NULL"
             ).fetchall()
         )
-    keys = ("run_id", "created_at", "presrm_version", "model", "task", "algo", "seed")
+    keys = (
+        "run_id",
+        "created_at",
+        "presrm_version",
+        "model",
+        "task",
+        "algo",
+        "seed",
+        "judge_mode",
+        "task_options",
+    )
     info = {k: ("" if v is None else str(v)) for k, v in zip(keys, row or [None] * len(keys), strict=True)}
     info.update({f"name_{int(k)}": str(v) for k, v in names.items()})
     return info
