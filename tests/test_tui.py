@@ -294,12 +294,14 @@ def cursor_tree(table: DataTable) -> int:
     return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
 
-async def rest_on_row(pilot: Pilot, *keys: str) -> DataTable:
-    """Move the problems table's cursor and let it rest there long enough to read ahead."""
+async def rest_on_row(pilot: Pilot, loads: CountingLoads, *keys: str) -> DataTable:
+    """Move the problems table's cursor and let it rest there until its tree is being read ahead."""
     table = pilot.app.screen.query_one("#problems-table", DataTable)
     await pilot.press(*keys)
-    await pilot.pause(PREFETCH_DELAY * 3)
-    await settle(pilot)
+    for _ in range(500):  # the read-ahead starts PREFETCH_DELAY after the cursor stops; bounded wait
+        if loads.calls and loads.calls[-1] == cursor_tree(table):
+            break
+        await pilot.pause(PREFETCH_DELAY / 5)
     return table
 
 
@@ -312,7 +314,8 @@ def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
     async def scenario(app: InspectorApp, pilot: Pilot) -> None:
         await pilot.press("2")
         await settle(pilot)
-        table = await rest_on_row(pilot, "down", "down")
+        table = await rest_on_row(pilot, loads, "down", "down")
+        await settle(pilot)
         tree_id = cursor_tree(table)
         assert loads.calls[-1] == tree_id
         reads = len(loads.calls)
@@ -371,9 +374,7 @@ def test_enter_while_the_tree_is_read_ahead_waits_for_it(
     async def scenario(app: InspectorApp, pilot: Pilot) -> None:
         await pilot.press("2")
         await settle(pilot)
-        table = app.screen.query_one("#problems-table", DataTable)
-        await pilot.press("down")
-        await pilot.pause(PREFETCH_DELAY * 3)  # the read-ahead started and is still reading
+        table = await rest_on_row(pilot, loads, "down")  # the read-ahead started, still reading
         tree_id = cursor_tree(table)
         assert loads.calls[-1] == tree_id
         reads = len(loads.calls)
