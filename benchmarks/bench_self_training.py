@@ -1,6 +1,6 @@
 """Label-free self-training on unlabelled harder problems against a replay-only control and an oracle.
 
-    python benchmarks/bench_self_training.py --arm none|control|self|judged|oracle [--checkpoint DIR]
+    python benchmarks/bench_self_training.py --arm none|control|self|judged|searched|oracle [--checkpoint DIR]
         [--n-ops 3] [--seed 0] [--updates 300] [--lr 1e-4] [--train-problems 800]
         [--samples 4] [--threshold 0.5] --out ARM.json
     python benchmarks/bench_self_training.py --compare none.json control.json self.json oracle.json
@@ -20,6 +20,10 @@ problems (1,000 of the target difficulty, 300 2-op as a regression check):
   (T = 0.8) the one whose least P(Yes) over its steps is highest, kept when that is at least
   ``--threshold`` (for a model whose warm-up trained that judge, e.g. on ``warmup.eft_source =
   "sampled"`` pairs; no labels);
+- ``searched``: the same updates with the solutions the self-judged step search accepts on the
+  ``--train-problems`` problems (the paraphrase vote, the greedy step kept unless another wins more
+  votes, width 6, T = 0.5: ``examples/easy-to-hard.toml``'s search), every finished one kept — the
+  search's gain over greedy decoding distilled back into the policy (expert iteration; no labels);
 - ``oracle``: the same, but keeping a solution the task's checker calls right (an upper bound for the
   same candidate pool as ``self``).
 
@@ -96,6 +100,28 @@ def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) ->
     return kept, right
 
 
+def _searched_solutions(policy: Policy, task: Task, n: int, n_ops: int) -> tuple[list[SFTExample], int]:
+    """The self-judged search's accepted solutions of ``n`` unlabelled target problems (all finished
+    ones), and how many are right."""
+    problems = task.sample(n, "train", seed=777)
+    judge = make_judge(policy, JudgeConfig(mode="paraphrase", paraphrases=REWRITES), task, max_step_tokens=48)
+    settings = SearchSettings(
+        width=6, max_steps=n_ops + 4, temperature=0.5, seed=0, greedy_candidate=True, switch_margin=0.0
+    )
+    trees = search(policy, judge, task, problems, settings, LocalIds())
+    kept: list[SFTExample] = []
+    right = 0
+    for problem, tree in zip(problems, trees, strict=True):
+        if tree.final is None:
+            continue
+        steps = [n.text.split(":", 1)[1].strip() for n in tree.path]
+        kept.append(
+            SFTExample(policy.solution_prompt(problem.question), solution_text(steps, policy.step_format))
+        )
+        right += tree.correct
+    return kept, right
+
+
 def _least_p_yes(policy: Policy, task: Task, trees: list[Tree]) -> list[float]:
     """Per solution, the lowest P(Yes) the policy's pointwise judge gives one of its steps."""
     judge = make_judge(policy, JudgeConfig(mode="pointwise"), task, max_step_tokens=48)
@@ -157,6 +183,9 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         if args.arm in ("self", "oracle"):
             kept, right = _kept_solutions(policy, target, args.arm, args.train_problems, args.n_ops)
             info.update(kept=len(kept), kept_right=right, train_problems=args.train_problems)
+        elif args.arm == "searched":
+            kept, right = _searched_solutions(policy, target, args.train_problems, args.n_ops)
+            info.update(kept=len(kept), kept_right=right, train_problems=args.train_problems)
         elif args.arm == "judged":
             kept, right = _judged_solutions(
                 policy, target, args.train_problems, args.n_ops, args.samples, args.threshold
@@ -197,7 +226,7 @@ def compare(paths: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=("none", "control", "self", "judged", "oracle"))
+    parser.add_argument("--arm", choices=("none", "control", "self", "judged", "searched", "oracle"))
     parser.add_argument("--checkpoint", help="a presrm checkpoint directory instead of the default base")
     parser.add_argument("--n-ops", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
