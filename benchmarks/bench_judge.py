@@ -35,27 +35,12 @@ from presrm.model.loading import load_policy
 from presrm.model.policy import Policy
 from presrm.model.scoring import sequence_logprobs
 from presrm.search.judge import JudgeResult, ModelJudge, PairRequest, PointRequest
-from presrm.steps import render_prefix, step_header
+from presrm.steps import render_prefix
 from presrm.tasks import load_task
 from presrm.train.default_recipe import ensure_model
 from presrm.train.eft import build_eft_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def likelihood_rows(policy: Policy, requests: list[PairRequest]) -> tuple[list[str], list[str]]:
-    """The distinct (prefix, step) rows the likelihood judge scores for these requests."""
-    rows: dict[tuple[str, str], None] = {}
-    fmt = policy.step_format
-    for r in requests:
-        k = len(r.previous_steps) + 1
-        prefix = render_prefix(policy.solution_prompt(r.question), list(r.previous_steps), fmt) + step_header(
-            k
-        )
-        for step in (r.step_a, r.step_b):
-            body = step[len(step_header(k)) :] if step.startswith(step_header(k)) else " " + step
-            rows[(prefix, body + fmt.separator)] = None
-    return [p for p, _ in rows], [c for _, c in rows]
 
 
 def search_round(policy: Policy, task_questions: list[str], width: int, depth: int) -> list[PairRequest]:
@@ -142,7 +127,9 @@ def main() -> int:
         ("EFT pairs", pair_requests),
         ("search round", search_round(policy, questions, args.width, args.n_ops - 1)),
     ):
-        prompts, conts = likelihood_rows(policy, requests)
+        prompts, conts, _ = ModelJudge(policy, js.model_copy(update={"mode": "likelihood"})).likelihood_rows(
+            requests
+        )
         sequence_logprobs(
             policy, prompts[:4], conts[:4], batch_size=js.batch_size, share_prefix=False
         )  # warm-up

@@ -69,6 +69,14 @@ def _greedy(policy: Policy, task: Task, problems: list[Problem], n_ops: int) -> 
     return search(policy, None, task, problems, settings, LocalIds())
 
 
+def _example(policy: Policy, problem: Problem, tree: Tree) -> SFTExample:
+    """A solution the model wrote (its chosen path) as an SFT example for ``problem``'s question."""
+    steps = [node.text.split(":", 1)[1].strip() for node in tree.path]
+    return SFTExample(
+        policy.solution_prompt(problem.question), solution_text(steps, policy.step_format), eos=True
+    )
+
+
 def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) -> tuple[list[SFTExample], int]:
     """The arm's training solutions of ``n`` unlabelled target problems, and how many are right."""
     problems = task.sample(n, "train", seed=777)
@@ -93,9 +101,7 @@ def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) ->
             if not correct:
                 continue
             pick = correct[0]
-        steps = [n.text.split(":", 1)[1].strip() for n in pick.path]
-        prompt = policy.solution_prompt(problem.question)
-        kept.append(SFTExample(prompt, solution_text(steps, policy.step_format), eos=True))
+        kept.append(_example(policy, problem, pick))
         right += pick.correct
     return kept, right
 
@@ -114,10 +120,7 @@ def _searched_solutions(policy: Policy, task: Task, n: int, n_ops: int) -> tuple
     for problem, tree in zip(problems, trees, strict=True):
         if tree.final is None:
             continue
-        steps = [n.text.split(":", 1)[1].strip() for n in tree.path]
-        kept.append(
-            SFTExample(policy.solution_prompt(problem.question), solution_text(steps, policy.step_format))
-        )
+        kept.append(_example(policy, problem, tree))
         right += tree.correct
     return kept, right
 
@@ -156,9 +159,7 @@ def _judged_solutions(
         score, pick = max(((scores[r][i], runs[r][i]) for r in range(len(runs))), key=lambda x: x[0])
         if score < threshold or pick.final is None:
             continue
-        steps = [node.text.split(":", 1)[1].strip() for node in pick.path]
-        prompt = policy.solution_prompt(problem.question)
-        kept.append(SFTExample(prompt, solution_text(steps, policy.step_format), eos=True))
+        kept.append(_example(policy, problem, pick))
         right += bool(pick.correct)
     return kept, right
 

@@ -294,15 +294,20 @@ def cursor_tree(table: DataTable) -> int:
     return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
 
-async def rest_on_row(pilot: Pilot, loads: CountingLoads, *keys: str) -> DataTable:
-    """Move the problems table's cursor and let it rest there until its tree is being read ahead."""
+async def rest_on_row(pilot: Pilot, loads: CountingLoads, *keys: str) -> tuple[int, int]:
+    """Open the problems table, move its cursor and let it rest there until its tree is being read
+    ahead; returns (that tree, the reads so far)."""
+    await pilot.press("2")
+    await settle(pilot)
     table = pilot.app.screen.query_one("#problems-table", DataTable)
     await pilot.press(*keys)
     for _ in range(500):  # the read-ahead starts PREFETCH_DELAY after the cursor stops; bounded wait
         if loads.calls and loads.calls[-1] == cursor_tree(table):
             break
         await pilot.pause(PREFETCH_DELAY / 5)
-    return table
+    tree_id = cursor_tree(table)
+    assert loads.calls[-1] == tree_id
+    return tree_id, len(loads.calls)
 
 
 def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
@@ -312,12 +317,8 @@ def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
     monkeypatch.setattr(app_module, "load_tree", loads)
 
     async def scenario(app: InspectorApp, pilot: Pilot) -> None:
-        await pilot.press("2")
+        tree_id, _ = await rest_on_row(pilot, loads, "down", "down")
         await settle(pilot)
-        table = await rest_on_row(pilot, loads, "down", "down")
-        await settle(pilot)
-        tree_id = cursor_tree(table)
-        assert loads.calls[-1] == tree_id
         reads = len(loads.calls)
         await pilot.press("enter")
         await settle(pilot)
@@ -372,12 +373,7 @@ def test_enter_while_the_tree_is_read_ahead_waits_for_it(
     monkeypatch.setattr(app_module, "load_tree", loads)
 
     async def scenario(app: InspectorApp, pilot: Pilot) -> None:
-        await pilot.press("2")
-        await settle(pilot)
-        table = await rest_on_row(pilot, loads, "down")  # the read-ahead started, still reading
-        tree_id = cursor_tree(table)
-        assert loads.calls[-1] == tree_id
-        reads = len(loads.calls)
+        tree_id, reads = await rest_on_row(pilot, loads, "down")  # the read-ahead started, still reading
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id

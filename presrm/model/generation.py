@@ -105,6 +105,23 @@ def base_config(model: Any) -> Any:
     return base.config
 
 
+def prefill(policy: Policy, rows: list[list[int]]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """Run left-padded token rows through the model once: (their KV cache, the last position's
+    float logits [B, V], the attention mask [B, L])."""
+    model = policy.model
+    input_ids, mask = left_pad(rows, pad_token_id(policy), policy.device)
+    cache = DynamicCache(config=base_config(model))
+    out = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=position_ids(mask),
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_kwarg(model): cache},
+    )
+    return cache, out.logits[:, -1, :].float(), mask
+
+
 def pad_token_id(policy: Policy) -> int:
     tok = policy.tokenizer
     pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -246,21 +263,9 @@ def _generate_chunk(
     rows = encode_prompts(policy, prefixes)
     if any(not r for r in rows):
         raise ValueError("generate_steps: a prefix encodes to no tokens")
-    input_ids, mask = left_pad(rows, pad_token_id(policy), device)
-
-    # One prefill over the distinct prefixes; only the last position's logits are needed.
-    # The cache is updated in place by every forward call below.
-    cache = DynamicCache(config=base_config(model))
+    # One prefill over the distinct prefixes; the cache is updated in place by every forward call below.
+    cache, logits, mask = prefill(policy, rows)
     cache_kw = cache_kwarg(model)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=mask,
-        position_ids=position_ids(mask),
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_kw: cache},
-    )
-    logits = out.logits[:, -1, :].float()
     vocab = logits.shape[-1]
     trigger = trigger_token_mask(policy.tokenizer, vocab, rule.triggers).to(device)
     eos = torch.zeros(vocab, dtype=torch.bool, device=device)

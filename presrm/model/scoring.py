@@ -7,7 +7,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from presrm.model.encoding import encode_continuations, encode_prompts, left_pad, position_ids
-from presrm.model.generation import base_config, cache_kwarg, eval_mode, pad_token_id
+from presrm.model.generation import base_config, cache_kwarg, eval_mode, pad_token_id, prefill
 from presrm.model.policy import Policy
 
 
@@ -34,6 +34,10 @@ def sequence_logprobs(
     p_ids = encode_prompts(policy, prompts)
     c_ids = encode_continuations(policy, continuations)
     results = [0.0] * len(prompts)
+    if not share_prefix:
+        with eval_mode(policy.model), torch.inference_mode():
+            _score_whole(policy, p_ids, c_ids, results, batch_size)
+        return results
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, ids in enumerate(p_ids):
         if c_ids[i]:
@@ -41,9 +45,6 @@ def sequence_logprobs(
     # Similar prompt lengths share a prefill, so little compute goes to padding.
     ordered = sorted(groups.items(), key=lambda kv: len(kv[0]))
     with eval_mode(policy.model), torch.inference_mode():
-        if not share_prefix:
-            _score_whole(policy, p_ids, c_ids, results, batch_size)
-            return results
         chunk: list[tuple[tuple[int, ...], list[int]]] = []
         rows = 0
         for item in ordered:
@@ -97,17 +98,8 @@ def _score_chunk(
 ) -> None:
     """Prefill the chunk's distinct prompts once, then score their continuations from the cache."""
     model, device = policy.model, policy.device
-    input_ids, mask = left_pad([list(ids) for ids, _ in chunk], pad_token_id(policy), device)
-    prefix = DynamicCache(config=base_config(model))
+    prefix, last, mask = prefill(policy, [list(ids) for ids, _ in chunk])
     cache_kw = cache_kwarg(model)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=mask,
-        position_ids=position_ids(mask),
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_kw: prefix},
-    )
     kv = [
         (layer.keys, layer.values)
         for layer in prefix.layers
@@ -116,7 +108,7 @@ def _score_chunk(
     if len(kv) != len(prefix.layers):  # sliding-window or linear-attention layers: no plain copy
         _score_whole(policy, p_ids, c_ids, results, batch_size, [i for _, members in chunk for i in members])
         return
-    first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # [P, V]: each first token
+    first = torch.log_softmax(last, dim=-1)  # [P, V]: each first token
     next_pos = mask.sum(-1)  # position of each prompt's first continuation token
     rows = [(slot, i) for slot, (_, members) in enumerate(chunk) for i in members]
     for start in range(0, len(rows), batch_size):

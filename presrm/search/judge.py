@@ -174,6 +174,22 @@ class ModelJudge:
         small model this separates right from wrong steps where its written verdicts are at
         chance; README, "The embedded default model"). Each distinct (prefix, step) is scored once.
         """
+        prompts, continuations, pairs = self.likelihood_rows(requests)
+        logps = sequence_logprobs(self.policy, prompts, continuations, batch_size=self.batch_size)
+        results = []
+        for ia, ib in pairs:
+            a, b = logps[ia], logps[ib]
+            p_a, p_b = _two_way(a, b)
+            verdict = "A" if a >= b else "B"
+            raw = f"logp(A)={a:.4f} logp(B)={b:.4f}"
+            results.append(JudgeResult(verdict, raw, None, p_a, p_b, SOURCE_LOGPROB))
+        return results
+
+    def likelihood_rows(
+        self, requests: list[PairRequest]
+    ) -> tuple[list[str], list[str], list[tuple[int, int]]]:
+        """The distinct (prompt, continuation) rows the likelihood comparison scores, and per
+        request the rows of its steps A and B."""
         keys: dict[tuple[str, str], int] = {}
         prompts: list[str] = []
         continuations: list[str] = []
@@ -192,15 +208,7 @@ class ModelJudge:
             return keys[key]
 
         pairs = [(index(r, r.step_a), index(r, r.step_b)) for r in requests]
-        logps = sequence_logprobs(self.policy, prompts, continuations, batch_size=self.batch_size)
-        results = []
-        for ia, ib in pairs:
-            a, b = logps[ia], logps[ib]
-            p_a, p_b = _two_way(a, b)
-            verdict = "A" if a >= b else "B"
-            raw = f"logp(A)={a:.4f} logp(B)={b:.4f}"
-            results.append(JudgeResult(verdict, raw, None, p_a, p_b, SOURCE_LOGPROB))
-        return results
+        return prompts, continuations, pairs
 
     def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
         if not requests:
