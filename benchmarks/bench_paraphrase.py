@@ -5,9 +5,10 @@
 
 Baseline in the same run: greedy step-by-step decoding. For each number of rewrites P, the step
 search with P + 1 votes (the question's own greedy step kept unless another wrote more votes) and
-``--samples`` extra sampled candidates: its accuracy, the paired gain over greedy (95 % interval,
-with the problems it alone solves and the ones it alone loses), the step AUROC of the vote share
-against the task's step checker (every candidate), the solution AUROC of the minimum vote share
+``--samples`` extra sampled candidates, the step selected by the vote share or by the graded score
+(the step's probability averaged over the wordings; ``--select``): its accuracy, the paired gain over greedy (95 % interval,
+with the problems it alone solves and the ones it alone loses), the step AUROC of the graded score
+against the task's step checker (every candidate), the solution AUROC of the minimum graded score
 along the chosen path against final correctness (the run's ``auroc_min``), and wall time as a
 multiple of greedy's.
 """
@@ -41,6 +42,7 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-step-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=12345, help="seed of the held-out problems")
+    parser.add_argument("--select", default="votes", help="comma list of: votes, probability")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -48,11 +50,14 @@ def main() -> int:
     task = load_task("arith", {"n_ops": args.n_ops})
     problems = task.sample(args.problems, "eval", seed=args.seed)
     greedy, greedy_s = greedy_baseline(policy, task, problems, args, where)
-    print("| votes (P + 1) | accuracy [95 %] | − greedy, paired [95 %] | only search / only greedy"
+    print("| votes (P + 1) | selected by | accuracy [95 %] | − greedy, paired [95 %] | only search / only greedy"
           " | step AUROC | auroc_min | time × greedy |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for p in [int(x) for x in args.paraphrases.split(",") if x]:
-        judge = ParaphraseJudge(policy, task, paraphrases=p, seed=0, max_step_tokens=args.max_step_tokens)
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    runs = [(int(p), by) for p in args.paraphrases.split(",") if p for by in args.select.split(",") if by]
+    for p, by in runs:
+        judge = ParaphraseJudge(
+            policy, task, paraphrases=p, seed=0, max_step_tokens=args.max_step_tokens, select_by=by
+        )
         settings = SearchSettings(
             width=p + 1 + args.samples,
             max_steps=args.max_steps,
@@ -64,7 +69,7 @@ def main() -> int:
         t0 = time.perf_counter()
         trees = search(policy, judge, task, problems, settings, LocalIds())
         seconds = time.perf_counter() - t0
-        print(f"| {p + 1} | " + row_cells(trees, greedy, seconds, greedy_s), flush=True)
+        print(f"| {p + 1} | {by} | " + row_cells(trees, greedy, seconds, greedy_s), flush=True)
     return 0
 
 

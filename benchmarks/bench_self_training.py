@@ -1,6 +1,6 @@
 """Label-free self-training on unlabelled harder problems against a replay-only control and an oracle.
 
-    python benchmarks/bench_self_training.py --arm none|control|self|judged|searched|oracle [--checkpoint DIR]
+    python benchmarks/bench_self_training.py --arm none|control|self|judged|graded|searched|oracle [--checkpoint DIR]
         [--n-ops 3] [--seed 0] [--updates 300] [--lr 1e-4] [--train-problems 800]
         [--samples 4] [--threshold 0.5] --out ARM.json
     python benchmarks/bench_self_training.py --compare none.json control.json self.json oracle.json
@@ -20,6 +20,9 @@ problems (1,000 of the target difficulty, 300 2-op as a regression check):
   (T = 0.8) the one whose least P(Yes) over its steps is highest, kept when that is at least
   ``--threshold`` (for a model whose warm-up trained that judge, e.g. on ``warmup.eft_source =
   "sampled"`` pairs; no labels);
+- ``graded``: the same updates with, of each problem's 5 greedy solutions under the question and its
+  rewrites, the one whose least step probability averaged over those wordings (the paraphrase judge's
+  graded score, its ``soft_score``) is highest, kept when that is at least ``--threshold`` (no labels);
 - ``searched``: the same updates with the solutions the self-judged step search accepts on the
   ``--train-problems`` problems (the paraphrase vote, the greedy step kept unless another wins more
   votes, width 6, T = 0.5: ``examples/easy-to-hard.toml``'s search), every finished one kept — the
@@ -52,6 +55,7 @@ from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
 from presrm.search.judge import PointRequest
 from presrm.search.judges import make_judge
+from presrm.search.paraphrase import ParaphraseJudge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
@@ -77,19 +81,28 @@ def _example(policy: Policy, problem: Problem, tree: Tree) -> SFTExample:
     )
 
 
-def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) -> tuple[list[SFTExample], int]:
-    """The arm's training solutions of ``n`` unlabelled target problems, and how many are right."""
+def _wording_pool(policy: Policy, task: Task, n: int, n_ops: int) -> list[tuple[Problem, list[Tree]]]:
+    """``n`` unlabelled target problems, each with its greedy solutions under the question and its
+    rewrites (the same numbers and operations, so each is a solution of the question too)."""
     problems = task.sample(n, "train", seed=777)
     variants = [
         [p] + [replace(p, question=q) for q in task.rewrite_question(p.question, REWRITES, seed=0)]
         for p in problems
     ]
     trees = _greedy(policy, task, [v for vs in variants for v in vs], n_ops)
-    kept: list[SFTExample] = []
-    right = at = 0
+    pool = []
+    at = 0
     for problem, vs in zip(problems, variants, strict=True):
-        group = trees[at : at + len(vs)]
+        pool.append((problem, trees[at : at + len(vs)]))
         at += len(vs)
+    return pool
+
+
+def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) -> tuple[list[SFTExample], int]:
+    """The arm's training solutions of ``n`` unlabelled target problems, and how many are right."""
+    kept: list[SFTExample] = []
+    right = 0
+    for problem, group in _wording_pool(policy, task, n, n_ops):
         answers = [t.final.final_answer if t.final else None for t in group]
         if arm == "self":
             votes = collections.Counter(a for a in answers if a is not None)
@@ -104,6 +117,37 @@ def _kept_solutions(policy: Policy, task: Task, arm: str, n: int, n_ops: int) ->
         kept.append(_example(policy, problem, pick))
         right += pick.correct
     return kept, right
+
+
+def _graded_solutions(
+    policy: Policy, task: Task, n: int, n_ops: int, threshold: float
+) -> tuple[list[SFTExample], int]:
+    """Of each problem's greedy solutions under the question and its rewrites, the one whose least
+    step probability, averaged over the wordings (the paraphrase judge's graded score), is highest;
+    kept when that reaches ``threshold``. No labels. Also prints the precision at other thresholds."""
+    judge = ParaphraseJudge(policy, task, paraphrases=REWRITES, seed=0, max_step_tokens=48)
+    pool = [
+        (p, [t for t in group if t.final is not None]) for p, group in _wording_pool(policy, task, n, n_ops)
+    ]
+    items, owner = [], []
+    for i, (problem, group) in enumerate(pool):
+        for j, tree in enumerate(group):
+            for k, node in enumerate(tree.path):
+                items.append((problem.question, tuple(x.text for x in tree.path[:k]), [node.text]))
+                owner.append((i, j))
+    least: dict[tuple[int, int], float] = {}
+    for key, probs in zip(owner, judge.wording_probs(items), strict=True):
+        least[key] = min(least.get(key, 1.0), *probs.values())
+    picks = []
+    for i, (problem, group) in enumerate(pool):
+        if group:
+            score, j = max((least[(i, j)], -j) for j in range(len(group)))
+            picks.append((score, problem, group[-j]))
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+        chosen = [tree for score, _, tree in picks if score >= t]
+        print(f"graded >= {t}: keeps {len(chosen)}, right {sum(bool(x.correct) for x in chosen)}")
+    kept = [(problem, tree) for score, problem, tree in picks if score >= threshold]
+    return [_example(policy, p, t) for p, t in kept], sum(bool(t.correct) for _, t in kept)
 
 
 def _searched_solutions(policy: Policy, task: Task, n: int, n_ops: int) -> tuple[list[SFTExample], int]:
@@ -187,6 +231,10 @@ def run_arm(args: argparse.Namespace) -> dict[str, object]:
         elif args.arm == "searched":
             kept, right = _searched_solutions(policy, target, args.train_problems, args.n_ops)
             info.update(kept=len(kept), kept_right=right, train_problems=args.train_problems)
+        elif args.arm == "graded":
+            kept, right = _graded_solutions(policy, target, args.train_problems, args.n_ops, args.threshold)
+            info.update(kept=len(kept), kept_right=right, train_problems=args.train_problems)
+            info.update(threshold=args.threshold)
         elif args.arm == "judged":
             kept, right = _judged_solutions(
                 policy, target, args.train_problems, args.n_ops, args.samples, args.threshold
@@ -227,7 +275,9 @@ def compare(paths: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=("none", "control", "self", "judged", "searched", "oracle"))
+    parser.add_argument(
+        "--arm", choices=("none", "control", "self", "judged", "graded", "searched", "oracle")
+    )
     parser.add_argument("--checkpoint", help="a presrm checkpoint directory instead of the default base")
     parser.add_argument("--n-ops", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -235,7 +285,9 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--train-problems", type=int, default=800)
     parser.add_argument("--samples", type=int, default=4, help="judged: sampled solutions per problem")
-    parser.add_argument("--threshold", type=float, default=0.5, help="judged: least step P(Yes) to keep")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="judged / graded: least step score to keep"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="where the arm's per-problem outcomes go (JSON)")
     parser.add_argument("--compare", nargs="+", metavar="ARM.json")

@@ -53,9 +53,11 @@ def row_cells(trees: list[Tree], greedy: list[bool], seconds: float, greedy_s: f
     assert ci is not None and gain is not None
     only_search = sum(r and not g for r, g in zip(right, greedy, strict=True))
     only_greedy = sum(g and not r for r, g in zip(right, greedy, strict=True))
-    nodes = [n for t in trees for n in t.nodes if n.step_check is not None and n.self_score is not None]
-    step_auc = auroc([n.self_score or 0.0 for n in nodes], [bool(n.step_check) for n in nodes])
-    mins = [min((n.self_score for n in t.path if n.self_score is not None), default=1.0) for t in trees]
+    # The graded score, as a run's judge_step_auroc and auroc_min use it (equal to self_score
+    # for pointwise judges).
+    nodes = [n for t in trees for n in t.nodes if n.step_check is not None and n.soft_score is not None]
+    step_auc = auroc([n.soft_score or 0.0 for n in nodes], [bool(n.step_check) for n in nodes])
+    mins = [min((n.soft_score for n in t.path if n.soft_score is not None), default=1.0) for t in trees]
     sol_auc = auroc(mins, right)
     return (
         f"{pct(ci.estimate)} [{pct(ci.low)}, {pct(ci.high)}]"

@@ -55,6 +55,12 @@ class JudgeConfig(_Section):
         description="paraphrase judge: rewrites of the question whose greedy steps vote with the"
         " question's own; they are the first candidates of every step",
     )
+    paraphrase_select: Literal["votes", "probability"] = Field(
+        "votes",
+        description="paraphrase judge: pick the step by its share of the votes, or by its probability"
+        " under the policy averaged over the question and its rewrites (the graded score every"
+        " candidate gets as its soft_score either way)",
+    )
     verdict: Literal["text", "probs"] = Field(
         "text", description="read the verdict from generated text or from P(A) vs P(B)"
     )

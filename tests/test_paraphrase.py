@@ -3,6 +3,7 @@ and a loop that stores its judgments under their own mode."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from presrm.config import JudgeConfig, load_config
 from presrm.errors import TaskError
 from presrm.model.generation import generate_steps
 from presrm.model.policy import Policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.run.loop import Loop
 from presrm.search.judge import PairRequest, PointRequest
 from presrm.search.judges import make_judge
@@ -86,6 +88,34 @@ def test_votes_are_the_greedy_steps_under_each_wording(tiny: Policy, arith: Task
     assert point_a.p_a == pair.p_a and point_b.p_a == 0.0 and point_b.verdict == "No"
 
 
+def test_wording_probs_average_the_step_probability_over_the_wordings(tiny: Policy, arith: Task) -> None:
+    judge = ParaphraseJudge(tiny, arith, paraphrases=3, seed=0, max_step_tokens=8, batch_size=3)
+    problem = arith.sample(1, "eval", seed=1)[0]
+    previous = ("Step 1: 1 + 2 = 3",)
+    candidates = ["Step 2: 3 + 4 = 7", "Step 2: 3 + 4 = 8", "Step 2: 3 + 4 = 7", "Step 2: The answer is 3."]
+    (probs,) = judge.wording_probs([(problem.question, previous, candidates)])
+    assert list(probs) == [candidates[0], candidates[1], candidates[3]]  # one entry per distinct step
+    variants = judge.variants(problem.question)
+    for text, prob in probs.items():
+        # Scored one wording at a time, on the whole sequence: the same number.
+        each = [
+            math.exp(
+                sequence_logprobs(
+                    tiny,
+                    [render_prefix(tiny.solution_prompt(v), list(previous))],
+                    [text + "\n"],
+                    share_prefix=False,
+                )[0]
+            )
+            for v in variants
+        ]
+        assert prob == pytest.approx(sum(each) / len(each), rel=1e-4)
+        assert 0.0 < prob < 1.0
+    assert len(set(probs.values())) == 3  # the tiny model does not score them alike
+    with pytest.raises(ValueError, match="select_by"):
+        ParaphraseJudge(tiny, arith, paraphrases=3, seed=0, max_step_tokens=8, select_by="likelihood")
+
+
 def test_search_takes_the_votes_as_candidates_and_keeps_the_greedy_step_on_ties(
     tiny: Policy, arith: Task
 ) -> None:
@@ -108,13 +138,43 @@ def test_search_takes_the_votes_as_candidates_and_keeps_the_greedy_step_on_ties(
         assert len(first_round) == 6  # 4 votes (question + 3 rewrites) + 2 samples
         assert first_round[0].text == plain.nodes[0].text
         assert {j.mode for j in tree.judgments} == {"paraphrase"}
+        (probs,) = judge.wording_probs([(tree.problem.question, (), [n.text for n in first_round])])
         for node in tree.nodes:
             assert node.score_kind == "vote_share" and node.self_score is not None
+        for node in first_round:  # graded: the wording-averaged probability
+            assert node.soft_score == pytest.approx(probs[node.text], rel=1e-6)
         chosen = next(n for n in first_round if n.chosen)
         best = max(n.self_score or 0.0 for n in first_round)
         assert chosen.self_score == best
         if first_round[0].self_score == best:
             assert chosen is first_round[0]
+
+
+def test_selecting_by_wording_probability_keeps_greedy_unless_a_step_is_likelier(
+    tiny: Policy, arith: Task
+) -> None:
+    problems = arith.sample(6, "eval", seed=3)
+    cfg = JudgeConfig(mode="paraphrase", paraphrases=3, paraphrase_select="probability")
+    judge = make_judge(tiny, cfg, arith, max_step_tokens=8)
+    settings = SearchSettings(
+        width=6, max_steps=2, max_step_tokens=8, greedy_candidate=True, switch_margin=0.0, temperature=1.0
+    )
+    trees = search(tiny, judge, arith, problems, settings, LocalIds())
+    switched = 0
+    for tree in trees:
+        first_round = [n for n in tree.nodes if n.expansion == 0]
+        (probs,) = judge.wording_probs([(tree.problem.question, (), [n.text for n in first_round])])
+        chosen = next(n for n in first_round if n.chosen)
+        for node in first_round:
+            assert node.score_kind == "wording_prob"
+            assert node.self_score == node.soft_score == pytest.approx(probs[node.text], rel=1e-6)
+        greedy = first_round[0]
+        if max(probs.values()) > probs[greedy.text]:
+            assert chosen.text == max(probs, key=probs.__getitem__)
+            switched += chosen.text != greedy.text
+        else:
+            assert chosen is greedy
+    assert switched > 0  # the rule is exercised: some greedy step lost to a likelier one
 
 
 def test_a_loop_with_the_paraphrase_judge_stores_its_votes(tmp_path: Path) -> None:

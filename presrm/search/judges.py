@@ -19,7 +19,13 @@ def make_judge(
     which rewrites the questions, and the step token limit its votes are written with)."""
     if cfg.mode == "paraphrase":
         return ParaphraseJudge(
-            policy, task, paraphrases=cfg.paraphrases, seed=seed, max_step_tokens=max_step_tokens
+            policy,
+            task,
+            paraphrases=cfg.paraphrases,
+            seed=seed,
+            max_step_tokens=max_step_tokens,
+            select_by=cfg.paraphrase_select,
+            batch_size=cfg.batch_size,
         )
     if cfg.mode == "check":
         return CheckJudge(policy)

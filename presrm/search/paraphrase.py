@@ -10,19 +10,27 @@ model's mode under the question alone — which is all the likelihood comparison
 
 In the search, the greedy steps themselves are the first candidates (the question's own greedy
 step first), so the winning step is always one of them; see ``tree_search``.
+
+Five votes give a coarse score (six levels), and most chosen steps win them all, so the graded
+score a solution is ranked and calibrated by is the step's probability under the policy,
+averaged over the same wordings (``wording_probs``): the vote's soft version.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from presrm.model.generation import StepSample, generate_steps
 from presrm.model.policy import Policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.search.judge import JudgeResult, PairRequest, PointRequest
 from presrm.steps import parse_step, render_prefix, step_content, step_header
 from presrm.tasks.base import Task
 
 MODE = "paraphrase"
+# What the search picks a step by: the share of votes, or the graded wording probability.
+SELECT_BY = ("votes", "probability")
 
 
 def same_step_key(step_text: str) -> str:
@@ -36,13 +44,25 @@ class ParaphraseJudge:
     mode: str = MODE
 
     def __init__(
-        self, policy: Policy, task: Task, *, paraphrases: int, seed: int, max_step_tokens: int
+        self,
+        policy: Policy,
+        task: Task,
+        *,
+        paraphrases: int,
+        seed: int,
+        max_step_tokens: int,
+        select_by: str = "votes",
+        batch_size: int = 32,
     ) -> None:
+        if select_by not in SELECT_BY:
+            raise ValueError(f"select_by: expected one of {', '.join(SELECT_BY)}, got {select_by!r}")
         self.policy = policy
         self.task = task
         self.paraphrases = paraphrases
         self.seed = seed
         self.max_step_tokens = max_step_tokens
+        self.select_by = select_by
+        self.batch_size = batch_size
         self._variants: dict[str, list[str]] = {}
 
     def variants(self, question: str) -> list[str]:
@@ -76,6 +96,31 @@ class ParaphraseJudge:
         for size in sizes:
             out.append([samples[0] for samples in flat[start : start + size]])
             start += size
+        return out
+
+    def wording_probs(self, items: list[tuple[str, tuple[str, ...], list[str]]]) -> list[dict[str, float]]:
+        """For each (question, accepted steps, candidate steps): every candidate's probability
+        under the policy after the accepted steps, averaged over the question and its rewrites.
+        Each wording's prefix is encoded once for all of its candidates (shared-prefix scoring)."""
+        items = [(q, prev, list(dict.fromkeys(c))) for q, prev, c in items]
+        prompts: list[str] = []
+        continuations: list[str] = []
+        fmt = self.policy.step_format
+        for question, previous, candidates in items:
+            for variant in self.variants(question):
+                prefix = render_prefix(self.policy.solution_prompt(variant), list(previous), fmt)
+                for text in candidates:
+                    prompts.append(prefix)
+                    continuations.append(text + fmt.separator)
+        logprobs = iter(sequence_logprobs(self.policy, prompts, continuations, batch_size=self.batch_size))
+        out: list[dict[str, float]] = []
+        for question, _previous, candidates in items:
+            sums = dict.fromkeys(candidates, 0.0)
+            n_variants = len(self.variants(question))
+            for _variant in range(n_variants):
+                for text in candidates:
+                    sums[text] += math.exp(next(logprobs))
+            out.append({text: total / n_variants for text, total in sums.items()})
         return out
 
     def _vote_counts(

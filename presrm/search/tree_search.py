@@ -105,8 +105,20 @@ def search(
         t1 = time.perf_counter()
         clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
         if voting:
-            for group, vote in zip(groups, votes, strict=True):
-                _judge_votes(group, len(vote), ids)
+            assert isinstance(judge, ParaphraseJudge)
+            graded = judge.wording_probs(
+                [
+                    (
+                        g.tree.problem.question,
+                        tuple(n.text for n in g.tree.path),
+                        [n.text for n in g.distinct],
+                    )
+                    for g in groups
+                ]
+            )
+            for group, vote, probs in zip(groups, votes, graded, strict=True):
+                _judge_votes(group, len(vote), probs, judge.select_by, ids)
+            clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
         elif settings.width > 1 and judge is not None:
             _judge_groups(groups, judge, ids, settings.pair_rule)
             clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
@@ -306,23 +318,27 @@ def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> N
             n.soft_score = n.self_score  # P(Yes) is graded already
 
 
-def _judge_votes(g: _Group, n_votes: int, ids: IdSource) -> None:
+def _judge_votes(g: _Group, n_votes: int, probs: dict[str, float], select_by: str, ids: IdSource) -> None:
     """Score every candidate by its share of the votes (the first ``n_votes`` nodes: the greedy
-    steps under the question and its rewrites); one judgment row per distinct candidate."""
+    steps under the question and its rewrites) and, graded, by its probability averaged over the
+    same wordings (``probs``); the search selects by the one ``select_by`` names. One judgment
+    row per distinct candidate."""
     shares = vote_shares([n.text for n in g.nodes], n_votes)
     for jid, n in zip(ids.new_ids("judgment", len(g.distinct)), g.distinct, strict=True):
         share = shares[n.text]
         expected = None if n.step_check is None else ("Yes" if n.step_check else "No")
         verdict = "Yes" if share >= 0.5 else "No"
-        raw = f"{round(share * n_votes)} of {n_votes} wordings wrote this step"
+        raw = f"{round(share * n_votes)} of {n_votes} wordings wrote this step; mean P {probs[n.text]:.4f}"
         winner = n.node_id if verdict == "Yes" else None
         g.tree.judgments.append(
             Judgment(jid, MODE, n.node_id, None, 0, None, raw, verdict, share, 1.0 - share, winner, expected)
         )
-    g.scores = {n.text: shares[n.text] for n in g.distinct}
+    selected = probs if select_by == "probability" else shares
+    g.scores = {n.text: selected[n.text] for n in g.distinct}
     for n in g.nodes:
-        n.self_score = n.soft_score = shares[n.text]
-        n.score_kind = "vote_share"
+        n.self_score = selected[n.text]
+        n.soft_score = probs[n.text]
+        n.score_kind = "wording_prob" if select_by == "probability" else "vote_share"
 
 
 def _select(group: _Group, settings: SearchSettings) -> None:

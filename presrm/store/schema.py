@@ -101,7 +101,9 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
                 "the model's own judgment of the step, 0..1: win_rate (pairwise) = consistent wins against"
                 " its siblings / (siblings - 1), a pair whose two orders disagree counting 0.5 to each;"
                 " p_yes (pointwise) = P(Yes | 'is this step correct?'); vote_share (paraphrase) = share of"
-                " question rewrites under which the policy writes the step; check_share (check) = share of"
+                " question rewrites under which the policy writes the step; wording_prob (paraphrase,"
+                " judge.paraphrase_select = probability) = the step's probability under the policy, averaged"
+                " over the question and its rewrites; check_share (check) = share of"
                 " the policy's written re-computations of the step's equations that agree with it (0.5: no"
                 " equation); NULL when not judged",
             ),
@@ -109,7 +111,7 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
                 "score_kind",
                 "VARCHAR",
                 "win_rate (pairwise: consistent wins / (siblings - 1), ties = 0.5) | p_yes (pointwise)"
-                " | vote_share (paraphrase) | check_share (check)",
+                " | vote_share / wording_prob (paraphrase) | check_share (check)",
             ),
             (
                 "soft_score",
@@ -117,7 +119,8 @@ TABLES: list[tuple[str, list[tuple[str, str, str]], str]] = [
                 "graded self-score, 0..1: pairwise = the judge's probability that this step beats a sibling"
                 " (P(A)/P(B) of its verdict token, renormalised over A and B, averaged over both orders"
                 " and all distinct siblings; a call without probabilities counts 1/0, no verdict 0.5);"
-                " pointwise = P(Yes); NULL when not judged. The search selects by self_score; use this one"
+                " pointwise = P(Yes); paraphrase = the step's probability under the policy, averaged over the"
+                " question and its rewrites; NULL when not judged. The search selects by self_score; use this one"
                 " for calibration and AUROC",
             ),
             ("chosen", "BOOLEAN", "the search continued from this step"),
