@@ -34,11 +34,11 @@ from presrm.model.generation import (
     _eos_ids,
     eval_mode,
     generate_steps,
-    newline_token_mask,
     pad_token_id,
 )
 from presrm.model.loading import load_policy
 from presrm.model.policy import Policy
+from presrm.model.sampling import newline_token_mask
 from presrm.steps import render_prefix, step_header
 from presrm.train.default_recipe import ensure_model
 

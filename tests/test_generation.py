@@ -7,10 +7,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from the tests
 
 import importlib.util
+from dataclasses import replace
 
 import pytest
 import torch
 
+from presrm.model import generation
 from presrm.model.adapters import add_lora
 from presrm.model.encoding import encode_prompts
 from presrm.model.generation import (
@@ -287,7 +289,7 @@ def test_smollm2_steps_and_greedy_match(
 
 
 def test_nucleus_sampler_distribution() -> None:
-    from presrm.model.generation import _sample
+    from presrm.model.sampling import sample_next as _sample
 
     gen = torch.Generator().manual_seed(0)
     probs = torch.tensor([0.05, 0.5, 0.15, 0.3])
@@ -303,7 +305,7 @@ def test_nucleus_sampler_distribution() -> None:
 
 
 def test_nucleus_sampler_flat_distribution_uses_full_sort() -> None:
-    from presrm.model.generation import _sample
+    from presrm.model.sampling import sample_next as _sample
 
     gen = torch.Generator().manual_seed(1)
     # 2000 tokens with slowly decreasing probabilities: the top 256 hold far less than top_p.
@@ -376,3 +378,43 @@ def test_a_stop_rule_ends_text_after_a_string(chatty: Policy) -> None:
     assert stopped and any("\n" in s.text for s in samples)
     for s in stopped:
         assert s.text.endswith("=5") and s.text.count("=5") == 1
+
+
+# --- the on-device decode loop (one-line steps) -------------------------------------------------
+
+
+@pytest.mark.parametrize("drop_finished", [True, False])
+def test_the_device_loop_writes_what_the_per_token_loop_writes(chatty: Policy, drop_finished: bool) -> None:
+    # The same newline rule, once as exact (the device loop) and once as a rule asked per trigger
+    # token on the host (the general loop): every sample equal, merged newline tokens included.
+    per_token = replace(NEWLINE_STOP, exact=False)
+    kwargs = dict(
+        temperature=1.2, top_p=0.9, max_new_tokens=10, seed=5, drop_finished=drop_finished, max_rows=16
+    )
+    device = generate_steps(chatty, PREFIXES, 8, stop=NEWLINE_STOP, **kwargs)  # type: ignore[arg-type]
+    host = generate_steps(chatty, PREFIXES, 8, stop=per_token, **kwargs)  # type: ignore[arg-type]
+    assert {s.finish for row in device for s in row} == {FINISH_NEWLINE, FINISH_EOS, FINISH_LENGTH}
+    for a_row, b_row in zip(device, host, strict=True):
+        for a, b in zip(a_row, b_row, strict=True):
+            assert (a.text, a.token_ids, a.finish) == (b.text, b.token_ids, b.finish)
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-9)
+
+
+def test_reading_the_batch_every_few_tokens_keeps_only_what_each_row_wrote(
+    chatty: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What an accelerator does: the host looks at the batch every 4 tokens, so finished rows decode
+    # a few tokens more. Greedy steps must not change, and every sampled step must still be exactly
+    # its own tokens (log-prob equal to an uncached forward, nothing after its stop token).
+    every_token = generate_steps(chatty, PREFIXES, 1, temperature=0.0, max_new_tokens=12)
+    monkeypatch.setattr(generation, "default_sync_every", lambda device: 4)
+    assert generate_steps(chatty, PREFIXES, 1, temperature=0.0, max_new_tokens=12) == every_token
+    out = generate_steps(chatty, PREFIXES, 6, temperature=1.3, max_new_tokens=12, seed=2)
+    tok = chatty.tokenizer
+    lengths = {s.n_tokens for row in out for s in row}
+    assert len(lengths) > 3  # rows ended at different times, between the host's reads
+    for prefix, row in zip(PREFIXES, out, strict=True):
+        for s in row:
+            assert s.logprob == pytest.approx(_manual_logprob(chatty, prefix, list(s.token_ids)), abs=1e-4)
+            body = list(s.token_ids[:-1]) if s.finish != FINISH_LENGTH else list(s.token_ids)
+            assert "\n" not in tok.decode(body) and tok.eos_token_id not in body

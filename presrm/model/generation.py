@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import random
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,8 +24,10 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from presrm.model.device_decode import Decoded, DecodeState, decode_exact, default_sync_every
 from presrm.model.encoding import encode_prompts, left_pad, position_ids
 from presrm.model.policy import Policy
+from presrm.model.sampling import sample_next, trigger_token_mask
 from presrm.steps import STEP_END, StepFormat
 
 FINISH_NEWLINE = "newline"
@@ -141,65 +142,6 @@ def _eos_ids(policy: Policy) -> set[int]:
     return ids
 
 
-_TOKEN_TEXTS: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
-_TRIGGER_TABLES: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], torch.Tensor]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _token_texts(tokenizer: Any) -> list[str]:
-    """Every token's text, decoded once per tokenizer (~0.5 s for a 49k vocabulary)."""
-    texts = _TOKEN_TEXTS.get(tokenizer)
-    if texts is None or len(texts) != len(tokenizer):
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
-        _TOKEN_TEXTS[tokenizer] = texts
-        _TRIGGER_TABLES.pop(tokenizer, None)  # tokens were added: rebuild the tables
-    return texts
-
-
-def trigger_token_mask(tokenizer: Any, vocab_size: int, triggers: str) -> torch.Tensor:
-    """Bool [vocab_size]: which tokens' text contains any of ``triggers`` (BPE merges "\\n" into
-    tokens); cached per tokenizer and rebuilt if tokens are added."""
-    texts = _token_texts(tokenizer)
-    tables = _TRIGGER_TABLES.setdefault(tokenizer, {})
-    key = (triggers, vocab_size)
-    if key not in tables:
-        n = min(vocab_size, len(texts))
-        hits = [any(c in t for c in triggers) for t in texts[:n]]
-        tables[key] = torch.tensor(hits + [False] * (vocab_size - n), dtype=torch.bool)
-    return tables[key]
-
-
-def newline_token_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
-    """Bool [vocab_size]: which tokens' text contains a newline."""
-    return trigger_token_mask(tokenizer, vocab_size, STEP_END)
-
-
-_NUCLEUS_FIRST_K = 256  # tokens tried before sorting the whole vocabulary
-
-
-def _sample(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Next token per row: greedy at temperature 0, else nucleus sampling at ``temperature``."""
-    if temperature <= 0.0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p >= 1.0:
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-    # The nucleus is almost always inside the top few hundred tokens: sorting only those is exact
-    # whenever their mass reaches top_p in every row, and far cheaper than sorting 50k tokens.
-    k = min(_NUCLEUS_FIRST_K, probs.shape[-1])
-    top, order = probs.topk(k, dim=-1)
-    if k < probs.shape[-1] and bool((top.sum(dim=-1) < top_p).any()):
-        top, order = probs.sort(dim=-1, descending=True)
-    before = top.cumsum(dim=-1) - top
-    # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
-    top = top.masked_fill(before >= top_p, 0.0)
-    choice = torch.multinomial(top, 1, generator=generator)
-    return order.gather(-1, choice).squeeze(-1)
-
-
 def generate_steps(
     policy: Policy,
     prefixes: list[str],
@@ -279,6 +221,24 @@ def _generate_chunk(
     mask = mask.repeat_interleave(n, dim=0)
     next_pos = position_ids(mask)[:, -1] + 1
 
+    if rule.exact:
+        return _exact_samples(
+            policy,
+            decode_exact(
+                lambda tokens, state: _decode_step(model, cache_kw, tokens, state),
+                DecodeState(logits, mask, next_pos, cache),
+                lambda step_logits: sample_next(step_logits, temperature, top_p, generator),
+                trigger | eos,
+                eos,
+                max_new_tokens,
+                drop_finished=drop_finished,
+                sync_every=default_sync_every(device),
+            ),
+            rule,
+            len(prefixes),
+            n,
+        )
+    # A trigger token may or may not end the text: each one is decoded and the rule asked, on the host.
     total = len(prefixes) * n
     active = torch.arange(total, device=device)  # original row index of each batch row
     tokens: list[list[int]] = [[] for _ in range(total)]
@@ -289,7 +249,7 @@ def _generate_chunk(
     alive = torch.ones(total, dtype=torch.bool, device=device)  # rows still writing their step
     for step in range(max_new_tokens):
         logprobs = torch.log_softmax(logits, dim=-1)
-        chosen = _sample(logits, temperature, top_p, generator)
+        chosen = sample_next(logits, temperature, top_p, generator)
         chosen_lp = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
         stop_eos = eos[chosen]
         triggered = trigger[chosen] & alive
@@ -312,7 +272,7 @@ def _generate_chunk(
             token_lps[row].append(lp)
             logps[row] += lp
             # A trigger token only may end the text: ask the rule about the decoded text.
-            text_goes_on = is_done and not is_eos and not rule.exact
+            text_goes_on = is_done and not is_eos
             if (
                 text_goes_on
                 and rule.end(policy.tokenizer.decode(tokens[row], skip_special_tokens=True)) is None
@@ -356,10 +316,6 @@ def _generate_chunk(
     samples: list[StepSample] = []
     for row in range(total):
         text = policy.tokenizer.decode(tokens[row], skip_special_tokens=True)
-        if rule.exact:
-            text = text.split(rule.triggers, 1)[0] if len(rule.triggers) == 1 else text
-            samples.append(StepSample(text, tuple(tokens[row]), len(tokens[row]), logps[row], finish[row]))
-            continue
         end = rule.end(text)
         ids, lps = tokens[row], token_lps[row]
         if end is not None and finish[row] == rule.finish:
@@ -370,6 +326,39 @@ def _generate_chunk(
             ids, lps = ids[:keep], lps[:keep]
         samples.append(StepSample(text, tuple(ids), len(ids), float(sum(lps)), finish[row]))
     return [samples[p * n : (p + 1) * n] for p in range(len(prefixes))]
+
+
+def _decode_step(model: Any, cache_kw: str, tokens: torch.Tensor, state: DecodeState) -> torch.Tensor:
+    out = model(
+        input_ids=tokens.unsqueeze(-1),
+        attention_mask=state.mask,
+        position_ids=state.next_pos.unsqueeze(-1),
+        use_cache=True,
+        **{cache_kw: state.cache},
+    )
+    return out.logits[:, -1, :].float()
+
+
+def _exact_samples(
+    policy: Policy, decoded: Decoded, rule: StopRule, n_prefixes: int, n: int
+) -> list[list[StepSample]]:
+    """Steps of an exact rule: every trigger token ended its row, so the text ends at the trigger."""
+    samples: list[StepSample] = []
+    for ids, lps, ended, by_eos in zip(
+        decoded.tokens, decoded.logprobs, decoded.ended, decoded.by_eos, strict=True
+    ):
+        text = policy.tokenizer.decode(ids, skip_special_tokens=True)
+        text = text.split(rule.triggers, 1)[0] if len(rule.triggers) == 1 else text
+        finish = FINISH_EOS if by_eos else rule.finish if ended else FINISH_LENGTH
+        samples.append(StepSample(text, tuple(ids), len(ids), _sum(lps), finish))
+    return [samples[p * n : (p + 1) * n] for p in range(n_prefixes)]
+
+
+def _sum(values: list[float]) -> float:
+    total = 0.0
+    for v in values:  # in order, as the per-token loop adds them
+        total += v
+    return total
 
 
 def _tokens_covering(policy: Policy, ids: list[int], end: int) -> int:
