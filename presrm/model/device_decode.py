@@ -7,8 +7,8 @@ which rows are still writing is a device mask; the host looks at the batch only 
 batch. On a GPU each host read waits for every queued kernel, so reading once per token would
 serialise the loop; on the CPU a read costs nothing and checking every token stops soonest,
 which is why ``sync_every`` is 1 there (and the loop then behaves exactly as a per-token one).
-Nucleus sampling still reads one flag per token on the host (whether the top-k shortcut covers
-``top_p``; see ``generation._sample``).
+(Nucleus sampling on the CPU reads one flag per token, whether its top-k shortcut covers
+``top_p``; on an accelerator it sorts the whole vocabulary instead: ``sampling.sample_next``.)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class DecodeState:
 
 @dataclass
 class Decoded:
-    """Per original row: its tokens (``length`` of them), their log-probs, how it ended."""
+    """Per original row: the tokens it wrote, their log-probs, and how it ended."""
 
     tokens: list[list[int]]
     logprobs: list[list[float]]

@@ -7,7 +7,8 @@ policy's step format: the first newline for one-line steps, a blank line or the 
 header for multi-line ones; the judge stops after its verdict), at EOS or at ``max_new_tokens``. Once half the rows have finished they are dropped from the batch, so
 that a few long candidates do not drag a full batch along (dropping each row as soon as it
 finished is slower on CPU: every drop copies the KV cache, while a decode step costs about the
-same at 9 or 18 rows).
+same at 9 or 18 rows). One-line steps decode in :mod:`presrm.model.device_decode`, which keeps
+the loop's bookkeeping on the device; rules that must read the text decode per token here.
 
 Prompts and continuations are tokenized by presrm.model.encoding, the same split training uses.
 """
@@ -350,15 +351,8 @@ def _exact_samples(
         text = policy.tokenizer.decode(ids, skip_special_tokens=True)
         text = text.split(rule.triggers, 1)[0] if len(rule.triggers) == 1 else text
         finish = FINISH_EOS if by_eos else rule.finish if ended else FINISH_LENGTH
-        samples.append(StepSample(text, tuple(ids), len(ids), _sum(lps), finish))
+        samples.append(StepSample(text, tuple(ids), len(ids), float(sum(lps)), finish))
     return [samples[p * n : (p + 1) * n] for p in range(n_prefixes)]
-
-
-def _sum(values: list[float]) -> float:
-    total = 0.0
-    for v in values:  # in order, as the per-token loop adds them
-        total += v
-    return total
 
 
 def _tokens_covering(policy: Policy, ids: list[int], end: int) -> int:

@@ -55,12 +55,17 @@ def sample_next(
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p >= 1.0:
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-    # The nucleus is almost always inside the top few hundred tokens: sorting only those is exact
-    # whenever their mass reaches top_p in every row, and far cheaper than sorting 50k tokens.
-    k = min(_NUCLEUS_FIRST_K, probs.shape[-1])
-    top, order = probs.topk(k, dim=-1)
-    if k < probs.shape[-1] and bool((top.sum(dim=-1) < top_p).any()):
+    if probs.device.type != "cpu":
+        # On an accelerator sorting the whole vocabulary is cheap, and asking whether a shortcut
+        # suffices would be a host read (a wait for every queued kernel) per token.
         top, order = probs.sort(dim=-1, descending=True)
+    else:
+        # The nucleus is almost always inside the top few hundred tokens: sorting only those is
+        # exact whenever their mass reaches top_p in every row, and far cheaper than sorting 50k.
+        k = min(_NUCLEUS_FIRST_K, probs.shape[-1])
+        top, order = probs.topk(k, dim=-1)
+        if k < probs.shape[-1] and bool((top.sum(dim=-1) < top_p).any()):
+            top, order = probs.sort(dim=-1, descending=True)
     before = top.cumsum(dim=-1) - top
     # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
     top = top.masked_fill(before >= top_p, 0.0)
