@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from presrm.eval.verifier_gap import (
@@ -9,10 +11,13 @@ from presrm.eval.verifier_gap import (
     _divergence,
     _sibling_pairs,
     format_table,
+    graded_scores,
     majority_index,
+    sample_solutions,
     verifier_gap,
 )
 from presrm.model.policy import Policy
+from presrm.search.paraphrase import ParaphraseJudge
 from presrm.tasks import Task
 
 
@@ -72,3 +77,25 @@ def test_verifier_gap_on_the_tiny_model(tiny: Policy, arith: Task) -> None:
     assert lines[0].startswith("| selector (k = 3, T = 0.8)") and any("sibling pairs" in x for x in lines)
     with pytest.raises(ValueError, match="unknown judge mode"):
         verifier_gap(tiny, arith, problems, k=1, modes=("telepathy",))
+
+
+def test_the_paraphrase_judge_picks_by_votes_and_by_its_graded_score(tiny: Policy, arith: Task) -> None:
+    problems = arith.sample(3, "eval", seed=5)
+    table = verifier_gap(tiny, arith, problems, k=3, max_steps=2, max_step_tokens=8, modes=("paraphrase",))
+    assert "best-of-3: paraphrase" in table.outcomes and "best-of-3: paraphrase, graded" in table.outcomes
+    _, samples = sample_solutions(
+        tiny, arith, problems, k=3, temperature=0.8, max_steps=2, max_step_tokens=8, seed=0
+    )
+    judge = ParaphraseJudge(tiny, arith, paraphrases=4, seed=0, max_step_tokens=8)
+    picks = []
+    for problem, per in zip(problems, samples, strict=True):
+        scores = graded_scores(judge, problem.question, per)
+        for solution, score in zip(per, scores, strict=True):
+            each = [  # every step scored on its own call
+                next(iter(judge.wording_probs([(problem.question, solution.steps[:d], [step])])[0].values()))
+                for d, step in enumerate(solution.steps)
+            ]
+            # Compared as logs: a random tiny model gives steps probabilities far below 1e-12.
+            assert math.log(score) == pytest.approx(math.log(min(each, default=1.0)), abs=1e-4)
+        picks.append(per[max(range(len(per)), key=lambda i: (scores[i], -i))].correct)
+    assert table.outcomes["best-of-3: paraphrase, graded"] == picks

@@ -242,6 +242,18 @@ def sibling_pair_accuracy(judge: StepJudge, question: str, solutions: Sequence[S
     return right
 
 
+def graded_scores(judge: ParaphraseJudge, question: str, solutions: Sequence[Solution]) -> list[float]:
+    """Each solution's least step probability averaged over the question's wordings (the paraphrase
+    judge's graded score; 1.0 for a solution without steps)."""
+    items = [(question, s.steps[:d], [step]) for s in solutions for d, step in enumerate(s.steps)]
+    probs = iter(judge.wording_probs(items))
+    scores = []
+    for s in solutions:
+        step_probs = [next(iter(next(probs).values())) for _ in s.steps]  # one candidate per item
+        scores.append(min(step_probs, default=1.0))
+    return scores
+
+
 def verifier_gap(
     policy: Policy,
     task: Task,
@@ -275,7 +287,7 @@ def verifier_gap(
     table.outcomes[f"maj@{k}"] = [per[majority_index(per)].correct for per in samples]
     for mode in modes:
         judge = _judge_for(policy, task, mode, check, max_step_tokens)
-        picks, siblings = [], []
+        picks, siblings, graded = [], [], []
         for problem, per in zip(problems, samples, strict=True):
             if mode == "likelihood":
                 scores = [s.logprob for s in per]
@@ -285,9 +297,12 @@ def verifier_gap(
                 scores = _pairwise_scores(judge, problem.question, per, soft=mode.endswith("probs"))
             picks.append(per[_argmax(scores)].correct)
             siblings += sibling_pair_accuracy(judge, problem.question, per)
+            if isinstance(judge, ParaphraseJudge):
+                graded.append(per[_argmax(graded_scores(judge, problem.question, per))].correct)
         table.outcomes[f"best-of-{k}: {mode}"] = picks
         table.sibling_pairs[mode] = siblings
         if mode == "paraphrase":
+            table.outcomes[f"best-of-{k}: paraphrase, graded"] = graded
             table.outcomes["step search: paraphrase votes"] = _vote_search(
                 policy, task, problems, max_steps, max_step_tokens, seed
             )
