@@ -49,6 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from presrm.config import JudgeConfig
+from presrm.eval.verifier_gap import Solution, graded_scores
 from presrm.intervals import paired_difference, wilson_interval
 from presrm.model.default import DEFAULT_RECIPE
 from presrm.model.loading import load_checkpoint, load_policy
@@ -126,23 +127,13 @@ def _graded_solutions(
     step probability, averaged over the wordings (the paraphrase judge's graded score), is highest;
     kept when that reaches ``threshold``. No labels. Also prints the precision at other thresholds."""
     judge = ParaphraseJudge(policy, task, paraphrases=REWRITES, seed=0, max_step_tokens=48)
-    pool = [
-        (p, [t for t in group if t.final is not None]) for p, group in _wording_pool(policy, task, n, n_ops)
-    ]
-    items, owner = [], []
-    for i, (problem, group) in enumerate(pool):
-        for j, tree in enumerate(group):
-            for k, node in enumerate(tree.path):
-                items.append((problem.question, tuple(x.text for x in tree.path[:k]), [node.text]))
-                owner.append((i, j))
-    least: dict[tuple[int, int], float] = {}
-    for key, probs in zip(owner, judge.wording_probs(items), strict=True):
-        least[key] = min(least.get(key, 1.0), *probs.values())
     picks = []
-    for i, (problem, group) in enumerate(pool):
-        if group:
-            score, j = max((least[(i, j)], -j) for j in range(len(group)))
-            picks.append((score, problem, group[-j]))
+    for problem, group in _wording_pool(policy, task, n, n_ops):
+        finished = [t for t in group if t.final is not None]
+        if finished:
+            scores = graded_scores(judge, problem.question, [Solution.of(t) for t in finished])
+            best = max(range(len(finished)), key=lambda j: (scores[j], -j))  # ties: the question's own first
+            picks.append((scores[best], problem, finished[best]))
     for t in (0.3, 0.4, 0.5, 0.6, 0.7):
         chosen = [tree for score, _, tree in picks if score >= t]
         print(f"graded >= {t}: keeps {len(chosen)}, right {sum(bool(x.correct) for x in chosen)}")

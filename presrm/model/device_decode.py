@@ -49,6 +49,31 @@ def default_sync_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else ACCELERATOR_SYNC_EVERY
 
 
+def rows_to_keep(alive: torch.Tensor, n_alive: int, drop_finished: bool) -> torch.Tensor | None:
+    """The batch rows still writing, once the finished ones are half the batch (None: keep all).
+
+    Not sooner: a small-batch decode step costs about the same at any row count (the weights are
+    read once either way), while each compaction copies the whole KV cache."""
+    if not drop_finished or 2 * n_alive > alive.numel():
+        return None
+    return alive.nonzero().squeeze(-1)
+
+
+def keep_rows(state: DecodeState, idx: torch.Tensor) -> None:
+    """Shrink the cache, mask and positions to the batch rows ``idx``."""
+    state.cache.batch_select_indices(idx)
+    state.mask, state.next_pos = state.mask[idx], state.next_pos[idx]
+
+
+def decode_step(
+    forward: Callable[[torch.Tensor, DecodeState], torch.Tensor], state: DecodeState, tokens: torch.Tensor
+) -> None:
+    """Feed each row's new token: one more mask column, the next logits, the next position."""
+    state.mask = torch.cat([state.mask, state.mask.new_ones((state.mask.shape[0], 1))], dim=-1)
+    state.logits = forward(tokens, state)
+    state.next_pos = state.next_pos + 1
+
+
 def decode_exact(
     forward: Callable[[torch.Tensor, DecodeState], torch.Tensor],
     state: DecodeState,
@@ -88,17 +113,11 @@ def decode_exact(
             n_alive = int(alive.sum())  # the only host read of the loop
             if n_alive == 0:
                 break
-            if drop_finished and 2 * n_alive <= alive.numel():
-                # Drop finished rows once they are half the batch: the cache, mask and positions
-                # shrink. Not sooner: a small-batch decode step costs about the same at any row
-                # count, while each compaction copies the whole KV cache.
-                idx = alive.nonzero().squeeze(-1)
-                state.cache.batch_select_indices(idx)
+            idx = rows_to_keep(alive, n_alive, drop_finished)
+            if idx is not None:
+                keep_rows(state, idx)
                 active, chosen, alive = active[idx], chosen[idx], alive[idx]
-                state.mask, state.next_pos = state.mask[idx], state.next_pos[idx]
-        state.mask = torch.cat([state.mask, state.mask.new_ones((state.mask.shape[0], 1))], dim=-1)
-        state.logits = forward(chosen, state)
-        state.next_pos = state.next_pos + 1
+        decode_step(forward, state, chosen)
     lengths = (out_tokens >= 0).sum(dim=-1).tolist()
     tokens, lps = out_tokens.tolist(), out_lps.tolist()
     return Decoded(

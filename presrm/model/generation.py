@@ -25,7 +25,15 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from presrm.model.device_decode import Decoded, DecodeState, decode_exact, default_sync_every
+from presrm.model.device_decode import (
+    Decoded,
+    DecodeState,
+    decode_exact,
+    decode_step,
+    default_sync_every,
+    keep_rows,
+    rows_to_keep,
+)
 from presrm.model.encoding import encode_prompts, left_pad, position_ids
 from presrm.model.policy import Policy
 from presrm.model.sampling import sample_next, trigger_token_mask
@@ -222,12 +230,17 @@ def _generate_chunk(
     mask = mask.repeat_interleave(n, dim=0)
     next_pos = position_ids(mask)[:, -1] + 1
 
+    state = DecodeState(logits, mask, next_pos, cache)
+
+    def forward(tokens: torch.Tensor, st: DecodeState) -> torch.Tensor:
+        return _forward_one(model, cache_kw, tokens, st)
+
     if rule.exact:
         return _exact_samples(
             policy,
             decode_exact(
-                lambda tokens, state: _decode_step(model, cache_kw, tokens, state),
-                DecodeState(logits, mask, next_pos, cache),
+                forward,
+                state,
                 lambda step_logits: sample_next(step_logits, temperature, top_p, generator),
                 trigger | eos,
                 eos,
@@ -249,8 +262,8 @@ def _generate_chunk(
 
     alive = torch.ones(total, dtype=torch.bool, device=device)  # rows still writing their step
     for step in range(max_new_tokens):
-        logprobs = torch.log_softmax(logits, dim=-1)
-        chosen = sample_next(logits, temperature, top_p, generator)
+        logprobs = torch.log_softmax(state.logits, dim=-1)
+        chosen = sample_next(state.logits, temperature, top_p, generator)
         chosen_lp = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
         stop_eos = eos[chosen]
         triggered = trigger[chosen] & alive
@@ -290,29 +303,11 @@ def _generate_chunk(
         n_alive = int(alive.sum())
         if n_alive == 0:
             break
-        if drop_finished and 2 * n_alive <= alive.numel():
-            # Drop finished rows once they are half the batch: the cache, mask and positions shrink.
-            # Not sooner: a small-batch CPU decode step costs about the same at any row count (the
-            # weights are read once either way), while each compaction copies the whole KV cache.
-            idx = alive.nonzero().squeeze(-1)
-            cache.batch_select_indices(idx)
-            active, chosen, mask, next_pos, alive = (
-                active[idx],
-                chosen[idx],
-                mask[idx],
-                next_pos[idx],
-                alive[idx],
-            )
-        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-        out = model(
-            input_ids=chosen.unsqueeze(-1),
-            attention_mask=mask,
-            position_ids=next_pos.unsqueeze(-1),
-            use_cache=True,
-            **{cache_kw: cache},
-        )
-        logits = out.logits[:, -1, :].float()
-        next_pos = next_pos + 1
+        idx = rows_to_keep(alive, n_alive, drop_finished)
+        if idx is not None:
+            keep_rows(state, idx)
+            active, chosen, alive = active[idx], chosen[idx], alive[idx]
+        decode_step(forward, state, chosen)
 
     samples: list[StepSample] = []
     for row in range(total):
@@ -329,7 +324,8 @@ def _generate_chunk(
     return [samples[p * n : (p + 1) * n] for p in range(len(prefixes))]
 
 
-def _decode_step(model: Any, cache_kw: str, tokens: torch.Tensor, state: DecodeState) -> torch.Tensor:
+def _forward_one(model: Any, cache_kw: str, tokens: torch.Tensor, state: DecodeState) -> torch.Tensor:
+    """One decode step of the model over the batch's new tokens; returns the next float logits."""
     out = model(
         input_ids=tokens.unsqueeze(-1),
         attention_mask=state.mask,
