@@ -65,6 +65,27 @@ def keep_rows(state: DecodeState, idx: torch.Tensor) -> None:
     state.mask, state.next_pos = state.mask[idx], state.next_pos[idx]
 
 
+def continue_batch(
+    forward: Callable[[torch.Tensor, DecodeState], torch.Tensor],
+    state: DecodeState,
+    active: torch.Tensor,
+    chosen: torch.Tensor,
+    alive: torch.Tensor,
+    drop_finished: bool,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """After a step the host has looked at: None when every row has ended; else drop the finished
+    rows when due, feed each row's new token, and return the batch's (active, alive)."""
+    n_alive = int(alive.sum())
+    if n_alive == 0:
+        return None
+    idx = rows_to_keep(alive, n_alive, drop_finished)
+    if idx is not None:
+        keep_rows(state, idx)
+        active, chosen, alive = active[idx], chosen[idx], alive[idx]
+    decode_step(forward, state, chosen)
+    return active, alive
+
+
 def decode_step(
     forward: Callable[[torch.Tensor, DecodeState], torch.Tensor], state: DecodeState, tokens: torch.Tensor
 ) -> None:
@@ -109,15 +130,13 @@ def decode_exact(
         alive = alive & ~stopped
         if step == max_new_tokens - 1:
             break
-        if (step + 1) % sync_every == 0:
-            n_alive = int(alive.sum())  # the only host read of the loop
-            if n_alive == 0:
-                break
-            idx = rows_to_keep(alive, n_alive, drop_finished)
-            if idx is not None:
-                keep_rows(state, idx)
-                active, chosen, alive = active[idx], chosen[idx], alive[idx]
-        decode_step(forward, state, chosen)
+        if (step + 1) % sync_every:
+            decode_step(forward, state, chosen)
+            continue
+        batch = continue_batch(forward, state, active, chosen, alive, drop_finished)  # the host read
+        if batch is None:
+            break
+        active, alive = batch
     lengths = (out_tokens >= 0).sum(dim=-1).tolist()
     tokens, lps = out_tokens.tolist(), out_lps.tolist()
     return Decoded(

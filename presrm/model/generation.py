@@ -28,11 +28,9 @@ from transformers import DynamicCache
 from presrm.model.device_decode import (
     Decoded,
     DecodeState,
+    continue_batch,
     decode_exact,
-    decode_step,
     default_sync_every,
-    keep_rows,
-    rows_to_keep,
 )
 from presrm.model.encoding import encode_prompts, left_pad, position_ids
 from presrm.model.policy import Policy
@@ -299,15 +297,10 @@ def _generate_chunk(
             done[torch.tensor(not_ended, device=device)] = False
         if step == max_new_tokens - 1:
             break
-        alive = alive & ~done
-        n_alive = int(alive.sum())
-        if n_alive == 0:
+        batch = continue_batch(forward, state, active, chosen, alive & ~done, drop_finished)
+        if batch is None:
             break
-        idx = rows_to_keep(alive, n_alive, drop_finished)
-        if idx is not None:
-            keep_rows(state, idx)
-            active, chosen, alive = active[idx], chosen[idx], alive[idx]
-        decode_step(forward, state, chosen)
+        active, alive = batch
 
     samples: list[StepSample] = []
     for row in range(total):
