@@ -19,18 +19,21 @@ import hashlib
 import itertools
 import random
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 from presrm.errors import TaskError
 from presrm.steps import extract_final_answer, step_content, step_header
-from presrm.tasks.arith_rewrite import render_question, rewrite_question
-from presrm.tasks.base import Problem, Task, check_split, hash_split, number_perturbations
+from presrm.tasks.arith_rewrite import parse_question, render_question, rewrite_question
+from presrm.tasks.base import Problem, Reposed, Task, check_split, hash_split, number_perturbations
+from presrm.tasks.repose import number_text, operation_count, read_progress, wording_rng
 
 _MAX_OPERANDS = 8  # longer expressions are junk; matching them is exponential
 _MAX_MULTIPLIER = 9  # keeps products readable for a character-level model
-_OPTIONS = {"n_ops": 2, "max_operand": 20, "ops": "+-", "eval_fraction": 0.2}
+# max_start None: start amounts are drawn like operands (2..max_operand).
+_OPTIONS = {"n_ops": 2, "max_operand": 20, "ops": "+-", "eval_fraction": 0.2, "max_start": None}
 
 
 def _randint(rng: random.Random, lo: int, hi: int) -> int:
@@ -67,16 +70,21 @@ class ArithTask(Task):
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise TaskError(f"arith option 'eval_fraction' must be a number in (0, 1), got {fraction!r}")
         self.eval_fraction = float(fraction)
+        # A wider start range covers the amounts a re-posed question starts from (the running
+        # totals of a longer problem), so a base trained on it can solve the rest of any problem.
+        self.max_start = None if opts["max_start"] is None else _int_option("max_start", opts["max_start"], 2)
         if self.ops == "-" and self.n_ops > self.max_operand:
             raise TaskError("arith options: with ops='-' n_ops must not exceed max_operand")
-        self.name = f"arith(n_ops={self.n_ops},max_operand={self.max_operand},ops={self.ops})"
+        wide = "" if self.max_start is None else f",max_start={self.max_start}"
+        self.name = f"arith(n_ops={self.n_ops},max_operand={self.max_operand},ops={self.ops}{wide})"
 
     # -- generation ---------------------------------------------------------------
 
     def _skeleton(self, rng: random.Random) -> tuple[int, list[tuple[str, int]]]:
         """A start value and operations keeping every running total a non-negative int."""
         only_minus = self.ops == "-"
-        cur = _randint(rng, self.n_ops if only_minus else 2, self.max_operand)
+        lowest = self.n_ops if only_minus else 2
+        cur = _randint(rng, lowest, self.max_operand if self.max_start is None else max(lowest, self.max_start))
         start, ops = cur, []
         for i in range(self.n_ops):
             op = _pick(rng, self.ops)
@@ -138,6 +146,33 @@ class ArithTask(Task):
 
     def rewrite_question(self, question: str, n: int, seed: int) -> list[str]:
         return rewrite_question(question, n, seed)
+
+    def repose(self, question: str, accepted_steps: Sequence[str], wording: int = 0) -> Reposed | None:
+        """The last claimed result becomes the start amount, followed by the operations the
+        steps have not performed yet, in the task's own words (``wording`` picks them)::
+
+            Tom has 12 apples. He buys 7 more, then gives away 5. How many ...?
+            after "Step 1: 12 + 7 = 19":  Ana has 19 pens. She gives away 5. How many ...?
+
+        None when the question is not one the task wrote, a step makes no readable progress,
+        the steps perform more operations than the question has, or the state is not a
+        non-negative whole number (no such start amount can be worded)."""
+        parsed = parse_question(question)
+        progress = read_progress(accepted_steps)
+        if parsed is None or progress is None:
+            return None
+        start, ops = parsed
+        if progress.answered is not None:
+            return Reposed(None, progress.answered, 0)
+        done = sum(operation_count(op) for op, _ in progress.operations)
+        state = progress.state if progress.state is not None else Fraction(start)
+        if done > len(ops) or state < 0 or state.denominator != 1:
+            return None
+        rest, text = ops[done:], number_text(state)
+        if not rest:
+            return Reposed(None, text, 0)
+        rng = wording_rng(question, text, wording)
+        return Reposed(render_question(lambda seq: _pick(rng, seq), rng.random, int(state), rest), text, len(rest))
 
     # -- checking -----------------------------------------------------------------
 

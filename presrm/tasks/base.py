@@ -7,6 +7,7 @@ import json
 import random
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -58,6 +59,19 @@ def hash_split(key: str, eval_fraction: float) -> str:
     return "eval" if bucket < eval_fraction * 10_000 else "train"
 
 
+@dataclass(frozen=True)
+class Reposed:
+    """The rest of a problem after some accepted steps, as a fresh question.
+
+    ``state`` is the value the steps reached (the new question's start); ``remaining`` is how
+    many operations are left. With none left there is no question (``question`` is None) and
+    the rest's answer is ``state`` itself."""
+
+    question: str | None
+    state: str
+    remaining: int
+
+
 class Task(abc.ABC):
     """A source of problems with answer (and optionally step) checkers."""
 
@@ -81,6 +95,17 @@ class Task(abc.ABC):
         raise TaskError(
             f"task {self.name} cannot rewrite its questions, so judge.mode = 'paraphrase' does not"
             " work with it (the arith task can)"
+        )
+
+    def repose(self, question: str, accepted_steps: Sequence[str], wording: int = 0) -> Reposed | None:
+        """The rest of ``question`` after ``accepted_steps`` as a fresh question that starts from
+        the state the steps reached (``wording`` picks one of several phrasings). None when the
+        steps cannot be read as progress on this question (e.g. a step without an equation). Only
+        the question and the steps are read, never an answer. A task that cannot re-pose says so."""
+        raise TaskError(
+            f"task {self.name} cannot re-pose the rest of a problem as a fresh question, so"
+            " judge.mode = 'repose' does not work with it (arith, rg:chain_sum and"
+            " rg:basic_arithmetic can)"
         )
 
     @abc.abstractmethod

@@ -17,13 +17,14 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 from presrm.errors import TaskError
 from presrm.steps import extract_final_answer, step_content, step_header
 from presrm.tasks.answer_forms import gsm8k_steps
-from presrm.tasks.base import Problem, Task, check_split, hash_split, number_perturbations
+from presrm.tasks.base import Problem, Reposed, Task, check_split, hash_split, number_perturbations
 from presrm.tasks.expr_steps import (
     Node,
     check_expression_step,
@@ -31,11 +32,16 @@ from presrm.tasks.expr_steps import (
     parse_expression,
     reference_steps,
 )
+from presrm.tasks.repose import operation_count, read_progress, render_expression, substitute
 
 _OWN_OPTIONS = {"eval_fraction": 0.2}
 # Datasets whose metadata "expression" is plain arithmetic the step checker understands.
 EXPRESSION_DATASETS = ("basic_arithmetic", "chain_sum", "decimal_chain_sum", "products")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+# Datasets whose question states one expression that a partial computation can shorten.
+REPOSABLE_DATASETS = ("chain_sum", "basic_arithmetic")
+# The longest run of expression characters holding a digit: the question's expression.
+_EXPRESSION_IN_TEXT_RE = re.compile(r"[-(][-(\s]*\d[\d\s.+\-*/()]*[\d)]|\d[\d\s.+\-*/()]*[\d)]|\d")
 _MAX_MISSES = 20_000
 
 
@@ -184,6 +190,34 @@ class RgTask(Task):
         if equations is False:
             return False
         return answer is None or bool(self.check_answer(problem, answer))
+
+    def repose(self, question: str, accepted_steps: Sequence[str], wording: int = 0) -> Reposed | None:
+        """The question's expression with each operation the steps performed replaced by the
+        result they claim, in the question's own frame (``chain_sum`` and ``basic_arithmetic``;
+        the datasets have one wording, so ``wording`` changes nothing)::
+
+            Calculate 4 + 3 * 2.   after "Step 1: 3 * 2 = 6":   Calculate 4 + 6.
+
+        None when a step performs no operation of the expression or several at once."""
+        if self.dataset not in REPOSABLE_DATASETS:
+            return super().repose(question, accepted_steps, wording)
+        found = _EXPRESSION_IN_TEXT_RE.search(question)
+        root = parse_expression(found.group(0)) if found else None
+        progress = read_progress(accepted_steps)
+        if found is None or root is None or progress is None:
+            return None
+        if progress.answered is not None:
+            return Reposed(None, progress.answered, 0)
+        rest = substitute(root, progress.operations)
+        if rest is None:
+            return None
+        remaining = operation_count(rest)
+        if remaining == 0:
+            return Reposed(None, format_number(rest.value), 0)  # a bare number: the claimed result
+        # Before any step the state is the whole expression: nothing has been computed yet.
+        state = format_number(progress.state) if progress.state is not None else found.group(0)
+        text = f"{question[: found.start()]}{render_expression(rest)}{question[found.end() :]}"
+        return Reposed(text, state, remaining)
 
     def corrupt_step(
         self, problem: Problem, previous_steps: list[str], correct_content: str, rng: random.Random
