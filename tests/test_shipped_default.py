@@ -69,6 +69,23 @@ def test_phase_two_mixes_harder_solutions_in_the_stated_share() -> None:
         dm.converge_examples(policy, replace(TWO_PHASE, harder_fraction=1.0))
 
 
+def test_mixes_add_their_kinds_in_their_shares_and_enter_the_key() -> None:
+    wide = ((0.125, (("n_ops", 1), ("max_start", 100))), (0.125, (("max_start", 100),)))
+    mixed = replace(TWO_PHASE, converge_problems=40, mixes=wide)
+    assert mixed.key() != replace(mixed, mixes=()).key()
+    assert replace(TWO_PHASE, mixes=()).key() == TWO_PHASE.key()
+    assert replace(TINY, mixes=mixed.mixes).key() == TINY.key()  # a phase-two field
+    policy = load_policy("tiny", device="cpu")
+    examples = dm.converge_examples(policy, mixed)
+    steps = [e.completion.count("Step ") for e in examples]
+    # 40 base-kind problems are half the pool: 25 % harder, 12.5 % of each mix.
+    assert len(examples) == 80 and sum(s >= 4 for s in steps) == 20 and sum(s == 2 for s in steps) == 10
+    starts = [int(e.prompt.split(" has ")[-1].split()[0]) for e in examples if " has " in e.prompt]
+    assert max(starts) > 20  # the wide start amounts
+    with pytest.raises(ValueError, match="shares"):
+        dm.converge_examples(policy, replace(mixed, mixes=((0.8, (("n_ops", 1),)),)))
+
+
 def test_a_two_phase_recipe_continues_the_cached_first_phase(cache: Path, shipped: Path) -> None:
     path = dm.ensure_default(TWO_PHASE, progress=None)
     first = cache / f"default-{TINY.key()}"

@@ -30,6 +30,9 @@ class Recipe:
     gold solutions of ``task_options`` with ``harder_fraction`` of them of the harder kind
     (``harder_options`` over ``task_options``), at ``converge_lr``: a base trained to
     convergence on the easier problems that solves the harder ones only sometimes.
+    ``mixes`` adds further kinds to that pool, each ``(share of the pool, options over
+    task_options)``: e.g. 1-operation questions and start amounts as large as the running
+    totals of longer problems, which is what a re-posed rest of a problem asks.
     """
 
     hidden_size: int = 128
@@ -56,13 +59,16 @@ class Recipe:
     converge_problems: int = 14_000  # base-difficulty problems in the second phase's pool
     harder_options: tuple[tuple[str, Any], ...] = (("n_ops", 3),)
     harder_fraction: float = 0.0
+    mixes: tuple[tuple[float, tuple[tuple[str, Any], ...]], ...] = ()
 
     def key(self) -> str:
         """Cache key: a hash of the recipe and the recipe format."""
         fields = asdict(self)
+        if not self.mixes:  # recipes without extra mixes keep the key they had before mixes existed
+            fields.pop("mixes")
         if not self.converge_steps:  # a one-phase recipe keeps the key it had before phase two existed
             for name in _PHASE_TWO_FIELDS:
-                fields.pop(name)
+                fields.pop(name, None)
         raw = json.dumps({"format": RECIPE_FORMAT, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
@@ -72,6 +78,10 @@ class Recipe:
     def harder(self) -> dict[str, Any]:
         """The harder task's options: the base difficulty with ``harder_options`` over it."""
         return {**self.options(), **dict(self.harder_options)}
+
+    def mix_options(self) -> list[tuple[float, dict[str, Any]]]:
+        """Each extra mix's share of the second phase's pool and its task options."""
+        return [(share, {**self.options(), **dict(options)}) for share, options in self.mixes]
 
     def first_phase(self) -> Recipe:
         """The one-phase recipe whose model the second phase continues."""
@@ -85,6 +95,7 @@ _PHASE_TWO_FIELDS = (
     "converge_problems",
     "harder_options",
     "harder_fraction",
+    "mixes",
 )
 
 
@@ -100,6 +111,20 @@ DEFAULT_RECIPE = Recipe(
     harder_fraction=0.05,
 )
 
+
+# The base a re-posing curriculum starts from: phase one as the default's, then a phase two whose
+# pool also holds 1- and 2-operation questions starting anywhere the running totals of a 5-operation
+# problem reach, and 3-operation ones (the harder kind) starting up to 60: so the rest of a problem,
+# re-posed as a fresh question from a step's result, falls where the base is strong. No 4-op.
+_WIDE = 100
+REPOSE_RECIPE = replace(
+    DEFAULT_RECIPE,
+    harder_options=(("n_ops", 3), ("max_start", 60)),
+    mixes=(
+        (0.10, (("n_ops", 1), ("max_start", _WIDE))),
+        (0.10, (("max_start", _WIDE),)),
+    ),
+)
 
 # The run settings benchmarks/measure_default.py uses with the default model. presrm.config owns
 # the defaults; these repeat them, so the benchmark's numbers are the defaults' numbers.

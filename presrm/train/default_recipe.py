@@ -244,16 +244,21 @@ def _cpu_has_bf16() -> bool:
 
 def converge_examples(policy: Policy, recipe: Recipe) -> list[SFTExample]:
     """The second phase's pool: fresh gold solutions of the base difficulty, ``harder_fraction``
-    of the pool of the harder kind, shuffled."""
-    if not 0.0 <= recipe.harder_fraction < 1.0:
-        raise ValueError(f"harder_fraction must be in [0, 1), got {recipe.harder_fraction}")
+    of the pool of the harder kind and each of ``recipe.mixes`` its share, shuffled."""
+    kinds = [(recipe.harder_fraction, recipe.harder()), *recipe.mix_options()]
+    rest = 1.0 - sum(share for share, _ in kinds)
+    if not all(0.0 <= share < 1.0 for share, _ in kinds) or rest <= 0.0:
+        raise ValueError(
+            f"harder_fraction and the mixes' shares must be in [0, 1) and sum below 1, got {kinds}"
+        )
     easy = load_task("arith", recipe.options())
-    hard = load_task("arith", recipe.harder())
     n_easy = recipe.converge_problems
-    n_hard = round(n_easy * recipe.harder_fraction / (1.0 - recipe.harder_fraction))
     examples = ift_examples(policy, easy, easy.sample(n_easy, "train", seed=recipe.data_seed + 3))
-    if n_hard:
-        examples += ift_examples(policy, hard, hard.sample(n_hard, "train", seed=recipe.data_seed + 4))
+    for k, (share, options) in enumerate(kinds):
+        n = round(n_easy * share / rest)
+        if n:
+            task = load_task("arith", options)
+            examples += ift_examples(policy, task, task.sample(n, "train", seed=recipe.data_seed + 4 + k))
     random.Random(f"{recipe.seed}:converge-order").shuffle(examples)
     return examples
 
