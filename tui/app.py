@@ -95,6 +95,9 @@ class InspectorApp(App[None]):
         if not self._index_started and self.failed is None:
             self._index_started = True
             self.refresh_index(full=True)
+            # While the index query runs in its thread, build the tree screen (compose, styles):
+            # then the first tree opened costs what a later one does.
+            self.call_later(self._build_tree_screen)
 
     @work(thread=True, exclusive=True, group="index")
     def refresh_index(self, full: bool = False) -> None:
@@ -215,6 +218,14 @@ class InspectorApp(App[None]):
     def _tree_ready(self, message: TreeReady) -> None:
         with self.batch_update():  # one redraw for the new tree and the screen switch
             self._show_tree(message)
+
+    def _build_tree_screen(self) -> None:
+        """Install the (empty) tree screen and mount it off screen, so its first show is a redraw."""
+        if self._tree_screen is None and self.failed is None:
+            self._tree_screen = TreeScreen()
+            self.install_screen(self._tree_screen, name="tree")
+            # What push_screen does to a screen it shows for the first time, without showing it.
+            self._get_screen(self._tree_screen)
 
     def _show_tree(self, message: TreeReady) -> None:
         if self._tree_screen is None:

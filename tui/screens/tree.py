@@ -52,7 +52,9 @@ class TreeScreen(Screen[None]):
     """Shows one tree; reloads itself when the run changes (keeping the cursor).
 
     The app keeps one instance (installed as "tree") and reuses it for every tree
-    it opens, so opening a tree costs a query and a redraw, not a new screen.
+    it opens, so opening a tree costs a query and a redraw, not a new screen. The
+    app builds it empty (``detail=None``) while the overview is idle, so even the
+    first tree opened pays no screen build.
     """
 
     app: InspectorApp
@@ -63,16 +65,18 @@ class TreeScreen(Screen[None]):
         Binding("u", "unflag", "Unflag"),
     ]
 
-    def __init__(self, detail: TreeDetail, focus_node: int | None = None) -> None:
+    def __init__(self, detail: TreeDetail | None = None, focus_node: int | None = None) -> None:
         super().__init__()
-        self.tree_id = detail.tree_id
+        self.tree_id = detail.tree_id if detail is not None else None
         self.focus_node = focus_node
         self.detail: TreeDetail | None = None
         self._initial = detail
+        self._mounted = False  # set by on_mount: until then show_detail leaves the tree to it
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(Text(f"tree {self.tree_id}", style="dim"), id="tree-title")
+        title = Text(f"tree {self.tree_id}" if self.tree_id is not None else "", style="dim")
+        yield Static(title, id="tree-title")
         with Horizontal(id="tree-body"):
             yield ReasoningTree(id="tree")
             yield NodeDetail(id="detail")
@@ -80,21 +84,29 @@ class TreeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.watch(self.app, "generation", self._generation_changed, init=False)
-        self.show_detail(self._initial, self.focus_node)
+        self._mounted = True
+        if self._initial is not None:
+            self.show_detail(self._initial, self.focus_node)
+            self._initial = None
 
     def show_detail(self, detail: TreeDetail, focus_node: int | None = None) -> None:
         """Show a loaded tree (the app loads it before showing this screen, which it reuses)."""
+        if not self._mounted:  # built ahead and still mounting: on_mount shows it
+            self.tree_id, self.focus_node, self._initial = detail.tree_id, focus_node, detail
+            return
         if detail.tree_id != self.tree_id or focus_node is not None:
             self.tree_id, self.focus_node, self.detail = detail.tree_id, focus_node, None
         self._apply(detail)
 
     def _generation_changed(self, _: int) -> None:
-        if self.is_current:
+        if self.is_current and self.tree_id is not None:
             self.load()
 
     @work(thread=True, exclusive=True, group="tree")
     def load(self) -> None:
         """Re-read the tree shown (the run changed, or a flag was written)."""
+        if self.tree_id is None:
+            return
         try:
             detail = load_tree(self.app.run_file, self.tree_id)
         except PresrmError as err:
