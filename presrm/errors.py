@@ -33,3 +33,7 @@ class ModelError(PresrmError):
 
 class Interrupted(PresrmError):
     """Ctrl-C: the run stopped at a safe point (the message says how to resume)."""
+
+
+class RunBusyError(PresrmError):
+    """Another process is running or resuming this run (it holds the run's lock)."""

@@ -8,6 +8,7 @@ from presrm.config import RunConfig
 from presrm.errors import ConfigError, Interrupted
 from presrm.model.loading import load_policy
 from presrm.run.distributed import setup
+from presrm.run.lock import hold_run_lock
 from presrm.run.loop import Loop
 from presrm.run.prepare import prepare_policy
 from presrm.store.writer import ReplicaStore, RunStore, read_identity
@@ -31,22 +32,33 @@ def start_run(cfg: RunConfig) -> Path:
         ensure_model(cfg.model)
         policy = load_policy(cfg.model, device=dist.device(cfg.device), dtype=cfg.dtype, seed=cfg.seed)
     check_writable(task, policy.tokenizer, cfg.model)
-    created = RunStore.create(cfg.out, cfg) if dist.is_main else None
-    run_id = dist.from_main(lambda: created.run_id if created is not None else "")
-    store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)
-    loop = Loop(store, dist=dist)
-    loop.policy, loop.model_iteration = prepare_policy(policy, cfg), 0
-    return _run(loop)
+    # Locked before the file exists: of two `run --out X` started together, one creates X.
+    lock = hold_run_lock(Path(cfg.out), dist)
+    try:
+        created = RunStore.create(cfg.out, cfg) if dist.is_main else None
+        run_id = dist.from_main(lambda: created.run_id if created is not None else "")
+        store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)
+        loop = Loop(store, dist=dist)
+        loop.policy, loop.model_iteration = prepare_policy(policy, cfg), 0
+        return _run(loop)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def resume_run(path: Path) -> Path:
-    """Continue a run file from its last finished stage."""
+    """Continue a run file from its last finished stage (holding its lock: one writer per run)."""
     # Every rank reads the stored config (read-only) to learn the device before the process
     # group exists; joining the group waits for all of them, so rank 0 then opens it alone.
     run_id, cfg = read_identity(path)
     dist = setup(cfg.device)
-    store = RunStore.open(path) if dist.is_main else ReplicaStore(path, run_id, cfg)
-    return _run(Loop(store, dist=dist))
+    lock = hold_run_lock(Path(path), dist)  # a second writer would redo the same stages: refused
+    try:
+        store = RunStore.open(path) if dist.is_main else ReplicaStore(path, run_id, cfg)
+        return _run(Loop(store, dist=dist))
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _run(loop: Loop) -> Path:
