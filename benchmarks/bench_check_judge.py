@@ -23,6 +23,7 @@ import torch
 from search_vs_greedy import greedy_baseline, load_model, row_cells  # benchmarks/search_vs_greedy.py
 
 from presrm.search.check_judge import CheckJudge
+from presrm.search.modes.check import CheckMode
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
@@ -49,7 +50,7 @@ def main() -> int:
     print("| width | T | accuracy [95 %] | − greedy, paired [95 %] | only search / only greedy"
           " | step AUROC | auroc_min | time × greedy |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    judge = CheckJudge(policy)
+    judge = CheckMode(CheckJudge(policy))
     for width in [int(x) for x in args.widths.split(",") if x]:
         settings = SearchSettings(
             width=width,

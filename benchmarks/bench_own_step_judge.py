@@ -101,7 +101,7 @@ def _least_p_yes(policy: Policy, task: Task, trees: list[Tree]) -> tuple[list[li
             )
             owner.append(i)
     per_step: list[list[float]] = [[] for _ in trees]
-    for i, result in zip(owner, judge.pointwise(requests), strict=True):
+    for i, result in zip(owner, judge.verdicts.pointwise(requests), strict=True):
         per_step[i].append(float(result.p_a or 0.0))
     return per_step, [min(s) if s else 0.0 for s in per_step]
 

@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from search_vs_greedy import greedy_baseline, load_model, row_cells  # benchmarks/search_vs_greedy.py
 
+from presrm.search.modes.paraphrase import ParaphraseMode
 from presrm.search.paraphrase import ParaphraseJudge
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
@@ -55,8 +56,10 @@ def main() -> int:
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     runs = [(int(p), by) for p in args.paraphrases.split(",") if p for by in args.select.split(",") if by]
     for p, by in runs:
-        judge = ParaphraseJudge(
-            policy, task, paraphrases=p, seed=0, max_step_tokens=args.max_step_tokens, select_by=by
+        judge = ParaphraseMode(
+            ParaphraseJudge(
+                policy, task, paraphrases=p, seed=0, max_step_tokens=args.max_step_tokens, select_by=by
+            )
         )
         settings = SearchSettings(
             width=p + 1 + args.samples,

@@ -49,13 +49,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from presrm.config import JudgeConfig
-from presrm.eval.verifier_gap import Solution, graded_scores
+from presrm.eval.verifier_gap import Solution
 from presrm.intervals import paired_difference, wilson_interval
 from presrm.model.default import DEFAULT_RECIPE
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
 from presrm.search.judge import PointRequest
 from presrm.search.judges import make_judge
+from presrm.search.modes.paraphrase import ParaphraseMode
 from presrm.search.paraphrase import ParaphraseJudge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
@@ -126,12 +127,12 @@ def _graded_solutions(
     """Of each problem's greedy solutions under the question and its rewrites, the one whose least
     step probability, averaged over the wordings (the paraphrase judge's graded score), is highest;
     kept when that reaches ``threshold``. No labels. Also prints the precision at other thresholds."""
-    judge = ParaphraseJudge(policy, task, paraphrases=REWRITES, seed=0, max_step_tokens=48)
+    judge = ParaphraseMode(ParaphraseJudge(policy, task, paraphrases=REWRITES, seed=0, max_step_tokens=48))
     picks = []
     for problem, group in _wording_pool(policy, task, n, n_ops):
         finished = [t for t in group if t.final is not None]
         if finished:
-            scores = graded_scores(judge, problem.question, [Solution.of(t) for t in finished])
+            scores = judge.graded_solution_scores(problem.question, [Solution.of(t) for t in finished])
             best = max(range(len(finished)), key=lambda j: (scores[j], -j))  # ties: the question's own first
             picks.append((scores[best], problem, finished[best]))
     for t in (0.3, 0.4, 0.5, 0.6, 0.7):
@@ -171,7 +172,7 @@ def _least_p_yes(policy: Policy, task: Task, trees: list[Tree]) -> list[float]:
             )
             owner.append(i)
     least = [1.0 if t.path else 0.0 for t in trees]
-    for i, result in zip(owner, judge.pointwise(requests), strict=True):
+    for i, result in zip(owner, judge.verdicts.pointwise(requests), strict=True):
         least[i] = min(least[i], float(result.p_a or 0.0))
     return least
 

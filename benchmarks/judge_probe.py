@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from presrm.config import JudgeConfig
 from presrm.model.loading import load_policy
-from presrm.search.judge import ModelJudge
+from presrm.search.judges import make_judge
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
@@ -39,7 +39,9 @@ def main() -> int:
     policy = load_policy(args.model)
     task = load_task("arith")
     problems = task.sample(args.problems, "train", seed=args.seed)
-    judge = ModelJudge(policy, JudgeConfig(mode=args.mode, verdict=args.verdict))
+    settings = SearchSettings(width=args.width, seed=args.seed)
+    cfg = JudgeConfig(mode=args.mode, verdict=args.verdict)
+    judge = make_judge(policy, cfg, task, max_step_tokens=settings.max_step_tokens)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     trees = search(
@@ -47,7 +49,7 @@ def main() -> int:
         judge,
         task,
         problems,
-        SearchSettings(width=args.width, seed=args.seed),
+        settings,
         LocalIds(),
         timings=timings,
     )
@@ -80,8 +82,8 @@ def main() -> int:
         return f"{a}/{b} = {100 * a / b:.1f}%" if b else "n/a"
 
     print(
-        f"model {args.model}, {len(problems)} arith problems, width {args.width}, judge {judge.mode}"
-        + (f", verdict from {args.verdict}" if judge.mode == "pairwise" else "")
+        f"model {args.model}, {len(problems)} arith problems, width {args.width}, judge {judge.name}"
+        + (f", verdict from {args.verdict}" if judge.name == "pairwise" else "")
     )
     print(f"nodes                          {len(nodes)}")
     print(f"judge calls                    {len(judgments)}  (unparseable: {unparseable})")

@@ -44,6 +44,7 @@ from presrm.model.adapters import prepare_for_training
 from presrm.model.default import DEFAULT_RECIPE, RECOMMENDED_CONFIG, default_dir
 from presrm.model.policy import Policy
 from presrm.search.judge import ModelJudge, PairRequest
+from presrm.search.judges import make_judge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
@@ -171,7 +172,7 @@ def search_round(policy: Policy, task: Task, cfg: RunConfig) -> dict[str, Any]:
         max_step_tokens=cfg.sampling.max_step_tokens,
         seed=cfg.seed * 7919 + 2,
     )
-    judge = ModelJudge(policy, cfg.judge)
+    judge = make_judge(policy, cfg.judge, task, max_step_tokens=cfg.sampling.max_step_tokens, seed=cfg.seed)
     trees: list[Tree] = []
     with timed() as t:
         for start in range(0, len(problems), cfg.batch_problems):

@@ -294,7 +294,7 @@ def solve(
     from presrm.config import JudgeConfig
     from presrm.display import visible
     from presrm.model.loading import load_checkpoint, load_policy
-    from presrm.search.judge import ModelJudge
+    from presrm.search.judges import make_judge
     from presrm.search.tree import LocalIds, SearchSettings
     from presrm.search.tree_search import search
     from presrm.steps import resolve_step_format
@@ -309,12 +309,17 @@ def solve(
         ensure_model(model)
     policy = load_checkpoint(path) if (path / "presrm_checkpoint.json").is_file() else load_policy(model)
     policy.step_format = resolve_step_format("auto", policy.chat)  # multi-line steps for chat models
-    judge = ModelJudge(policy, JudgeConfig()) if width > 1 else None
     settings = SearchSettings(
         width=width, max_steps=max_steps, temperature=temperature if width > 1 else 0.0, seed=seed
     )
+    task = FreeTask()
+    judge = (
+        make_judge(policy, JudgeConfig(), task, max_step_tokens=settings.max_step_tokens)
+        if width > 1
+        else None
+    )
     problem = Problem("cli", question, "", (), "cli")
-    (tree,) = search(policy, judge, FreeTask(), [problem], settings, LocalIds())
+    (tree,) = search(policy, judge, task, [problem], settings, LocalIds())
     for node in tree.path:
         score = "" if node.self_score is None else f"  (self-score {node.self_score:.2f})"
         console.print(Text(visible(node.text) + score))

@@ -15,6 +15,7 @@ from presrm.run.loop import Loop
 from presrm.search.check_judge import UNCHECKED, CheckJudge, _same_number, equation_checks
 from presrm.search.judge import PairRequest, PointRequest
 from presrm.search.judges import make_judge
+from presrm.search.modes.check import CheckMode
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
 from presrm.steps import render_prefix, step_header
@@ -115,7 +116,7 @@ def test_search_scores_candidates_by_their_checks_and_keeps_the_greedy_step_on_t
 ) -> None:
     problems = arith.sample(4, "eval", seed=2)
     judge = make_judge(tiny, JudgeConfig(mode="check"), arith, max_step_tokens=8)
-    assert isinstance(judge, CheckJudge)
+    assert isinstance(judge, CheckMode) and isinstance(judge.verdicts, CheckJudge)
     settings = SearchSettings(
         width=4, max_steps=2, max_step_tokens=8, greedy_candidate=True, switch_margin=0.0, temperature=1.0
     )

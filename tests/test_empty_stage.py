@@ -13,6 +13,7 @@ from presrm.model.policy import Policy
 from presrm.run.empty_stage import EmptyStageError
 from presrm.run.loop import Loop
 from presrm.search.judge import JudgeResult, PairRequest, PointRequest
+from presrm.search.modes.pairwise import PairwiseMode
 from presrm.store.reader import query_rows
 from presrm.store.writer import RunStore
 
@@ -56,7 +57,7 @@ class FirstShownJudge(UnparseableJudge):
 
 def _loop(tmp_path: Path, *extra: str, judge: type = UnparseableJudge) -> Loop:
     cfg = load_config(None, [*SMALL, *extra, f"out={json.dumps(str(tmp_path / 'run.duckdb'))}"])
-    return Loop(RunStore.create(cfg.out, cfg), judge_factory=judge)
+    return Loop(RunStore.create(cfg.out, cfg), judge_factory=lambda p, c: PairwiseMode(judge(p, c)))
 
 
 @pytest.mark.parametrize("algo", ["step-dpo", "ppo"])

@@ -57,7 +57,7 @@ def test_likelihood_judge_compares_the_policys_own_logprobs(tiny) -> None:
     assert results[1].verdict == ("B" if expected == "A" else "A")
     assert results[0].p_a == pytest.approx(results[1].p_b)
     assert "logp(A)=" in results[0].raw_output
-    assert {r.verdict_source for r in results} == {"logprob"} and judge.pairwise_mode == "likelihood"
+    assert {r.verdict_source for r in results} == {"logprob"} and judge.mode == "likelihood"
 
 
 def test_pointwise_gives_p_yes(tiny) -> None:
@@ -68,8 +68,8 @@ def test_pointwise_gives_p_yes(tiny) -> None:
 
 
 def test_auto_mode(tiny) -> None:
-    assert resolve_judge_mode("auto", tiny) == "likelihood"  # raw LM, no chat template
-    assert resolve_judge_mode("pairwise", tiny) == "pairwise"
+    assert resolve_judge_mode("auto", tiny.chat) == "likelihood"  # raw LM, no chat template
+    assert resolve_judge_mode("pairwise", tiny.chat) == "pairwise"
 
 
 def test_verdict_prefix() -> None:
@@ -153,3 +153,15 @@ def test_verdict_position() -> None:
     assert verdict_position("Check: 7\n") == ("Check: 7 [[", "appended")
     assert verdict_end("A looks right [[A]] and more") == len("A looks right [[A]]")
     assert verdict_end("no verdict [[C]]") is None
+
+
+def test_every_configurable_judge_mode_is_registered() -> None:
+    """JudgeConfig.mode offers exactly the registered modes (plus auto), and auto's two choices
+    agree on what is read without a policy (the empty-stage message, the warm-up's form)."""
+    import typing
+
+    from presrm.search.judges import MODES, mode_class
+
+    assert set(typing.get_args(JudgeConfig.model_fields["mode"].annotation)) == {"auto", *MODES}
+    chat, raw = mode_class("auto", chat=True), mode_class("auto", chat=False)
+    assert (chat.no_verdict, chat.eft_form) == (raw.no_verdict, raw.eft_form)

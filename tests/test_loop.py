@@ -20,6 +20,7 @@ from presrm.run.loop import Loop
 from presrm.run.plan import checkpoint_dir
 from presrm.run.start import resume_run
 from presrm.search.judge import JudgeResult, PairRequest, PointRequest
+from presrm.search.modes.pairwise import PairwiseMode
 from presrm.store.reader import query_rows
 from presrm.store.writer import RunStore
 
@@ -60,6 +61,11 @@ class LongerStepJudge:
         raise NotImplementedError
 
 
+def longer_step_judge(policy: Policy, cfg: JudgeConfig) -> PairwiseMode:
+    """A run's judge factory that judges with :class:`LongerStepJudge`, pairwise."""
+    return PairwiseMode(LongerStepJudge(policy, cfg))
+
+
 def lora_b_norm(policy: Policy) -> float:
     return sum(float(p.detach().abs().sum()) for n, p in policy.model.named_parameters() if "lora_B" in n)
 
@@ -77,7 +83,7 @@ def test_one_iteration_trains_the_adapter(tmp_path: Path, algo: str) -> None:
         ],
     )
     store = RunStore.create(cfg.out, cfg)
-    Loop(store, judge_factory=LongerStepJudge).run()
+    Loop(store, judge_factory=longer_step_judge).run()
     stages = query_rows(store.path, "SELECT iteration, stage FROM stages ORDER BY finished_at")
     assert stages == [(0, "eval"), (1, "search"), (1, "train"), (1, "eval")]
     m1 = load_checkpoint(checkpoint_dir(store, 1))
@@ -100,7 +106,7 @@ def test_one_iteration_trains_the_adapter(tmp_path: Path, algo: str) -> None:
 def test_resume_after_finished_stages_does_not_repeat_them(tmp_path: Path) -> None:
     cfg = load_config(None, [*SMALL, "iterations=0", f"out={str(tmp_path / 'run.duckdb')!r}"])
     store = RunStore.create(cfg.out, cfg)
-    Loop(store, judge_factory=LongerStepJudge).run()
+    Loop(store, judge_factory=longer_step_judge).run()
     before = query_rows(store.path, "SELECT count(*) FROM nodes")[0][0]
     stages_before = query_rows(store.path, "SELECT * FROM stages")
     resume_run(store.path)

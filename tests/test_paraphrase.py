@@ -139,7 +139,7 @@ def test_search_takes_the_votes_as_candidates_and_keeps_the_greedy_step_on_ties(
         assert len(first_round) == 6  # 4 votes (question + 3 rewrites) + 2 samples
         assert first_round[0].text == plain.nodes[0].text
         assert {j.mode for j in tree.judgments} == {"paraphrase"}
-        (probs,) = judge.wording_probs([(tree.problem.question, (), [n.text for n in first_round])])
+        (probs,) = judge.verdicts.wording_probs([(tree.problem.question, (), [n.text for n in first_round])])
         for node in tree.nodes:
             assert node.score_kind == "vote_share" and node.self_score is not None
         for node in first_round:  # graded: the wording-averaged probability (compared as logs)
@@ -165,7 +165,7 @@ def test_selecting_by_wording_probability_keeps_greedy_unless_a_step_is_likelier
     switched = 0
     for tree in trees:
         first_round = [n for n in tree.nodes if n.expansion == 0]
-        (probs,) = judge.wording_probs([(tree.problem.question, (), [n.text for n in first_round])])
+        (probs,) = judge.verdicts.wording_probs([(tree.problem.question, (), [n.text for n in first_round])])
         chosen = next(n for n in first_round if n.chosen)
         for node in first_round:
             assert node.score_kind == "wording_prob"

@@ -209,7 +209,7 @@ def test_dtype_and_batch_sizes_come_from_the_config() -> None:
 def test_ppo_iterations_save_and_resume_the_value_head(tmp_path: Path) -> None:
     """Two PPO iterations on the tiny model: each checkpoint holds its value head and only the
     trained adapter (no reference copy); a resumed loop gets M1's head back with M1."""
-    from test_loop import SMALL, LongerStepJudge
+    from test_loop import SMALL, longer_step_judge
 
     from presrm.model.loading import load_checkpoint
     from presrm.run.loop import Loop
@@ -220,7 +220,7 @@ def test_ppo_iterations_save_and_resume_the_value_head(tmp_path: Path) -> None:
         None, [*SMALL, "algo=ppo", "iterations=2", "problems=2", f"out={str(tmp_path / 'run.duckdb')!r}"]
     )
     store = RunStore.create(cfg.out, cfg)
-    loop = Loop(store, judge_factory=LongerStepJudge)
+    loop = Loop(store, judge_factory=longer_step_judge)
     loop.run()
     heads = [load_value_head(checkpoint_dir(store, k)) for k in (1, 2)]
     assert heads[0] is not None and heads[1] is not None
@@ -232,7 +232,7 @@ def test_ppo_iterations_save_and_resume_the_value_head(tmp_path: Path) -> None:
     assert list(m2.model.peft_config) == ["default"]
     assert not list(checkpoint_dir(store, 2).glob("ppo_ref*"))
 
-    resumed = Loop(RunStore.open(store.path), judge_factory=LongerStepJudge)
+    resumed = Loop(RunStore.open(store.path), judge_factory=longer_step_judge)
     resumed._ensure_model(1)
     assert resumed.value_head is not None
     assert torch.equal(resumed.value_head.linear.weight, heads[0].linear.weight)

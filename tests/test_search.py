@@ -8,6 +8,8 @@ import pytest
 
 from presrm.config import RunConfig
 from presrm.search.judge import JudgeResult, PairRequest, PointRequest
+from presrm.search.modes.pairwise import PairwiseMode
+from presrm.search.modes.pointwise import PointwiseMode
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
 from presrm.store.reader import query_rows
@@ -48,7 +50,7 @@ def test_tree_w3_is_built_stored_and_rebuilt_by_sql(tiny, arith, tmp_path: Path)
     store = RunStore.create(tmp_path / "run.duckdb", RunConfig(model="tiny", width=3))
     judge = ScriptedJudge(longer_wins)
     settings = SearchSettings(width=3, max_steps=4, max_step_tokens=12, seed=3)
-    trees = search(tiny, judge, arith, problems, settings, store)
+    trees = search(tiny, PairwiseMode(judge), arith, problems, settings, store)
     store.append_columns("nodes", node_columns(trees, iteration=1, phase="train"))
     store.append_columns("judgments", judgment_columns(trees, iteration=1, phase="train"))
     store.flush()
@@ -95,7 +97,7 @@ def test_position_biased_judge_is_inconsistent_so_all_tie_and_roll_back(tiny, ar
     problems = arith.sample(2, "train", seed=2)
     judge = ScriptedJudge(lambda r: "A")  # always the first shown: both orders disagree
     settings = SearchSettings(width=3, max_steps=5, max_step_tokens=8, seed=4)
-    trees = search(tiny, judge, arith, problems, settings, LocalIds())
+    trees = search(tiny, PairwiseMode(judge), arith, problems, settings, LocalIds())
     for tree in trees:
         assert tree.expansions == 5
         assert tree.path == []  # nothing is ever accepted
@@ -126,7 +128,7 @@ class BiasedProbsJudge:
 def test_debiased_rule_decides_the_pairs_a_position_biased_judge_leaves_tied(tiny, arith, rule: str) -> None:
     problems = arith.sample(2, "train", seed=2)
     settings = SearchSettings(width=3, max_steps=3, max_step_tokens=8, seed=4, pair_rule=rule)
-    trees = search(tiny, BiasedProbsJudge(), arith, problems, settings, LocalIds())
+    trees = search(tiny, PairwiseMode(BiasedProbsJudge()), arith, problems, settings, LocalIds())
     for tree in trees:
         assert all(j.verdict == "A" and j.winner == j.node_a for j in tree.judgments)
         groups = {(n.parent_id, n.expansion) for n in tree.nodes}
@@ -151,7 +153,7 @@ def test_rollback_drops_the_previous_step_and_its_pair(tiny, arith) -> None:
         return longer_wins(r) if not r.previous_steps else "A"
 
     settings = SearchSettings(width=3, max_steps=4, max_step_tokens=8, seed=6)
-    (tree,) = search(tiny, ScriptedJudge(decide), arith, problems, settings, LocalIds())
+    (tree,) = search(tiny, PairwiseMode(ScriptedJudge(decide)), arith, problems, settings, LocalIds())
     first_steps = [n for n in tree.nodes if n.depth == 1 and n.chosen]
     # expansions alternate: accept step 1, tie at step 2 (roll back), accept a new step 1, tie again
     assert len(first_steps) == 2
@@ -163,7 +165,7 @@ def test_unparseable_judge_output_is_kept_and_counts_as_no_verdict(tiny, arith) 
     problems = arith.sample(1, "train", seed=7)
     judge = ScriptedJudge(lambda r: None, raw="I think [[C]] '); DROP TABLE nodes; -- [bold]")
     settings = SearchSettings(width=2, max_steps=2, max_step_tokens=6, seed=8)
-    (tree,) = search(tiny, judge, arith, problems, settings, LocalIds())
+    (tree,) = search(tiny, PairwiseMode(judge), arith, problems, settings, LocalIds())
     assert tree.judgments
     for j in tree.judgments:
         assert j.verdict is None and j.winner is None
@@ -200,7 +202,7 @@ def test_soft_score_is_the_mean_probability_of_beating_each_sibling(tiny, arith)
     problems = arith.sample(2, "train", seed=11)
     strength = lambda text: 1.0 + (sum(map(ord, text)) % 7)  # noqa: E731 - a fixed, order-free strength
     settings = SearchSettings(width=4, max_steps=3, max_step_tokens=10, seed=12)
-    trees = search(tiny, ProbabilityJudge(strength), arith, problems, settings, LocalIds())
+    trees = search(tiny, PairwiseMode(ProbabilityJudge(strength)), arith, problems, settings, LocalIds())
     checked = 0
     for tree in trees:
         groups: dict[tuple, list] = {}
@@ -251,7 +253,7 @@ def test_greedy_candidate_is_kept_unless_another_scores_clearly_higher(tiny, ari
     )
     kept = search(
         tiny,
-        Longest(),
+        PointwiseMode(Longest()),
         arith,
         problems,
         SearchSettings(
@@ -264,7 +266,7 @@ def test_greedy_candidate_is_kept_unless_another_scores_clearly_higher(tiny, ari
     assert not any(n.rolled_back for t in kept for n in t.nodes)
     switched = search(
         tiny,
-        Longest(),
+        PointwiseMode(Longest()),
         arith,
         problems,
         SearchSettings(

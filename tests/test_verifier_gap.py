@@ -8,15 +8,15 @@ import pytest
 
 from presrm.eval.verifier_gap import (
     Solution,
-    _divergence,
     _sibling_pairs,
     format_table,
-    graded_scores,
     majority_index,
     sample_solutions,
     verifier_gap,
 )
 from presrm.model.policy import Policy
+from presrm.search.modes.paraphrase import ParaphraseMode
+from presrm.search.modes.solution_scores import divergence
 from presrm.search.paraphrase import ParaphraseJudge
 from presrm.tasks import Task
 
@@ -35,8 +35,8 @@ def test_divergence_and_on_policy_sibling_pairs() -> None:
     right = _sol(["Step 1: 2 + 3 = 5", "Step 2: 5 - 1 = 4"], [True, True], "4", True)
     wrong = _sol(["Step 1: 2 + 3 = 5", "Step 2: 5 - 1 = 3"], [True, False], "3", False)
     other_wrong = _sol(["Step 1: 2 + 3 = 6"], [False], "6", False)
-    assert _divergence(right, wrong) == 1
-    assert _divergence(right, _sol(["Step 1: 2 + 3 = 5"], [True], None, False)) is None
+    assert divergence(right, wrong) == 1
+    assert divergence(right, _sol(["Step 1: 2 + 3 = 5"], [True], None, False)) is None
     pairs = _sibling_pairs("q", [right, wrong, other_wrong, wrong])
     # (right, wrong) at step 2 and (right, other_wrong) at step 1; wrong vs other_wrong are both
     # wrong at step 1 (not a right/wrong pair); the repeated wrong solution adds nothing new
@@ -89,7 +89,7 @@ def test_the_paraphrase_judge_picks_by_votes_and_by_its_graded_score(tiny: Polic
     judge = ParaphraseJudge(tiny, arith, paraphrases=4, seed=0, max_step_tokens=8)
     picks = []
     for problem, per in zip(problems, samples, strict=True):
-        scores = graded_scores(judge, problem.question, per)
+        scores = ParaphraseMode(judge).graded_solution_scores(problem.question, per)
         for solution, score in zip(per, scores, strict=True):
             each = [  # every step scored on its own call
                 next(iter(judge.wording_probs([(problem.question, solution.steps[:d], [step])])[0].values()))

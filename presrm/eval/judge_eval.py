@@ -6,10 +6,11 @@ judged on the same pairs: checked reference pairs for a task with a step checker
 (``warmup.eft_source = "rollouts"``) rollout-labeled pairs built once per run
 (presrm.train.eft_rollouts). Each pair's two steps are stored as ``nodes`` (phase
 ``eft_test``, one tree per pair) and each call as a ``judgments`` row whose
-``expected`` column holds the right verdict; both orders are judged. The pointwise judge
-(``judge.mode = "pointwise"``) is measured in its own form instead: each distinct step of the
-pairs alone, ``expected`` Yes/No, stored as ``mode = 'pointwise'`` (presrm.eval.judge_metrics
-turns them into pointwise_accuracy and pointwise_auroc, apart from the pairwise Table 3).
+``expected`` column holds the right verdict; both orders are judged. A mode measured on steps
+(its ``held_out``, presrm.search.modes.base; the pointwise judge) is measured in that form
+instead: each distinct step of the pairs alone, ``expected`` Yes/No, stored under its mode
+(presrm.eval.judge_metrics turns the pointwise judge's into pointwise_accuracy and
+pointwise_auroc, apart from the pairwise Table 3).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 from presrm.config import RunConfig
 from presrm.judge_format import POINTWISE_TOKENS
 from presrm.model.policy import Policy
-from presrm.search.judge import JudgeResult, ModelJudge, PairRequest, PointRequest, StepJudge
+from presrm.search.judge import JudgeResult, PairRequest, PointRequest, StepJudge
 from presrm.search.judges import make_judge
+from presrm.search.modes.base import HELD_OUT_STEPS
 from presrm.store.writer import RunStore
 from presrm.tasks.base import Task
 from presrm.train.eft import build_eft_pairs, point_items
@@ -58,8 +60,8 @@ def eft_test_pairs(
 
 
 def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, iteration: int) -> int:
-    """Judge every held-out pair in both orders (the pointwise judge: each of its distinct
-    steps alone); returns the number of judge calls."""
+    """Judge every held-out pair in both orders (a mode measured on steps: each distinct step
+    alone); returns the number of judge calls."""
     pairs = eft_test_pairs(cfg, task, policy, held_out_file(store.path.with_suffix(".ckpt"), store.run_id))
     if not pairs:
         return 0
@@ -71,10 +73,8 @@ def judge_eft_test(policy: Policy, cfg: RunConfig, task: Task, store: RunStore, 
         for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True))
         for side in (0, 1)
     ]
-    if isinstance(judge, ModelJudge) and judge.mode == "pointwise":
-        judgments = _pointwise(judge, pairs, tree_ids, node_ids, store, iteration)
-    else:
-        judgments = _pairwise(judge, pairs, tree_ids, node_ids, store, iteration)
+    measure = _steps if judge.held_out == HELD_OUT_STEPS else _pairwise
+    judgments = measure(judge.verdicts, judge.name, pairs, tree_ids, node_ids, store, iteration)
     store.append_rows("nodes", nodes)
     store.append_rows("judgments", judgments)
     return len(judgments)
@@ -119,6 +119,7 @@ def _judgment(iteration: int, judgment_id: int, tree_id: int, mode: str, res: Ju
 
 def _pairwise(
     judge: StepJudge,
+    mode: str,
     pairs: list[JudgePair],
     tree_ids: Sequence[int],
     node_ids: Sequence[int],
@@ -131,8 +132,6 @@ def _pairwise(
         requests.append(PairRequest(p.question, p.previous_steps, p.step_a, p.step_b))
         requests.append(PairRequest(p.question, p.previous_steps, p.step_b, p.step_a))
     results = judge.pairwise(requests)
-    # The mode these calls really used (a pointwise ModelJudge compares with the pairwise prompt).
-    mode = judge.pairwise_mode if isinstance(judge, ModelJudge) else judge.mode
     judgment_ids = store.new_ids("judgment", len(results))
     rows = []
     for i, (pair, tree_id) in enumerate(zip(pairs, tree_ids, strict=True)):
@@ -151,15 +150,16 @@ def _pairwise(
     return rows
 
 
-def _pointwise(
-    judge: ModelJudge,
+def _steps(
+    judge: StepJudge,
+    mode: str,
     pairs: list[JudgePair],
     tree_ids: Sequence[int],
     node_ids: Sequence[int],
     store: RunStore,
     iteration: int,
 ) -> list[dict[str, Any]]:
-    """The pointwise judge in its own form: P(Yes) for each distinct held-out step (a step shared
+    """A step-scoring judge in its own form: P(Yes) for each distinct held-out step (a step shared
     by two pairs is judged once, under its first pair's node); ``expected`` is Yes for the pair's
     right step, No for the other — the labels the warm-up's pointwise examples are built with."""
     by_key: dict[tuple[str, tuple[str, ...], str], tuple[int, int]] = {}  # -> (node id, tree id)
@@ -172,7 +172,7 @@ def _pointwise(
     rows = []
     for jid, item, res in zip(store.new_ids("judgment", len(results)), items, results, strict=True):
         node_id, tree_id = by_key[(item.question, item.previous_steps, item.step)]
-        row = _judgment(iteration, jid, tree_id, "pointwise", res)
+        row = _judgment(iteration, jid, tree_id, mode, res)
         row.update(
             node_a=node_id,
             node_b=None,

@@ -19,17 +19,16 @@ from dataclasses import dataclass, field
 from presrm.config import JudgeConfig
 from presrm.intervals import Interval, paired_difference, wilson_interval
 from presrm.model.policy import Policy
-from presrm.search.check_judge import CheckJudge
-from presrm.search.judge import ModelJudge, PairRequest, PointRequest, StepJudge
-from presrm.search.paraphrase import ParaphraseJudge
+from presrm.search.judge import PairRequest
+from presrm.search.judges import gap_modes, make_judge
+from presrm.search.modes.base import JudgeMode
+from presrm.search.modes.solution_scores import divergence
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.tasks.base import Problem, Task
 
-PARAPHRASES = JudgeConfig().paraphrases
-
-JUDGE_MODES = ("likelihood", "pointwise", "pairwise-text", "pairwise-probs", "paraphrase", "check")
-SCORING_MODES = ("pointwise", "paraphrase", "check")  # judges that score each step on its own
+# Each mode's names in the table (the pairwise judge twice: its written verdict and its P(A)/P(B)).
+JUDGE_MODES = tuple(gap_modes())
 
 
 @dataclass(frozen=True)
@@ -123,94 +122,13 @@ def _argmax(scores: Sequence[float]) -> int:
     return max(range(len(scores)), key=lambda i: (scores[i], -i))  # ties: the earlier sample
 
 
-def _divergence(a: Solution, b: Solution) -> int | None:
-    """Index of the first step where two solutions differ (None: one is a prefix of the other)."""
-    for d, (x, y) in enumerate(zip(a.steps, b.steps, strict=False)):
-        if x != y:
-            return d
-    return None
-
-
-def _pointwise_scores(judge: StepJudge, question: str, solutions: Sequence[Solution]) -> list[float]:
-    """Each solution's minimum P(Yes) over its steps (1.0 for a solution without steps)."""
-    requests = [
-        PointRequest(question, s.steps[:d], step) for s in solutions for d, step in enumerate(s.steps)
-    ]
-    results = iter(judge.pointwise(requests))
-    scores = []
-    for s in solutions:
-        probs = [next(results).p_a or 0.0 for _ in s.steps]
-        scores.append(min(probs, default=1.0))
-    return scores
-
-
-def _pair_requests(question: str, a: Solution, b: Solution, d: int) -> list[PairRequest]:
-    prefix = a.steps[:d]
-    return [
-        PairRequest(question, prefix, a.steps[d], b.steps[d]),
-        PairRequest(question, prefix, b.steps[d], a.steps[d]),
-    ]
-
-
-def _pairwise_scores(
-    judge: StepJudge, question: str, solutions: Sequence[Solution], soft: bool
-) -> list[float]:
-    """Round robin at each pair's divergence step, both orders: a consistent win counts 1, an
-    inconsistent or missing verdict ½ to each (``soft``: the judge's P(win) averaged over orders)."""
-    pairs = [
-        (i, j, d)
-        for i in range(len(solutions))
-        for j in range(i + 1, len(solutions))
-        if (d := _divergence(solutions[i], solutions[j])) is not None
-    ]
-    requests = [r for i, j, d in pairs for r in _pair_requests(question, solutions[i], solutions[j], d)]
-    results = judge.pairwise(requests)
-    scores = [0.0] * len(solutions)
-    for n, (i, j, _) in enumerate(pairs):
-        first, second = results[2 * n], results[2 * n + 1]
-        if soft:
-            p_i = ((first.p_a or 0.5) + (second.p_b or 0.5)) / 2
-        else:
-            p_i = 1.0 if (first.verdict, second.verdict) == ("A", "B") else 0.0
-            p_i = p_i if (first.verdict, second.verdict) in (("A", "B"), ("B", "A")) else 0.5
-        scores[i] += p_i
-        scores[j] += 1.0 - p_i
-    return scores
-
-
-def _judge_for(policy: Policy, task: Task, mode: str, check: bool, max_step_tokens: int) -> StepJudge:
-    if mode == "check":
-        return CheckJudge(policy)
-    if mode == "paraphrase":
-        return ParaphraseJudge(policy, task, paraphrases=PARAPHRASES, seed=0, max_step_tokens=max_step_tokens)
-    base, _, verdict = mode.partition("-")
-    return ModelJudge(policy, JudgeConfig(mode=base, verdict=verdict or "text", check=check))
-
-
-def _vote_search(
-    policy: Policy, task: Task, problems: Sequence[Problem], max_steps: int, max_step_tokens: int, seed: int
-) -> list[bool]:
-    """The step search as a run does it with the paraphrase judge: the votes are the candidates,
-    the question's own greedy step kept unless another wrote more votes."""
-    judge = _judge_for(policy, task, "paraphrase", False, max_step_tokens)
-    settings = SearchSettings(
-        width=PARAPHRASES + 1,
-        max_steps=max_steps,
-        max_step_tokens=max_step_tokens,
-        seed=seed,
-        greedy_candidate=True,
-        switch_margin=0.0,
-    )
-    return [t.correct for t in search(policy, judge, task, list(problems), settings, LocalIds())]
-
-
 def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[PairRequest, bool]]:
     """Distinct on-policy sibling steps, one right and one wrong by the checker: (request, A is right)."""
     seen: set[tuple[tuple[str, ...], str, str]] = set()
     out = []
     for i, a in enumerate(solutions):
         for b in solutions[i + 1 :]:
-            d = _divergence(a, b)
+            d = divergence(a, b)
             if d is None or {a.step_checks[d], b.step_checks[d]} != {True, False}:
                 continue
             low, high = sorted((a.steps[d], b.steps[d]))
@@ -223,35 +141,10 @@ def _sibling_pairs(question: str, solutions: Sequence[Solution]) -> list[tuple[P
     return out
 
 
-def sibling_pair_accuracy(judge: StepJudge, question: str, solutions: Sequence[Solution]) -> list[bool]:
-    """For each on-policy sibling pair: did the judge prefer the right step (pairwise: in both orders)?"""
-    pairs = _sibling_pairs(question, solutions)
-    if judge.mode in SCORING_MODES:
-        requests = [
-            PointRequest(r.question, r.previous_steps, s) for r, _ in pairs for s in (r.step_a, r.step_b)
-        ]
-        probs = [res.p_a or 0.0 for res in judge.pointwise(requests)]
-        return [(probs[2 * n] > probs[2 * n + 1]) == a_right for n, (_, a_right) in enumerate(pairs)]
-    swapped = [PairRequest(r.question, r.previous_steps, r.step_b, r.step_a) for r, _ in pairs]
-    results = judge.pairwise([r for r, _ in pairs] + swapped)
-    first, second = results[: len(pairs)], results[len(pairs) :]
-    right = []
-    for (_, a_right), r0, r1 in zip(pairs, first, second, strict=True):
-        want = ("A", "B") if a_right else ("B", "A")
-        right.append((r0.verdict, r1.verdict) == want)
-    return right
-
-
-def graded_scores(judge: ParaphraseJudge, question: str, solutions: Sequence[Solution]) -> list[float]:
-    """Each solution's least step probability averaged over the question's wordings (the paraphrase
-    judge's graded score; 1.0 for a solution without steps)."""
-    items = [(question, s.steps[:d], [step]) for s in solutions for d, step in enumerate(s.steps)]
-    probs = iter(judge.wording_probs(items))
-    scores = []
-    for s in solutions:
-        step_probs = [next(iter(next(probs).values())) for _ in s.steps]  # one candidate per item
-        scores.append(min(step_probs, default=1.0))
-    return scores
+def _judge_for(policy: Policy, task: Task, mode: str, check: bool, max_step_tokens: int) -> JudgeMode:
+    """The policy as judge under the table's name ``mode``, built as a run builds it."""
+    cfg = JudgeConfig.model_validate({**gap_modes()[mode], "check": check})
+    return make_judge(policy, cfg, task, max_step_tokens=max_step_tokens, seed=0)
 
 
 def verifier_gap(
@@ -287,25 +180,26 @@ def verifier_gap(
     table.outcomes[f"maj@{k}"] = [per[majority_index(per)].correct for per in samples]
     for mode in modes:
         judge = _judge_for(policy, task, mode, check, max_step_tokens)
-        picks, siblings, graded = [], [], []
+        picks: list[bool] = []
+        siblings: list[bool] = []
+        graded: list[bool] | None = None  # stays None for a mode without a graded score
         for problem, per in zip(problems, samples, strict=True):
-            if mode == "likelihood":
-                scores = [s.logprob for s in per]
-            elif judge.mode in SCORING_MODES:
-                scores = _pointwise_scores(judge, problem.question, per)
-            else:
-                scores = _pairwise_scores(judge, problem.question, per, soft=mode.endswith("probs"))
-            picks.append(per[_argmax(scores)].correct)
-            siblings += sibling_pair_accuracy(judge, problem.question, per)
-            if isinstance(judge, ParaphraseJudge):
-                graded.append(per[_argmax(graded_scores(judge, problem.question, per))].correct)
+            picks.append(per[_argmax(judge.solution_scores(problem.question, per))].correct)
+            siblings += judge.sibling_pairs_right(_sibling_pairs(problem.question, per))
+            scores = judge.graded_solution_scores(problem.question, per)
+            if scores is not None:
+                graded = [*(graded or []), per[_argmax(scores)].correct]
         table.outcomes[f"best-of-{k}: {mode}"] = picks
         table.sibling_pairs[mode] = siblings
-        if mode == "paraphrase":
-            table.outcomes[f"best-of-{k}: paraphrase, graded"] = graded
-            table.outcomes["step search: paraphrase votes"] = _vote_search(
-                policy, task, problems, max_steps, max_step_tokens, seed
-            )
+        if graded is not None:
+            table.outcomes[f"best-of-{k}: {mode}, graded"] = graded
+        searched = judge.gap_search(
+            SearchSettings(max_steps=max_steps, max_step_tokens=max_step_tokens, seed=seed)
+        )
+        if searched is not None:
+            name, settings = searched
+            trees = search(policy, judge, task, list(problems), settings, LocalIds())
+            table.outcomes[name] = [t.correct for t in trees]
     table.outcomes[f"oracle best-of-{k}: step checker"] = [
         next((s.correct for s in per if s.checker_clean), per[0].correct) for per in samples
     ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from presrm.config import RunConfig
 from presrm.errors import PresrmError
 from presrm.run.distributed import Dist
+from presrm.search.judges import mode_class
 from presrm.store.training_rows import search_counts
 
 SKIP_HINT = "set train.empty_stage = 'skip' to go on without training"
@@ -32,12 +33,8 @@ def search_causes(counts: dict[str, int], cfg: RunConfig) -> list[str]:
         return ["the search stored no training trees"]
     causes = []
     if counts["judgments"]:
-        # The check judge gives no verdict to a step it cannot check, not to unparseable text.
-        what = (
-            "judged steps had no equation to check"
-            if cfg.judge.mode == "check"
-            else "judge verdicts unparseable"
-        )
+        # What a judgment without a verdict means in the run's mode (auto's two modes agree).
+        what = mode_class(cfg.judge.mode, chat=False).no_verdict
         causes.append(
             f"{_pct(counts['unparseable'], counts['judgments'])} of {what}"
             f" ({counts['unparseable']} of {counts['judgments']})"

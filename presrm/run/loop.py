@@ -43,8 +43,8 @@ from presrm.run.gather import interleave, renumber
 from presrm.run.plan import checkpoint_dir, plan
 from presrm.run.prepare import prepare_policy
 from presrm.run.stop import StopFlag
-from presrm.search.judge import StepJudge
 from presrm.search.judges import own_judge_factory
+from presrm.search.modes.base import JudgeMode
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
 from presrm.store.rows import eval_rows, judgment_columns, node_columns, problem_rows
@@ -56,7 +56,7 @@ from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
 from presrm.train.default_recipe import ensure_model
 from presrm.train.value_head import ValueHead, load_value_head, save_value_head
 
-JudgeFactory = Callable[[Policy, JudgeConfig], StepJudge]
+JudgeFactory = Callable[[Policy, JudgeConfig], JudgeMode]
 
 
 class Loop:

@@ -98,13 +98,13 @@ def _two_way(logp_x: float, logp_y: float) -> tuple[float, float]:
     return ex / (ex + ey), ey / (ex + ey)
 
 
-def resolve_judge_mode(mode: str, policy: Policy) -> str:
+def resolve_judge_mode(mode: str, chat: bool) -> str:
     """``auto``: the paper's pairwise prompt for chat models; for raw (non-chat) models such as
     the embedded character-level default, which were never taught to follow a judge prompt
     before their warm-up, the likelihood comparison."""
     if mode != "auto":
         return mode
-    return "pairwise" if policy.chat else "likelihood"
+    return "pairwise" if chat else "likelihood"
 
 
 class ModelJudge:
@@ -113,14 +113,8 @@ class ModelJudge:
     def __init__(self, policy: Policy, config: JudgeConfig, *, batch_size: int | None = None) -> None:
         self.policy = policy
         self.config = config
-        self.mode: str = resolve_judge_mode(config.mode, policy)
+        self.mode: str = resolve_judge_mode(config.mode, policy.chat)
         self.batch_size = batch_size or config.batch_size
-
-    @property
-    def pairwise_mode(self) -> str:
-        """The mode :meth:`pairwise` calls really use (what ``judgments.mode`` records): a
-        pointwise judge asked to compare two steps uses the pairwise prompt."""
-        return "pairwise" if self.mode == "pointwise" else self.mode
 
     def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
         if not requests:

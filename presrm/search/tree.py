@@ -110,3 +110,25 @@ class Tree:
     def correct(self) -> bool:
         final = self.final
         return bool(final is not None and final.correct)
+
+
+@dataclass
+class Expansion:
+    """The candidates of one expansion round of one tree, as a judge mode scores them."""
+
+    tree: Tree
+    nodes: list[Node]
+    distinct: list[Node]  # first node of each distinct text
+    n_first: int = 0
+    """How many leading nodes are the judge mode's own first candidates (the paraphrase votes)."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """The score the search selects by, per distinct text (empty: nothing to select by)."""
+
+    @property
+    def question(self) -> str:
+        return self.tree.problem.question
+
+    @property
+    def previous(self) -> tuple[str, ...]:
+        """The accepted steps the candidates follow."""
+        return tuple(n.text for n in self.tree.path)

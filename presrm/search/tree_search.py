@@ -2,10 +2,12 @@
 
 One round, for every unfinished problem of a batch at once:
 
-1. sample ``width`` candidate next steps after the accepted prefix (one batched call);
-2. judge the candidates (pairwise in both orders, or pointwise), all problems in one
-   batched judge call; candidates with identical text are judged once and share a score;
-3. score: win rate among the distinct siblings (a pair whose two orders disagree, or
+1. sample ``width`` candidate next steps after the accepted prefix (one batched call), after
+   the judge mode's own first candidates if it has any (the paraphrase votes);
+2. the judge mode (presrm.search.modes) judges the candidates (pairwise in both orders, or
+   pointwise), all problems in one batched judge call; candidates with identical text are
+   judged once and share a score;
+3. score, e.g.: win rate among the distinct siblings (a pair whose two orders disagree, or
    that has no verdict, is a tie worth 0.5 to each — or, with ``pair_rule = "debiased"``,
    a win for the step whose probability of winning, averaged over both orders, is higher:
    a position-biased judge names the first-shown step either way, and averaging the two
@@ -26,31 +28,14 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from presrm.model.generation import generate_steps
 from presrm.model.policy import Policy
-from presrm.search.check_judge import MODE as CHECK_MODE
-from presrm.search.judge import PairRequest, PointRequest, StepJudge
-from presrm.search.paraphrase import MODE, ParaphraseJudge, vote_shares
-from presrm.search.tree import IdSource, Judgment, Node, SearchSettings, Tree
+from presrm.search.modes.base import JudgeMode
+from presrm.search.tree import Expansion, IdSource, Node, SearchSettings, Tree
 from presrm.steps import StepFormat, parse_step, render_prefix, step_header
 from presrm.tasks.base import Problem, Task
-
-# Judges that score each candidate on its own; the score kind each stores with its nodes.
-SCORE_KINDS = {"pointwise": "p_yes", CHECK_MODE: "check_share"}
-POINTWISE_MODES = frozenset(SCORE_KINDS)
-
-
-@dataclass
-class _Group:
-    """The candidates of one expansion round of one tree."""
-
-    tree: Tree
-    nodes: list[Node]
-    distinct: list[Node]  # first node of each distinct text
-    scores: dict[str, float] = field(default_factory=dict)
 
 
 def _round_seed(seed: int, round_no: int) -> int:
@@ -59,7 +44,7 @@ def _round_seed(seed: int, round_no: int) -> int:
 
 def search(
     policy: Policy,
-    judge: StepJudge | None,
+    judge: JudgeMode | None,
     task: Task,
     problems: list[Problem],
     settings: SearchSettings,
@@ -89,38 +74,26 @@ def search(
         ]
         t0 = time.perf_counter()
         seed = _round_seed(settings.seed, round_no)
-        voting = isinstance(judge, ParaphraseJudge) and settings.width > 1
-        if voting:
-            assert isinstance(judge, ParaphraseJudge)
-            votes = judge.votes([(t.problem.question, tuple(n.text for n in t.path)) for t in active])
+        judging = judge if settings.width > 1 else None  # width 1 is plain decoding: no judge
+        first = (
+            judging.first_candidates([(t.problem.question, tuple(n.text for n in t.path)) for t in active])
+            if judging is not None
+            else None
+        )
+        if first is not None:
             clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t0
             t0 = time.perf_counter()
-            samples = _with_samples(policy, prefixes, votes, settings, seed)
+            samples = _with_samples(policy, prefixes, first, settings, seed)
         else:
             samples = _candidates(policy, prefixes, settings, seed)
         groups = [
-            _make_group(t, cands, task, ids, policy.step_format)
-            for t, cands in zip(active, samples, strict=True)
+            _make_group(t, cands, task, ids, policy.step_format, len(first[i]) if first is not None else 0)
+            for i, (t, cands) in enumerate(zip(active, samples, strict=True))
         ]
         t1 = time.perf_counter()
         clock["sampling"] = clock.get("sampling", 0.0) + t1 - t0
-        if voting:
-            assert isinstance(judge, ParaphraseJudge)
-            graded = judge.wording_probs(
-                [
-                    (
-                        g.tree.problem.question,
-                        tuple(n.text for n in g.tree.path),
-                        [n.text for n in g.distinct],
-                    )
-                    for g in groups
-                ]
-            )
-            for group, vote, probs in zip(groups, votes, graded, strict=True):
-                _judge_votes(group, len(vote), probs, judge.select_by, ids)
-            clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
-        elif settings.width > 1 and judge is not None:
-            _judge_groups(groups, judge, ids, settings.pair_rule)
+        if judging is not None:
+            judging.score(groups, ids, settings)
             clock["judging"] = clock.get("judging", 0.0) + time.perf_counter() - t1
         for group in groups:
             _select(group, settings)
@@ -153,17 +126,19 @@ def _candidates(policy: Policy, prefixes: list[str], settings: SearchSettings, s
 
 
 def _with_samples(
-    policy: Policy, prefixes: list[str], votes: list[list[Any]], settings: SearchSettings, seed: int
+    policy: Policy, prefixes: list[str], first: list[list[Any]], settings: SearchSettings, seed: int
 ) -> list[list[Any]]:
-    """The paraphrase judge's votes as the first candidates, then samples up to ``width``."""
-    extra = settings.width - min(len(v) for v in votes)
+    """The judge mode's own candidates first (the paraphrase votes), then samples up to ``width``."""
+    extra = settings.width - min(len(v) for v in first)
     if extra <= 0:
-        return votes
+        return first
     rest = _sample(policy, prefixes, settings, extra, settings.temperature, seed)
-    return [v + r[: max(0, settings.width - len(v))] for v, r in zip(votes, rest, strict=True)]
+    return [v + r[: max(0, settings.width - len(v))] for v, r in zip(first, rest, strict=True)]
 
 
-def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource, fmt: StepFormat) -> _Group:
+def _make_group(
+    tree: Tree, candidates: list[Any], task: Task, ids: IdSource, fmt: StepFormat, n_first: int
+) -> Expansion:
     depth = len(tree.path) + 1
     parent = tree.path[-1].node_id if tree.path else None
     previous = [n.text for n in tree.path]
@@ -190,158 +165,10 @@ def _make_group(tree: Tree, candidates: list[Any], task: Task, ids: IdSource, fm
         )
     tree.nodes.extend(nodes)
     distinct = list({n.text: n for n in reversed(nodes)}.values())[::-1]
-    return _Group(tree, nodes, distinct)
+    return Expansion(tree, nodes, distinct, n_first)
 
 
-def _expected(a: Node, b: Node) -> str | None:
-    """The right pairwise verdict when the step checker tells exactly one side correct."""
-    if a.step_check is None or b.step_check is None or a.step_check == b.step_check:
-        return None
-    return "A" if a.step_check else "B"
-
-
-def _judge_groups(groups: list[_Group], judge: StepJudge, ids: IdSource, pair_rule: str) -> None:
-    if judge.mode in POINTWISE_MODES:
-        _judge_pointwise(groups, judge, ids)
-        return
-    requests: list[PairRequest] = []
-    meta: list[tuple[_Group, Node, Node, int]] = []
-    for g in groups:
-        previous = tuple(n.text for n in g.tree.path)
-        for i, a in enumerate(g.distinct):
-            for b in g.distinct[i + 1 :]:
-                for order, (x, y) in enumerate(((a, b), (b, a))):
-                    requests.append(PairRequest(g.tree.problem.question, previous, x.text, y.text))
-                    meta.append((g, x, y, order))
-    results = judge.pairwise(requests)
-    judgment_ids = ids.new_ids("judgment", len(results))
-    wins: dict[int, dict[str, float]] = {id(g): {n.text: 0.0 for n in g.distinct} for g in groups}
-    # The graded score: the judge's own probability that a step beats each sibling, averaged
-    # over both orders (a verdict without probabilities counts 1 / 0, no verdict 0.5).
-    soft: dict[int, dict[str, float]] = {id(g): {n.text: 0.0 for n in g.distinct} for g in groups}
-    # Order 0 of each pair: its winner and P(its A side wins), until order 1 comes.
-    first: dict[tuple[int, int], tuple[int | None, float]] = {}
-    for jid, (g, x, y, order), res in zip(judgment_ids, meta, results, strict=True):
-        winner = x.node_id if res.verdict == "A" else y.node_id if res.verdict == "B" else None
-        g.tree.judgments.append(
-            Judgment(
-                jid,
-                judge.mode,  # the mode actually used: the likelihood comparison is no 'pairwise' judge
-                x.node_id,
-                y.node_id,
-                order,
-                res.check_text,
-                res.raw_output,
-                res.verdict,
-                res.p_a,
-                res.p_b,
-                winner,
-                _expected(x, y),
-                res.verdict_source,
-                res.probs_at,
-            )
-        )
-        p_x, p_y = _win_probabilities(res.verdict, res.p_a, res.p_b)
-        soft[id(g)][x.text] += p_x / 2
-        soft[id(g)][y.text] += p_y / 2
-        key = (min(x.node_id, y.node_id), max(x.node_id, y.node_id))
-        if order == 0:
-            first[key] = (winner, p_x)
-            continue
-        # Both orders seen: a consistent verdict is a win, anything else a tie — or, with the
-        # debiased rule, a win for the step whose P(win) averaged over both orders is higher.
-        agreed = first[key][0] if first[key][0] == winner else None
-        if agreed is None and pair_rule == "debiased":
-            shown_first = (first[key][1] + p_y) / 2  # P(y wins): y was order 0's A side
-            agreed = y.node_id if shown_first > 0.5 else x.node_id if shown_first < 0.5 else None
-        by_id = {x.node_id: x, y.node_id: y}
-        if agreed is None:
-            wins[id(g)][x.text] += 0.5
-            wins[id(g)][y.text] += 0.5
-        else:
-            wins[id(g)][by_id[agreed].text] += 1.0
-    for g in groups:
-        others = max(1, len(g.distinct) - 1)
-        g.scores = {text: w / others for text, w in wins[id(g)].items()}
-        for n in g.nodes:
-            if len(g.distinct) > 1:
-                n.self_score = g.scores[n.text]
-                n.score_kind = "win_rate"
-                n.soft_score = soft[id(g)][n.text] / others
-
-
-def _win_probabilities(verdict: str | None, p_a: float | None, p_b: float | None) -> tuple[float, float]:
-    """P(the A side wins), P(the B side wins) of one judge call, normalised to sum to 1."""
-    if p_a is not None and p_b is not None and p_a + p_b > 0:
-        return p_a / (p_a + p_b), p_b / (p_a + p_b)
-    if verdict == "A":
-        return 1.0, 0.0
-    if verdict == "B":
-        return 0.0, 1.0
-    return 0.5, 0.5
-
-
-def _judge_pointwise(groups: list[_Group], judge: StepJudge, ids: IdSource) -> None:
-    requests: list[PointRequest] = []
-    meta: list[tuple[_Group, Node]] = []
-    for g in groups:
-        previous = tuple(n.text for n in g.tree.path)
-        for n in g.distinct:
-            requests.append(PointRequest(g.tree.problem.question, previous, n.text))
-            meta.append((g, n))
-    results = judge.pointwise(requests)
-    for jid, (g, n), res in zip(ids.new_ids("judgment", len(results)), meta, results, strict=True):
-        expected = None if n.step_check is None else ("Yes" if n.step_check else "No")
-        g.tree.judgments.append(
-            Judgment(
-                jid,
-                judge.mode,
-                n.node_id,
-                None,
-                0,
-                None,
-                res.raw_output,
-                res.verdict,
-                res.p_a,
-                res.p_b,
-                n.node_id if res.verdict == "Yes" else None,
-                expected,
-                res.verdict_source,
-                res.probs_at,
-            )
-        )
-        g.scores[n.text] = res.p_a if res.p_a is not None else 0.5
-    for g in groups:
-        for n in g.nodes:
-            n.self_score = g.scores[n.text]
-            n.score_kind = SCORE_KINDS[judge.mode]
-            n.soft_score = n.self_score  # P(Yes) is graded already
-
-
-def _judge_votes(g: _Group, n_votes: int, probs: dict[str, float], select_by: str, ids: IdSource) -> None:
-    """Score every candidate by its share of the votes (the first ``n_votes`` nodes: the greedy
-    steps under the question and its rewrites) and, graded, by its probability averaged over the
-    same wordings (``probs``); the search selects by the one ``select_by`` names. One judgment
-    row per distinct candidate."""
-    shares = vote_shares([n.text for n in g.nodes], n_votes)
-    for jid, n in zip(ids.new_ids("judgment", len(g.distinct)), g.distinct, strict=True):
-        share = shares[n.text]
-        expected = None if n.step_check is None else ("Yes" if n.step_check else "No")
-        verdict = "Yes" if share >= 0.5 else "No"
-        raw = f"{round(share * n_votes)} of {n_votes} wordings wrote this step; mean P {probs[n.text]:.4f}"
-        winner = n.node_id if verdict == "Yes" else None
-        g.tree.judgments.append(
-            Judgment(jid, MODE, n.node_id, None, 0, None, raw, verdict, share, 1.0 - share, winner, expected)
-        )
-    selected = probs if select_by == "probability" else shares
-    g.scores = {n.text: selected[n.text] for n in g.distinct}
-    for n in g.nodes:
-        n.self_score = selected[n.text]
-        n.soft_score = probs[n.text]
-        n.score_kind = "wording_prob" if select_by == "probability" else "vote_share"
-
-
-def _select(group: _Group, settings: SearchSettings) -> None:
+def _select(group: Expansion, settings: SearchSettings) -> None:
     tree = group.tree
     tree.expansions += 1
     if len(group.distinct) == 1 or not group.scores:
@@ -365,7 +192,7 @@ def _select(group: _Group, settings: SearchSettings) -> None:
         tree.done = True
 
 
-def _keep_greedy(group: _Group, margin: float) -> tuple[Node, Node | None]:
+def _keep_greedy(group: Expansion, margin: float) -> tuple[Node, Node | None]:
     """The greedy candidate (the expansion's first node) unless another beats it by > ``margin``;
     the rejected side of the pair is the lowest-scored other candidate."""
     greedy = group.nodes[0]

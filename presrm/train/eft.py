@@ -30,6 +30,8 @@ from typing import Literal
 from presrm.config import JudgeConfig
 from presrm.judge_format import POINTWISE_TOKENS, pairwise_target, pairwise_user_text, pointwise_user_text
 from presrm.model.policy import Policy
+from presrm.search.judges import mode_class
+from presrm.search.modes.base import EFT_POINTWISE
 from presrm.steps import LINE, StepFormat, render_prefix, step_content, step_header
 from presrm.tasks.base import Problem, Task
 from presrm.train.examples import JudgePair, SFTExample
@@ -237,8 +239,8 @@ def pointwise_examples(policy: Policy, pairs: Sequence[JudgePair]) -> list[SFTEx
 
 
 def judge_examples(policy: Policy, pairs: Sequence[JudgePair], judge: JudgeConfig) -> list[SFTExample]:
-    """The warm-up's judge examples in the form the run judges with: pointwise for
-    ``judge.mode = "pointwise"``, else the pairwise prompt (with a check if ``judge.check``)."""
-    if judge.mode == "pointwise":
+    """The warm-up's judge examples in the form the run judges with (its mode's ``eft_form``):
+    Yes/No for the pointwise judge, else the pairwise prompt (with a check if ``judge.check``)."""
+    if mode_class(judge.mode, chat=policy.chat).eft_form == EFT_POINTWISE:
         return pointwise_examples(policy, pairs)
     return eft_examples(policy, pairs, with_check=judge.check)
