@@ -77,11 +77,15 @@ def run(
 ) -> None:
     """Run the self-rewarding loop: warm-up, then per iteration search -> self-judge -> train -> evaluate."""
     from presrm.config import load_config
-    from presrm.run.start import resume_run, start_run
+    from presrm.store.writer import read_identity
 
     if resume is not None:
         if config is not None or set_:
             raise PresrmError("--resume continues with the run's stored config; drop CONFIG and --set")
+        read_identity(resume)  # a missing or damaged run file: one line before the slow imports below
+    from presrm.run.start import resume_run, start_run
+
+    if resume is not None:
         result = resume_run(resume)
     else:
         overrides = list(set_ or [])
@@ -382,6 +386,10 @@ def main() -> None:
             sys.exit(int(getattr(exc, "exit_code", 2)))
         if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             sys.exit(1)
+        if type(exc).__module__.lstrip("_") == "duckdb":  # a run file damaged past what opening checks
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            err_console.print(Text(f"error: cannot read the run file: {line}", style="red"), soft_wrap=True)
+            sys.exit(2)
         raise
 
 

@@ -24,6 +24,9 @@ from presrm.store.migrate import UPGRADABLE, stored_version, upgrade
 from presrm.store.schema import MAGIC, SCHEMA_VERSION, create_statements
 
 NOT_WRITABLE_MARKERS = ("Permission denied", "Operation not permitted", "Read-only file system")
+# A DuckDB file starts with three 4 KiB headers, then its fixed-size blocks.
+FILE_HEADERS = 3 * 4096
+_WHOLE: set[tuple[str, int, int, int]] = set()  # file states check_whole found whole
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "different configuration", "database is locked")
 
 
@@ -95,11 +98,14 @@ def _first_line(err: BaseException) -> str:
 
 
 def check_identity(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
-    """Raise StoreError unless ``con`` is a presrm run file of this schema version."""
+    """Raise StoreError unless ``con`` is a whole presrm run file of this schema version."""
+    check_whole(con, path)
     try:
         rows = dict(con.execute("SELECT key, value FROM presrm_meta").fetchall())
     except duckdb.CatalogException:
         raise StoreError(f"{path}: not a presrm run database (no presrm_meta table)") from None
+    except duckdb.Error as err:
+        raise StoreError(f"{path}: damaged run file ({_first_line(err)})") from None
     if rows.get("magic") != MAGIC:
         raise StoreError(f"{path}: not a presrm run database (wrong magic in presrm_meta)")
     version = rows.get("schema_version")
@@ -108,6 +114,45 @@ def check_identity(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
             f"{path}: schema version {version} but this presrm reads version {SCHEMA_VERSION};"
             " use the presrm version that wrote it"
         )
+
+
+def check_whole(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Refuse a file cut short (a truncated copy or download) when it is opened, instead of
+    failing midway through whichever query first reads a missing block.
+
+    Every block the file uses (table data and metadata) must lie inside it. DuckDB's own block
+    count does not say so: it trims free blocks off the end of the file and keeps counting them.
+    Checked once per state of the file in a process (readers open it for every query).
+    """
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key in _WHOLE:
+        return
+    try:
+        (block_size,) = first_row(con.execute("SELECT block_size FROM pragma_database_size()").fetchall())
+        tables = con.execute(
+            "SELECT table_name FROM duckdb_tables()"
+            " WHERE database_name = current_database() AND schema_name = 'main'"
+        ).fetchall()
+        blocks = " UNION ALL ".join(
+            ["SELECT max(block_id) AS b FROM pragma_metadata_info()"]
+            + [
+                "SELECT max(block_id) FROM pragma_storage_info('{}') WHERE persistent".format(
+                    t.replace("'", "''")
+                )
+                for (t,) in tables
+            ]
+        )
+        (top,) = first_row(con.execute(f"SELECT coalesce(max(b), -1) FROM ({blocks})").fetchall())
+    except duckdb.Error as err:
+        raise StoreError(f"{path}: damaged run file ({_first_line(err)})") from None
+    expected = FILE_HEADERS + (int(top) + 1) * int(block_size)
+    if stat.st_size < expected:
+        raise StoreError(
+            f"{path}: damaged run file: {stat.st_size} bytes, but its blocks reach byte {expected}"
+            " (truncated?); restore it from a copy"
+        )
+    _WHOLE.add(key)
 
 
 def initialize(con: duckdb.DuckDBPyConnection) -> None:
