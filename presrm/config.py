@@ -39,14 +39,15 @@ class SamplingConfig(_Section):
 class JudgeConfig(_Section):
     """How the policy judges its own candidate steps."""
 
-    mode: Literal["auto", "pairwise", "likelihood", "pointwise", "paraphrase", "check"] = Field(
+    mode: Literal["auto", "pairwise", "likelihood", "pointwise", "paraphrase", "check", "repose"] = Field(
         "auto",
         description="pairwise [[A]]/[[B]] prompt | likelihood (the policy's own log-prob of each step)"
         " | pointwise P(Yes) | paraphrase (share of question rewrites under which the policy writes"
         " the step; needs a task that rewrites its questions) | check (share of the policy's written"
         " re-computations of the step's equations, e.g. 19 - 7 = for 12 + 7 = 19, that agree with"
-        " it); auto = pairwise for chat models,"
-        " likelihood for raw LMs",
+        " it) | repose (the problem re-posed as a fresh, shorter question from the step's result, solved"
+        " by the policy, must come out where it does from before the step; needs a task that re-poses"
+        " its questions); auto = pairwise for chat models, likelihood for raw LMs",
     )
     paraphrases: int = Field(
         4,
@@ -60,6 +61,19 @@ class JudgeConfig(_Section):
         description="paraphrase judge: pick the step by its share of the votes, or by its probability"
         " under the policy averaged over the question and its rewrites (the graded score every"
         " candidate gets as its soft_score either way)",
+    )
+    repose_span: Literal["rest", "step"] = Field(
+        "rest",
+        description="repose judge: what a re-posed question holds: rest = every operation left (before"
+        " the step: its own and all later ones; after it: the later ones) | step = the step's own"
+        " operation only, as a one-operation question whose answer must equal the step's result",
+    )
+    repose_wordings: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="repose judge: wordings of each re-posed question; a step's score is the share of"
+        " (before, after) wording pairs whose answers agree",
     )
     verdict: Literal["text", "probs"] = Field(
         "text", description="read the verdict from generated text or from P(A) vs P(B)"
@@ -143,6 +157,32 @@ class PPOConfig(_Section):
     )
 
 
+class RFTConfig(_Section):
+    """Rejection-sampling fine-tuning on the search's self-verified solutions, with replay."""
+
+    lr: float = Field(1e-4, gt=0.0, description="peak learning rate (warm-up, then cosine decay)")
+    updates: int = Field(300, ge=1, description="optimizer updates per training stage")
+    batch_size: int = Field(32, ge=1, description="sequences per update")
+    min_score: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="a chosen step counts as accepted when its self_score is at least this; a path is"
+        " kept when every step is accepted and it ends in a final answer",
+    )
+    self_share: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="share of self-verified solutions in a stage's data, the rest replay (1 = no replay)",
+    )
+    replay: Literal["base", "none"] = Field(
+        "base",
+        description="base = the default model's own gold solutions of the easier levels (model ="
+        " 'default' only); none = self-verified solutions alone",
+    )
+
+
 class TrainConfig(_Section):
     """The self-rewarding iterations' training: what is trained, from which reward, by which trainer."""
 
@@ -161,6 +201,7 @@ class TrainConfig(_Section):
     )
     dpo: StepDPOConfig = Field(default_factory=StepDPOConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
+    rft: RFTConfig = Field(default_factory=RFTConfig)
 
 
 class WarmupConfig(SFTConfig):
@@ -240,8 +281,10 @@ class RunConfig(_Section):
         " 'Step k:' header (the paper's format); header = at the next header only;"
         " auto = block for chat models, line for raw LMs",
     )
-    algo: Literal["ppo", "step-dpo"] = Field(
-        "step-dpo", description="trainer of the self-rewarding iterations"
+    algo: Literal["ppo", "step-dpo", "rft"] = Field(
+        "step-dpo",
+        description="trainer of the self-rewarding iterations: ppo (step rewards), step-dpo (step"
+        " pairs), rft (fine-tuning on the solutions whose every step the judge accepted)",
     )
     seed: int = Field(0, description="seed of everything random in the run")
     out: str = Field("runs/run.duckdb", description="the run's DuckDB trace file")

@@ -40,7 +40,7 @@ def test_bare_string_override_needs_no_quotes() -> None:
         (["widht=3"], "config: unknown key 'widht'"),
         (["width=three"], "config: width: expected an integer, got 'three'"),
         (["width=1"], "config: width: expected a value >= 2, got 1"),
-        (["algo=grpo"], "config: algo: expected one of 'ppo' or 'step-dpo', got 'grpo'"),
+        (["algo=grpo"], "config: algo: expected one of 'ppo', 'step-dpo' or 'rft', got 'grpo'"),
         (["judge.bogus=1"], "config: unknown key 'judge.bogus'"),
         (["train.dpo.lr=-1"], "config: train.dpo.lr: expected a value > 0.0, got -1"),
         (

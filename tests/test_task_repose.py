@@ -122,3 +122,22 @@ def test_tasks_that_cannot_repose_refuse_in_one_line(spec: str) -> None:
     with pytest.raises(TaskError) as err:
         task.repose("How many?", [])
     assert "\n" not in str(err.value) and "repose" in str(err.value)
+
+
+def test_arith_limit_keeps_only_the_next_operations() -> None:
+    task = load_task("arith", {"n_ops": 4})
+    problem = task.sample(1, "eval", seed=9)[0]
+    start, ops = parse_question(problem.question)  # type: ignore[misc]
+    rest = task.repose(problem.question, _steps(problem, 1), limit=1)
+    assert rest is not None and rest.remaining == 1 and rest.question is not None
+    first_result = int(problem.steps[0].split("=")[1])
+    assert parse_question(rest.question) == (first_result, ops[1:2])
+    assert task.repose(problem.question, _steps(problem, 4), limit=1) == task.repose(
+        problem.question, _steps(problem, 4)
+    )
+
+
+def test_rg_cannot_cut_an_expression() -> None:
+    task = load_task("rg:chain_sum", {})
+    with pytest.raises(TaskError, match="repose_span"):
+        task.repose("State the final answer to the following arithmetic problem: 1 + 2 =", [], limit=1)

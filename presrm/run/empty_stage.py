@@ -60,7 +60,7 @@ def search_causes(counts: dict[str, int], cfg: RunConfig) -> list[str]:
 
 
 def empty_stage_message(stage: str, iteration: int, cfg: RunConfig, counts: dict[str, int] | None) -> str:
-    """The one-line error of an empty ``stage`` (warmup | step-dpo | ppo) of M<iteration>."""
+    """The one-line error of an empty ``stage`` (warmup | step-dpo | ppo | rft) of M<iteration>."""
     if stage == "warmup":
         w = cfg.warmup
         what = (
@@ -68,7 +68,11 @@ def empty_stage_message(stage: str, iteration: int, cfg: RunConfig, counts: dict
             f" warmup.eft_examples = {w.eft_examples}, warmup.eft_jsonl = {w.eft_jsonl!r})"
         )
         return f"M{iteration} {what}; {SKIP_HINT}"
-    made = "0 preference pairs" if stage == "step-dpo" else "0 PPO rollouts (no accepted path)"
+    made = {
+        "step-dpo": "0 preference pairs",
+        "rft": "0 self-verified solutions (no chosen path ending in an answer whose every step scored at"
+        f" least train.rft.min_score = {cfg.train.rft.min_score})",
+    }.get(stage, "0 PPO rollouts (no accepted path)")
     causes = "; ".join(search_causes(counts, cfg)) if counts is not None else "see rank 0's run file"
     return f"M{iteration} {stage}: search made {made}: {causes}; {SKIP_HINT}"
 

@@ -212,6 +212,7 @@ class Loop:
     def _stage_train(self, iteration: int, started: float) -> dict[str, Any]:
         policy = self._ensure_model(iteration - 1)
         t = self.cfg.train
+        extra: dict[str, Any] = {}
         if self.cfg.algo == "step-dpo":
             from presrm.train.dpo import train_step_dpo
 
@@ -227,7 +228,7 @@ class Loop:
                 lambda log: train_step_dpo(policy, pairs, t.dpo, seed=self.cfg.seed + iteration, log=log),
             )
             n_data = len(pairs)
-        else:
+        elif self.cfg.algo == "ppo":
             from presrm.train.ppo_stage import train_ppo
 
             rollouts = self.dist.from_main(
@@ -249,8 +250,32 @@ class Loop:
 
             records = self._train_logged("ppo", iteration, len(rollouts), ppo)
             n_data = len(rollouts)
+        elif self.cfg.algo == "rft":
+            records, n_data, extra = self._train_rft(policy, iteration)
         replicas = self._finish_model(iteration, started)
-        return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records), **replicas}
+        return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records), **extra, **replicas}
+
+    def _train_rft(self, policy: Policy, iteration: int) -> tuple[list, int, dict[str, Any]]:
+        """Fine-tune on the search's self-verified solutions with replay (presrm.train.rft)."""
+        from presrm.train.rft import replay_examples, round_data, train_rft, verified_examples
+
+        if self.dist.enabled:
+            raise PresrmError(
+                "algo = 'rft' trains in one process: run it without torchrun or accelerate launch"
+            )
+        rft = self.cfg.train.rft
+        verified = verified_examples(self.store.path, policy, iteration, rft.min_score)
+        replay = (
+            replay_examples(policy, self.cfg.model, rft, seed=self.cfg.seed + iteration) if verified else []
+        )
+        examples = round_data(verified, replay, rft.self_share)
+        records = self._train_logged(
+            "rft",
+            iteration,
+            len(verified),
+            lambda log: train_rft(policy, examples, rft, seed=self.cfg.seed + iteration, log=log),
+        )
+        return records, len(verified), {"verified": len(verified), "replay": len(examples) - len(verified)}
 
     def _stage_eval(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.eval.evaluate import summarize_iteration, write_summary

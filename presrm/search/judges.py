@@ -14,6 +14,7 @@ from presrm.search.modes.likelihood import LikelihoodMode
 from presrm.search.modes.pairwise import PairwiseMode
 from presrm.search.modes.paraphrase import ParaphraseMode
 from presrm.search.modes.pointwise import PointwiseMode
+from presrm.search.modes.repose import ReposeMode
 from presrm.tasks.base import Task
 
 # Every judge mode (JudgeConfig.mode names the same, plus "auto"); this order is the verifier-gap table's.
@@ -23,6 +24,7 @@ MODES: dict[str, type[JudgeMode]] = {
     "pairwise": PairwiseMode,
     "paraphrase": ParaphraseMode,
     "check": CheckMode,
+    "repose": ReposeMode,
 }
 
 

@@ -147,9 +147,12 @@ class ArithTask(Task):
     def rewrite_question(self, question: str, n: int, seed: int) -> list[str]:
         return rewrite_question(question, n, seed)
 
-    def repose(self, question: str, accepted_steps: Sequence[str], wording: int = 0) -> Reposed | None:
+    def repose(
+        self, question: str, accepted_steps: Sequence[str], wording: int = 0, limit: int | None = None
+    ) -> Reposed | None:
         """The last claimed result becomes the start amount, followed by the operations the
-        steps have not performed yet, in the task's own words (``wording`` picks them)::
+        steps have not performed yet (the next ``limit`` of them, if given), in the task's own
+        words (``wording`` picks them)::
 
             Tom has 12 apples. He buys 7 more, then gives away 5. How many ...?
             after "Step 1: 12 + 7 = 19":  Ana has 19 pens. She gives away 5. How many ...?
@@ -168,7 +171,7 @@ class ArithTask(Task):
         state = progress.state if progress.state is not None else Fraction(start)
         if done > len(ops) or state < 0 or state.denominator != 1:
             return None
-        rest, text = ops[done:], number_text(state)
+        rest, text = ops[done:] if limit is None else ops[done : done + limit], number_text(state)
         if not rest:
             return Reposed(None, text, 0)
         rng = wording_rng(question, text, wording)

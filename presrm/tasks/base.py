@@ -97,9 +97,12 @@ class Task(abc.ABC):
             " work with it (the arith task can)"
         )
 
-    def repose(self, question: str, accepted_steps: Sequence[str], wording: int = 0) -> Reposed | None:
+    def repose(
+        self, question: str, accepted_steps: Sequence[str], wording: int = 0, limit: int | None = None
+    ) -> Reposed | None:
         """The rest of ``question`` after ``accepted_steps`` as a fresh question that starts from
-        the state the steps reached (``wording`` picks one of several phrasings). None when the
+        the state the steps reached (``wording`` picks one of several phrasings; ``limit`` keeps
+        only the next that many operations of the rest, where the task can cut it). None when the
         steps cannot be read as progress on this question (e.g. a step without an equation). Only
         the question and the steps are read, never an answer. A task that cannot re-pose says so."""
         raise TaskError(

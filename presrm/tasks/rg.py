@@ -191,16 +191,21 @@ class RgTask(Task):
             return False
         return answer is None or bool(self.check_answer(problem, answer))
 
-    def repose(self, question: str, accepted_steps: Sequence[str], wording: int = 0) -> Reposed | None:
+    def repose(
+        self, question: str, accepted_steps: Sequence[str], wording: int = 0, limit: int | None = None
+    ) -> Reposed | None:
         """The question's expression with each operation the steps performed replaced by the
         result they claim, in the question's own frame (``chain_sum`` and ``basic_arithmetic``;
         the datasets have one wording, so ``wording`` changes nothing)::
 
             Calculate 4 + 3 * 2.   after "Step 1: 3 * 2 = 6":   Calculate 4 + 6.
 
-        None when a step performs no operation of the expression or several at once."""
+        None when a step performs no operation of the expression or several at once. An
+        expression has no single next operation to cut it after, so ``limit`` must be None."""
         if self.dataset not in REPOSABLE_DATASETS:
-            return super().repose(question, accepted_steps, wording)
+            return super().repose(question, accepted_steps, wording, limit)
+        if limit is not None:
+            raise TaskError(f"{self.name} re-poses the whole rest of an expression only (judge.repose_span = 'rest')")
         found = _EXPRESSION_IN_TEXT_RE.search(question)
         root = parse_expression(found.group(0)) if found else None
         progress = read_progress(accepted_steps)

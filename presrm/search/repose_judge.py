@@ -1,0 +1,167 @@
+"""The re-posing judge: a step is right when the problem, re-posed as a fresh question from the
+step's result, comes out where the same question from before the step does.
+
+For a candidate next step, the task re-poses the problem (:meth:`Task.repose`) from the state the
+accepted steps reached, the step's own operation still to do (the view *before* the step), and
+from the result the step claims (the view *after* it). The policy solves them greedily. A right
+step leaves the answer unchanged; a wrong result changes it. ``span`` says how much of the
+problem a view holds:
+
+- ``rest``: all of the rest. Before the step, its operation and every later one; after it, the
+  later ones. The first step's view before it is the whole question again.
+- ``step``: the step's own operation only. Before the step, a one-operation question from the
+  accepted state; after it, the claimed result itself (nothing to solve).
+
+Each view is a shorter question than the one being solved and shares no solution prefix with the
+checked steps, so a slip the model makes deep in a long solution (carrying a wrong number into a
+step) is not simply repeated by the check, as it is by every view that keeps the solution prefix.
+No label is read: only the question's text, the steps and the policy's own answers.
+
+A step that states the final answer is checked against the view before it (nothing is left after
+it). With several wordings every (before, after) pair of wordings is one comparison, and a step's
+score is the share that agree: a graded score with up to ``wordings² + 1`` levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from presrm.answers import answers_match
+from presrm.model.policy import Policy
+from presrm.search.judge import JudgeResult, PairRequest, PointRequest
+from presrm.search.solve import solve_greedily
+from presrm.tasks.base import Reposed, Task
+
+Context = tuple[str, tuple[str, ...]]  # a question and the steps after it
+MODE = "repose"
+SCORE_KIND = "repose_agree"
+SPANS = ("rest", "step")
+
+
+@dataclass(frozen=True)
+class _View:
+    """One wording of one rest: its question (None: nothing left) and the answer it comes to."""
+
+    question: str | None
+    answer: str | None
+
+
+class ReposeJudge:
+    """Scores steps by whether the policy's solves of the rest before and after them agree."""
+
+    mode: str = MODE
+
+    def __init__(
+        self,
+        policy: Policy,
+        task: Task,
+        *,
+        wordings: int,
+        max_step_tokens: int,
+        span: str = "rest",
+        max_rows: int = 64,
+    ) -> None:
+        if wordings < 1:
+            raise ValueError("wordings must be >= 1")
+        if span not in SPANS:
+            raise ValueError(f"span: expected one of {', '.join(SPANS)}, got {span!r}")
+        self.limit = 1 if span == "step" else None
+        # A task that cannot re-pose (or cut) a question refuses here, before any search.
+        task.repose("", (), limit=self.limit)
+        self.policy = policy
+        self.task = task
+        self.wordings = wordings
+        self.max_step_tokens = max_step_tokens
+        self.span = span
+        self.max_rows = max_rows
+
+    def _rests(self, question: str, steps: tuple[str, ...], limit: int | None) -> list[Reposed | None]:
+        return [self.task.repose(question, steps, wording=w, limit=limit) for w in range(self.wordings)]
+
+    def _views(self, contexts: Sequence[Context], limit: int | None) -> dict[Context, list[_View] | None]:
+        """Every context's rest (its next ``limit`` operations) in every wording with the policy's
+        answer to it, all solved in one batched call. None for a context whose steps cannot be read."""
+        unique = list(dict.fromkeys(contexts))
+        rests = {c: self._rests(*c, limit) for c in unique}
+        questions = [
+            r.question for rs in rests.values() for r in rs if r is not None and r.question is not None
+        ]
+        longest = max((r.remaining for rs in rests.values() for r in rs if r is not None), default=0)
+        solved = solve_greedily(
+            self.policy,
+            questions,
+            max_steps=longest + 2,  # the operations, the answer line and one step of slack
+            max_step_tokens=self.max_step_tokens,
+            max_rows=self.max_rows,
+        )
+        answers = dict(zip(questions, (s.answer for s in solved), strict=True))
+        out: dict[Context, list[_View] | None] = {}
+        for context, rs in rests.items():
+            if any(r is None for r in rs):
+                out[context] = None
+                continue
+            out[context] = [
+                _View(r.question, r.state if r.question is None else answers[r.question])
+                for r in rs
+                if r is not None
+            ]
+        return out
+
+    def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:
+        """P(right) = the share of (before, after) wording pairs whose answers agree; Yes at half."""
+        befores: list[Context] = [(r.question, r.previous_steps) for r in requests]
+        afters: list[Context] = [(r.question, (*r.previous_steps, r.step)) for r in requests]
+        if self.span == "rest":
+            views = self._views(befores + afters, None)
+            return [_judge(views[b], views[a]) for b, a in zip(befores, afters, strict=True)]
+        before_views = self._views(befores, self.limit)
+        # After the step only its claimed result matters: the state, with nothing to solve.
+        after_views = {c: _claimed(self.task.repose(*c)) for c in dict.fromkeys(afters)}
+        return [_judge(before_views[b], after_views[a]) for b, a in zip(befores, afters, strict=True)]
+
+    def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
+        """A beats B when more of A's comparisons agree; equal shares are no verdict."""
+        points = [
+            PointRequest(r.question, r.previous_steps, s) for r in requests for s in (r.step_a, r.step_b)
+        ]
+        judged = self.pointwise(points)
+        out = []
+        for i, _r in enumerate(requests):
+            a, b = judged[2 * i], judged[2 * i + 1]
+            share_a, share_b = a.p_a or 0.0, b.p_a or 0.0
+            verdict = "A" if share_a > share_b else "B" if share_b > share_a else None
+            raw = f"A: {a.raw_output}\nB: {b.raw_output}"
+            out.append(JudgeResult(verdict, raw, None, share_a, share_b))
+        return out
+
+
+def _claimed(rest: Reposed | None) -> list[_View] | None:
+    return None if rest is None else [_View(None, rest.state)]
+
+
+def _judge(before: list[_View] | None, after: list[_View] | None) -> JudgeResult:
+    if before is None:
+        return JudgeResult(
+            None, "the accepted steps cannot be read as progress: no rest to re-pose", None, None, None
+        )
+    if after is None:
+        return JudgeResult("No", "the step makes no progress the task can re-pose", None, 0.0, 1.0)
+    agree = sum(
+        bool(b.answer is not None and a.answer is not None and answers_match(a.answer, b.answer))
+        for b in before
+        for a in after
+    )
+    share = agree / (len(before) * len(after))
+    lines = [f"rest before the step: {_show(v)}" for v in before]
+    lines += [f"rest after the step: {_show(v)}" for v in after]
+    lines.append(f"{agree} of {len(before) * len(after)} agree")
+    return JudgeResult("Yes" if share >= 0.5 else "No", "\n".join(lines), None, share, 1.0 - share)
+
+
+def _show(view: _View) -> str:
+    """A view for the judgment's raw text (the inspector shows why a step was rejected)."""
+    answer = view.answer if view.answer is not None else "(no answer)"
+    if view.question is None:
+        return f"nothing left to do, the value is {answer}"
+    return f"{view.question} -> {answer}"

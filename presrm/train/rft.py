@@ -1,0 +1,88 @@
+"""Rejection-sampling fine-tuning on self-verified solutions (``algo = "rft"``).
+
+The process-based selection: a search's chosen path is kept when the judge accepted every one
+of its steps (each chosen step's ``self_score`` at least ``train.rft.min_score``) and it ends in
+a final answer. The model is then fine-tuned on those paths, mixed with replay of the data it
+was built on so that it keeps what it could already do; ``train.rft.self_share`` is the share
+of self-verified examples in the round's data. No label enters: the kept paths are chosen by
+the policy's own judgments, and the replay holds only what the base was trained on.
+
+Where ``model = "default"`` the replay is the base recipe's second-phase pool without its
+harder kind: gold solutions of the easier levels only, so a level the loop teaches itself has
+no label anywhere in its data.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from presrm.config import RFTConfig
+from presrm.errors import PresrmError
+from presrm.model.default import DEFAULT_RECIPE, DEFAULT_SPEC
+from presrm.model.policy import Policy
+from presrm.steps import step_content
+from presrm.store.training_rows import accepted_paths
+from presrm.train.default_recipe import converge_examples, train_examples
+from presrm.train.eft import solution_text
+from presrm.train.examples import SFTExample
+
+LogFn = Callable[[int, dict[str, float]], None]
+
+
+def verified_examples(
+    run_file: str | Path, policy: Policy, iteration: int, min_score: float
+) -> list[SFTExample]:
+    """The iteration's chosen paths that end in a final answer and whose every step the judge
+    accepted (``self_score`` >= ``min_score``; an unjudged step, where all the samples were the
+    same step, counts as accepted), each as one whole-solution example."""
+    out: list[SFTExample] = []
+    for rows in accepted_paths(run_file, iteration).values():
+        scores = [row[7] for row in rows]
+        if not rows[-1][6] or any(s is not None and s < min_score for s in scores):
+            continue
+        prompt = policy.solution_prompt(rows[0][9])
+        out.append(SFTExample(prompt, solution_text([step_content(r[5]) for r in rows], policy.step_format)))
+    return out
+
+
+def replay_examples(policy: Policy, model_spec: str, cfg: RFTConfig, seed: int) -> list[SFTExample]:
+    """The replay pool (shuffled by ``seed``): the default base's easier-level gold solutions, or
+    none (``train.rft.replay = "none"``)."""
+    if cfg.replay == "none":
+        return []
+    if model_spec.strip() != DEFAULT_SPEC:
+        raise PresrmError(
+            f"train.rft.replay = 'base' replays the embedded default model's own data, and model is"
+            f" {model_spec!r}: set train.rft.replay = 'none'"
+        )
+    easier = replace(
+        DEFAULT_RECIPE, harder_fraction=0.0, data_seed=DEFAULT_RECIPE.data_seed + 7919 * (seed + 1)
+    )
+    pool = converge_examples(policy, easier)
+    random.Random(f"{seed}:rft-replay").shuffle(pool)
+    return pool
+
+
+def round_data(verified: list[SFTExample], replay: list[SFTExample], self_share: float) -> list[SFTExample]:
+    """The verified examples with as much replay as makes them ``self_share`` of the whole (all
+    the replay there is, if that is less; only the verified examples without a replay pool)."""
+    if not verified or not replay or self_share >= 1.0:
+        return list(verified)
+    wanted = round(len(verified) * (1.0 - self_share) / self_share)
+    return list(verified) + replay[:wanted]
+
+
+def train_rft(
+    policy: Policy, examples: list[SFTExample], cfg: RFTConfig, *, seed: int, log: LogFn | None = None
+) -> list[float]:
+    """``cfg.updates`` updates of ``cfg.batch_size`` on ``examples`` (loss on the solutions only)."""
+    losses = train_examples(
+        policy, examples, steps=cfg.updates, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
+    )
+    if log is not None:
+        for step, loss in enumerate(losses, start=1):
+            log(step, {"loss": loss})
+    return losses

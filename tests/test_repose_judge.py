@@ -1,0 +1,112 @@
+"""The re-posing judge: its views, its verdicts and raw text, and a real run that searches with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from presrm.config import load_config
+from presrm.errors import TaskError
+from presrm.model.loading import load_policy
+from presrm.run.start import start_run
+from presrm.search.judge import PairRequest, PointRequest
+from presrm.search.repose_judge import ReposeJudge
+from presrm.store.reader import query_rows
+from presrm.tasks import load_task
+from presrm.tasks.arith_rewrite import parse_question
+
+
+def _asked(line: str) -> tuple[int, list[tuple[str, int]]] | None:
+    """The start and operations of the re-posed question a raw-text line shows."""
+    return parse_question(line.split(": ", 1)[1].rsplit(" -> ", 1)[0])
+
+
+QUESTION = "Tom has 12 apples. He buys 7 more, then gives away 5. How many apples does he have now?"
+
+
+@pytest.fixture(scope="module")
+def tiny_judges() -> dict[str, ReposeJudge]:
+    policy = load_policy("tiny", device="cpu", seed=0)
+    task = load_task("arith", {"n_ops": 2})
+    return {
+        span: ReposeJudge(policy, task, wordings=2, max_step_tokens=8, span=span) for span in ("rest", "step")
+    }
+
+
+def test_every_check_shows_its_reposed_questions_and_answers(tiny_judges: dict[str, ReposeJudge]) -> None:
+    rest = tiny_judges["rest"].pointwise([PointRequest(QUESTION, (), "Step 1: 12 + 7 = 19")])[0]
+    lines = rest.raw_output.splitlines()
+    # Two wordings before the step (the whole question again), two after it (from 19, one operation).
+    assert sum(line.startswith("rest before the step: ") for line in lines) == 2
+    after = [_asked(line) for line in lines if line.startswith("rest after the step: ")]
+    assert after == [(19, [("-", 5)])] * 2
+    assert lines[-1].endswith("of 4 agree") and rest.p_a is not None and 0.0 <= rest.p_a <= 1.0
+    assert rest.verdict == ("Yes" if rest.p_a >= 0.5 else "No") and rest.p_b == pytest.approx(1.0 - rest.p_a)
+    step = tiny_judges["step"].pointwise(
+        [PointRequest(QUESTION, ("Step 1: 12 + 7 = 19",), "Step 2: 19 - 5 = 14")]
+    )[0]
+    lines = step.raw_output.splitlines()
+    # Step span: a one-operation question from 19 before, the claimed 14 after (nothing to solve).
+    assert [_asked(line) for line in lines[:2]] == [(19, [("-", 5)])] * 2
+    assert lines[2] == "rest after the step: nothing left to do, the value is 14"
+
+
+def test_a_step_without_progress_is_rejected_and_answers_are_compared(
+    tiny_judges: dict[str, ReposeJudge],
+) -> None:
+    judge = tiny_judges["step"]
+    vague = judge.pointwise([PointRequest(QUESTION, (), "Step 1: Let me think.")])[0]
+    assert (vague.verdict, vague.p_a) == ("No", 0.0)
+    done = ("Step 1: 12 + 7 = 19", "Step 2: 19 - 5 = 14")
+    right, wrong = judge.pointwise(
+        [
+            PointRequest(QUESTION, done, "Step 3: The answer is 14."),
+            PointRequest(QUESTION, done, "Step 3: The answer is 15."),
+        ]
+    )
+    # Nothing is left after two operations: the answer must equal the state, no model call needed.
+    assert (right.verdict, right.p_a, wrong.verdict, wrong.p_a) == ("Yes", 1.0, "No", 0.0)
+    pair = judge.pairwise(
+        [PairRequest(QUESTION, done, "Step 3: The answer is 15.", "Step 3: The answer is 14.")]
+    )[0]
+    assert pair.verdict == "B" and (pair.p_a, pair.p_b) == (0.0, 1.0)
+
+
+def test_a_task_that_cannot_repose_refuses_before_any_search() -> None:
+    policy = load_policy("tiny", device="cpu", seed=0)
+    with pytest.raises(TaskError, match="cannot re-pose"):
+        ReposeJudge(policy, load_task("rg:gsm_symbolic", {}), wordings=1, max_step_tokens=8)
+    with pytest.raises(TaskError, match="repose_span"):
+        ReposeJudge(policy, load_task("rg:chain_sum", {}), wordings=1, max_step_tokens=8, span="step")
+
+
+def test_a_run_searches_with_the_repose_judge_and_stores_every_check(tmp_path: Path) -> None:
+    run = [
+        "model=tiny",
+        "problems=3",
+        "eval_problems=2",
+        "width=3",
+        "max_steps=3",
+        "iterations=1",
+        "warmup.enabled=false",
+        "warmup.eft_test_examples=0",
+        "judge.mode='repose'",
+        "judge.repose_span='step'",
+        "sampling.max_step_tokens=8",
+        "train.empty_stage='skip'",
+        f"out={str(tmp_path / 'run.duckdb')!r}",
+    ]
+    path = start_run(load_config(None, run))
+    kinds = query_rows(path, "SELECT DISTINCT score_kind FROM nodes WHERE self_score IS NOT NULL")
+    assert kinds == [("repose_agree",)]
+    rows = query_rows(
+        path,
+        "SELECT j.mode, j.raw_output, j.p_a, n.self_score, n.soft_score FROM judgments j"
+        " JOIN nodes n ON n.node_id = j.node_a AND n.run_id = j.run_id WHERE j.phase = 'train'",
+    )
+    assert rows and {r[0] for r in rows} == {"repose"}
+    assert all("rest before the step: " in r[1] or "no progress" in r[1] for r in rows)
+    assert all(r[2] == r[3] == r[4] for r in rows)  # the agreement share is the score and the graded score
+    unjudged = query_rows(path, "SELECT count(*) FROM nodes WHERE phase = 'train' AND self_score IS NULL")
+    assert unjudged == [(0,)]  # every candidate is checked, even a lone one

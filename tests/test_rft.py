@@ -1,0 +1,90 @@
+"""algo = "rft": fine-tuning on the search's self-verified solutions, with replay of the base's data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from presrm.config import RFTConfig, load_config
+from presrm.errors import PresrmError
+from presrm.model.loading import load_checkpoint, load_policy
+from presrm.run.start import start_run
+from presrm.store.reader import query_rows
+from presrm.train.examples import SFTExample
+from presrm.train.rft import replay_examples, round_data, verified_examples
+
+
+def _examples(n: int, tag: str) -> list[SFTExample]:
+    return [SFTExample(f"{tag}{i}", "x") for i in range(n)]
+
+
+def test_round_data_gives_the_verified_their_share() -> None:
+    verified, replay = _examples(10, "v"), _examples(100, "r")
+    assert len(round_data(verified, replay, 0.25)) == 40  # 10 verified are a quarter of 40
+    assert round_data(verified, replay, 1.0) == verified
+    assert len(round_data(verified, replay[:5], 0.1)) == 15  # all the replay there is
+    assert round_data([], replay, 0.25) == []  # no verified solution: nothing to train on
+
+
+def test_base_replay_needs_the_default_model() -> None:
+    policy = load_policy("tiny", device="cpu", seed=0)
+    with pytest.raises(PresrmError, match="replay = 'none'"):
+        replay_examples(policy, "tiny", RFTConfig(), seed=0)
+    assert replay_examples(policy, "tiny", RFTConfig(replay="none"), seed=0) == []
+
+
+def test_default_replay_holds_no_solution_of_the_harder_level() -> None:
+    policy = load_policy("default", device="cpu")
+    pool = replay_examples(policy, "default", RFTConfig(), seed=0)
+    steps = {e.completion.count("Step ") for e in pool}
+    assert len(pool) > 10_000 and max(steps) <= 3  # at most two operations and the answer line
+
+
+def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path) -> None:
+    run = [
+        "model=default",
+        "problems=6",
+        "eval_problems=2",
+        "width=2",
+        "max_steps=4",
+        "iterations=1",
+        "eval_search=false",
+        "warmup.enabled=false",
+        "warmup.eft_test_examples=0",
+        "judge.mode='repose'",
+        "algo='rft'",
+        "train.rft.updates=3",
+        "train.rft.batch_size=4",
+        "train.rft.self_share=0.5",
+        "train.rft.min_score=0.0",  # every answered path: training happens whatever the base judges
+        f"out={str(tmp_path / 'run.duckdb')!r}",
+    ]
+    path = start_run(load_config(None, run))
+    m0 = load_policy("default", device="cpu")
+    for threshold in (0.0, 0.5, 1.0):
+        # The same paths by SQL: chosen, ending in an answer, no step scored below the threshold.
+        by_sql = query_rows(
+            path,
+            "SELECT count(*) FROM (SELECT tree_id FROM nodes WHERE iteration = 1 AND phase = 'train' AND chosen"
+            " AND NOT rolled_back GROUP BY tree_id HAVING bool_or(is_final) AND min(coalesce(self_score, 1)) >= ?)",
+            [threshold],
+        )[0][0]
+        assert len(verified_examples(path, m0, 1, threshold)) == by_sql
+    kept = verified_examples(path, m0, 1, 0.0)
+    assert len(kept) == 6
+    assert all(e.prompt.startswith("Question: ") and e.completion.startswith("Step 1: ") for e in kept)
+    detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'train'")[0][0])
+    assert (detail["algo"], detail["verified"], detail["replay"], detail["updates"]) == (
+        "rft",
+        len(kept),
+        len(kept),
+        3,
+    )
+    steps = query_rows(path, "SELECT count(*) FROM train_steps WHERE stage = 'rft' AND metric = 'loss'")
+    assert steps == [(3,)]
+    m1 = load_checkpoint(query_rows(path, "SELECT checkpoint FROM iterations WHERE iteration = 1")[0][0])
+    before, after = m0.model.state_dict(), m1.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
