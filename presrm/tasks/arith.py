@@ -84,7 +84,9 @@ class ArithTask(Task):
         """A start value and operations keeping every running total a non-negative int."""
         only_minus = self.ops == "-"
         lowest = self.n_ops if only_minus else 2
-        cur = _randint(rng, lowest, self.max_operand if self.max_start is None else max(lowest, self.max_start))
+        cur = _randint(
+            rng, lowest, self.max_operand if self.max_start is None else max(lowest, self.max_start)
+        )
         start, ops = cur, []
         for i in range(self.n_ops):
             op = _pick(rng, self.ops)
@@ -175,7 +177,9 @@ class ArithTask(Task):
         if not rest:
             return Reposed(None, text, 0)
         rng = wording_rng(question, text, wording)
-        return Reposed(render_question(lambda seq: _pick(rng, seq), rng.random, int(state), rest), text, len(rest))
+        return Reposed(
+            render_question(lambda seq: _pick(rng, seq), rng.random, int(state), rest), text, len(rest)
+        )
 
     # -- checking -----------------------------------------------------------------
 

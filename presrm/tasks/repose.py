@@ -128,5 +128,9 @@ def render_expression(node: Node, parent: str = "", right: bool = False) -> str:
     assert node.left is not None and node.right is not None
     text = f"{render_expression(node.left, node.op)} {node.op} {render_expression(node.right, node.op, True)}"
     low = node.op in ("+", "-")
-    needs = (parent in ("*", "/") and low) or (right and parent in ("-", "/")) or (right and parent == "*" and node.op == "/")
+    needs = (
+        (parent in ("*", "/") and low)
+        or (right and parent in ("-", "/"))
+        or (right and parent == "*" and node.op == "/")
+    )
     return f"( {text} )" if needs else text

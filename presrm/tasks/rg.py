@@ -205,7 +205,9 @@ class RgTask(Task):
         if self.dataset not in REPOSABLE_DATASETS:
             return super().repose(question, accepted_steps, wording, limit)
         if limit is not None:
-            raise TaskError(f"{self.name} re-poses the whole rest of an expression only (judge.repose_span = 'rest')")
+            raise TaskError(
+                f"{self.name} re-poses the whole rest of an expression only (judge.repose_span = 'rest')"
+            )
         found = _EXPRESSION_IN_TEXT_RE.search(question)
         root = parse_expression(found.group(0)) if found else None
         progress = read_progress(accepted_steps)
