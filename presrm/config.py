@@ -264,6 +264,29 @@ def _migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+class CurriculumConfig(_Section):
+    """Levels of one task option (e.g. n_ops): what the iterations train on, and what is evaluated."""
+
+    option: str = Field("n_ops", description="the task option that sets a level")
+    levels: list[int] = Field(
+        default_factory=list,
+        description="training levels in order, the first where the iterations start; empty = train on"
+        " task_options as given",
+    )
+    advance_at: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="move to the next level after an iteration whose self-verified solutions (algo ="
+        " 'rft') reached this share of its training problems",
+    )
+    eval_levels: list[int] = Field(
+        default_factory=list,
+        description="held-out levels evaluated greedily each iteration besides task_options' own (e.g."
+        " the level below as a regression check and the levels above); evals.mode = 'greedy:OPTION=LEVEL'",
+    )
+
+
 class RunConfig(_Section):
     """Everything a run needs; see ``presrm schema`` / README for how it is stored."""
 
@@ -298,6 +321,7 @@ class RunConfig(_Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -82,6 +82,7 @@ from presrm.metrics import (
     processbench_f1,
     reliability_table,
 )
+from presrm.run.levels import LEVEL_MODE_PREFIX
 from presrm.store.db import open_run
 from presrm.store.writer import RunStore
 
@@ -201,7 +202,8 @@ def summarize_iteration(run_file: str | Path, iteration: int) -> dict[str, float
 
 def _accuracy(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str, float | None]) -> None:
     for mode, n, acc in _fetch(con, EVAL_MODES_SQL, [iteration]):
-        if mode in ("greedy", "search"):
+        # greedy:OPTION=LEVEL are a curriculum's held-out levels (presrm.run.levels).
+        if mode in ("greedy", "search") or mode.startswith(LEVEL_MODE_PREFIX):
             out[f"accuracy_{mode}"] = float(acc)
             out[f"n_eval_{mode}"] = float(n)
     if "accuracy_greedy" in out and "accuracy_search" in out:

@@ -70,3 +70,31 @@ def add_intervals(con: duckdb.DuckDBPyConnection, iteration: int, out: dict[str,
         if vs_m1 is not None:
             out["greedy_gain_vs_m1"] = vs_m1.estimate
             out["greedy_gain_vs_m1_low"], out["greedy_gain_vs_m1_high"] = vs_m1.low, vs_m1.high
+    _level_intervals(con, iteration, baseline, out)
+
+
+_LEVEL_MODES_SQL = (
+    "SELECT DISTINCT mode FROM evals WHERE iteration = ? AND starts_with(mode, 'greedy:') ORDER BY mode"
+)
+
+
+def _level_intervals(
+    con: duckdb.DuckDBPyConnection, iteration: int, baseline: int, out: dict[str, float | None]
+) -> None:
+    """Each held-out level's interval and its paired gain over the start model, named after its
+    evals.mode: ``accuracy_greedy:n_ops=4_low``, ``greedy_gain_vs_m1:n_ops=4`` (and ``_low``/``_high``)."""
+    for (mode,) in con.execute(_LEVEL_MODES_SQL, [iteration]).fetchall():
+        outcomes = _outcomes(con, iteration, mode)
+        ci = wilson_interval(sum(outcomes.values()), len(outcomes))
+        if ci is not None:
+            out[f"accuracy_{mode}_low"], out[f"accuracy_{mode}_high"] = ci.low, ci.high
+        if iteration <= baseline:
+            continue
+        level = mode.removeprefix("greedy:")
+        gain = paired_difference(*_paired(outcomes, _outcomes(con, baseline, mode)))
+        if gain is not None:
+            out[f"greedy_gain_vs_m1:{level}"] = gain.estimate
+            out[f"greedy_gain_vs_m1:{level}_low"], out[f"greedy_gain_vs_m1:{level}_high"] = (
+                gain.low,
+                gain.high,
+            )

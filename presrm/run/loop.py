@@ -40,6 +40,7 @@ from presrm.run.console import console, progress_bar, summary_line
 from presrm.run.distributed import SINGLE, Dist, weights_digest
 from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
+from presrm.run.levels import level_mode, level_options, training_level
 from presrm.run.plan import checkpoint_dir, plan
 from presrm.run.prepare import prepare_policy
 from presrm.run.stop import StopFlag
@@ -73,6 +74,7 @@ class Loop:
         self.cfg = store.config
         self.device = dist.device(self.cfg.device)
         self.task: Task = load_task(self.cfg.task, self.cfg.task_options)
+        self._level_tasks: dict[int, Task] = {}  # a curriculum's levels and the held-out ones
         self.judge_factory: JudgeFactory = judge_factory or own_judge_factory(self.task, self.cfg)
         self.stop = StopFlag()
         self.policy: Policy | None = None
@@ -197,12 +199,15 @@ class Loop:
 
     def _stage_search(self, iteration: int, started: float) -> dict[str, Any]:
         policy = self._ensure_model(iteration - 1)
-        problems = self.task.sample(self.cfg.problems, "train", seed=self.cfg.seed * 1000 + iteration)
+        level = self.dist.from_main(lambda: training_level(self.store.path, self.cfg, iteration))
+        task = self._task_at(level)
+        problems = task.sample(self.cfg.problems, "train", seed=self.cfg.seed * 1000 + iteration)
         self._store_problems(problems, "train", iteration)
         trees = self._search(
-            policy, problems, iteration, "train", self.cfg.width, self.cfg.sampling.temperature
+            policy, problems, iteration, "train", self.cfg.width, self.cfg.sampling.temperature, task
         )
         return {
+            **({} if level is None else {"level": level}),
             "problems": len(problems),
             "nodes": sum(len(t.nodes) for t in trees),
             "judgments": sum(len(t.judgments) for t in trees),
@@ -290,6 +295,12 @@ class Loop:
                 policy, problems, iteration, "eval", self.cfg.width, self.cfg.sampling.temperature
             )
             self._store_evals(trees, iteration, "search")
+        for level in self.cfg.curriculum.eval_levels:  # held-out levels: greedy only
+            task = self._task_at(level)
+            held_out = task.sample(self.cfg.eval_problems, "eval", seed=self.cfg.seed)
+            self._store_problems(held_out, "eval", iteration)
+            solved = self._search(policy, held_out, iteration, "greedy", 1, 0.0, task)
+            self._store_evals(solved, iteration, level_mode(self.cfg, level))
         if not self.dist.is_main:
             return {}  # the rest reads and writes the run file: rank 0's part
         self._judge_eft_test(policy, iteration)
@@ -315,6 +326,14 @@ class Loop:
         }
 
     # ---- pieces -----------------------------------------------------------------------------
+    def _task_at(self, level: int | None) -> Task:
+        """The run's task at a level of curriculum.option (None: as configured)."""
+        if level is None:
+            return self.task
+        if level not in self._level_tasks:
+            self._level_tasks[level] = load_task(self.cfg.task, level_options(self.cfg, level))
+        return self._level_tasks[level]
+
     def _search(
         self,
         policy: Policy,
@@ -323,7 +342,9 @@ class Loop:
         phase: str,
         width: int,
         temperature: float,
+        task: Task | None = None,
     ) -> list[Tree]:
+        task = task or self.task
         judge = self.judge_factory(policy, self.cfg.judge) if width > 1 else None
         settings = SearchSettings(
             width=width,
@@ -349,11 +370,11 @@ class Loop:
                     raise self._interrupted()
                 part = problems[start : start + batch]
                 if not dist.enabled:
-                    chunk = search(policy, judge, self.task, part, settings, self.store, timings=timings)
+                    chunk = search(policy, judge, task, part, settings, self.store, timings=timings)
                 else:
                     mine = part[dist.rank :: dist.world]
                     local = (
-                        search(policy, judge, self.task, mine, settings, LocalIds(), timings=timings)
+                        search(policy, judge, task, mine, settings, LocalIds(), timings=timings)
                         if mine
                         else []
                     )
