@@ -181,6 +181,11 @@ class RFTConfig(_Section):
         description="base = the default model's own gold solutions of the easier levels (model ="
         " 'default' only); none = self-verified solutions alone",
     )
+    control: bool = Field(
+        False,
+        description="the control arm: the same updates on the replay alone, no self-verified solution"
+        " (the search still runs and is stored, so its verified share is still measured)",
+    )
 
 
 class TrainConfig(_Section):

@@ -27,6 +27,7 @@ def test_round_data_gives_the_verified_their_share() -> None:
     assert round_data(verified, replay, 1.0) == verified
     assert len(round_data(verified, replay[:5], 0.1)) == 15  # all the replay there is
     assert round_data([], replay, 0.25) == []  # no verified solution: nothing to train on
+    assert round_data(verified, replay, 0.25, control=True) == replay  # the control: replay alone
 
 
 def test_base_replay_needs_the_default_model() -> None:
@@ -88,3 +89,27 @@ def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path)
     m1 = load_checkpoint(query_rows(path, "SELECT checkpoint FROM iterations WHERE iteration = 1")[0][0])
     before, after = m0.model.state_dict(), m1.model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_control_trains_the_same_updates_on_the_replay_alone(tmp_path: Path) -> None:
+    run = [
+        "model=default",
+        "problems=2",
+        "eval_problems=2",
+        "width=2",
+        "iterations=1",
+        "eval_search=false",
+        "warmup.enabled=false",
+        "warmup.eft_test_examples=0",
+        "judge.mode='repose'",
+        "algo='rft'",
+        "train.rft.control=true",
+        "train.rft.updates=2",
+        "train.rft.batch_size=4",
+        f"out={str(tmp_path / 'run.duckdb')!r}",
+    ]
+    path = start_run(load_config(None, run))
+    detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'train'")[0][0])
+    pool = replay_examples(load_policy("default", device="cpu"), "default", RFTConfig(), seed=1)
+    assert (detail["examples"], detail["replay"], detail["updates"]) == (0, len(pool), 2)
+    assert "verified" in detail  # still measured

@@ -270,17 +270,19 @@ class Loop:
             )
         rft = self.cfg.train.rft
         verified = verified_examples(self.store.path, policy, iteration, rft.min_score)
+        wanted = verified or rft.control  # the control trains on the replay even without a verified one
         replay = (
-            replay_examples(policy, self.cfg.model, rft, seed=self.cfg.seed + iteration) if verified else []
+            replay_examples(policy, self.cfg.model, rft, seed=self.cfg.seed + iteration) if wanted else []
         )
-        examples = round_data(verified, replay, rft.self_share)
+        examples = round_data(verified, replay, rft.self_share, control=rft.control)
         records = self._train_logged(
             "rft",
             iteration,
-            len(verified),
+            len(examples) if rft.control else len(verified),
             lambda log: train_rft(policy, examples, rft, seed=self.cfg.seed + iteration, log=log),
         )
-        return records, len(verified), {"verified": len(verified), "replay": len(examples) - len(verified)}
+        used = 0 if rft.control else len(verified)
+        return records, used, {"verified": len(verified), "replay": len(examples) - used}
 
     def _stage_eval(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.eval.evaluate import summarize_iteration, write_summary

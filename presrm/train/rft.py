@@ -66,9 +66,14 @@ def replay_examples(policy: Policy, model_spec: str, cfg: RFTConfig, seed: int) 
     return pool
 
 
-def round_data(verified: list[SFTExample], replay: list[SFTExample], self_share: float) -> list[SFTExample]:
+def round_data(
+    verified: list[SFTExample], replay: list[SFTExample], self_share: float, *, control: bool = False
+) -> list[SFTExample]:
     """The verified examples with as much replay as makes them ``self_share`` of the whole (all
-    the replay there is, if that is less; only the verified examples without a replay pool)."""
+    the replay there is, if that is less; only the verified examples without a replay pool).
+    ``control``: the replay alone, all of it."""
+    if control:
+        return list(replay)
     if not verified or not replay or self_share >= 1.0:
         return list(verified)
     wanted = round(len(verified) * (1.0 - self_share) / self_share)
