@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from run_rows import SMALL_ARGS, all_rows, assert_ids_dense, rows, stage_rows
 
 from presrm.store.reader import query_rows
 
@@ -123,96 +123,6 @@ def test_reader_open_during_the_whole_run(tmp_path: Path) -> None:
 
 
 # ---- SIGKILL while training; a file that cannot grow (disk full) --------------------------------------
-# Small enough to run three times in a test, big enough that step-DPO has pairs to train on.
-SMALL_ARGS = [
-    "--set",
-    "model=tiny",
-    "--set",
-    "problems=3",
-    "--set",
-    "eval_problems=1",
-    "--set",
-    "width=2",
-    "--set",
-    "max_steps=2",
-    "--set",
-    "iterations=1",
-    "--set",
-    "warmup.enabled=false",
-    "--set",
-    "warmup.eft_test_examples=0",
-    "--set",
-    "sampling.max_step_tokens=6",
-    "--set",
-    "batch_problems=1",
-    "--set",
-    "judge.verdict=probs",
-    "--set",
-    "judge.check=false",
-    "--set",
-    "eval_search=false",
-    "--set",
-    "algo=step-dpo",
-]
-# What legitimately differs between two runs of one config: the run id, clocks, the file's own path.
-VOLATILE_COLUMNS = {"run_id", "created_at", "started_at", "finished_at", "wall_s", "config_json"}
-TIMING_METRICS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
-
-
-def _columns(path: Path, table: str) -> str:
-    names = [
-        r[0]
-        for r in query_rows(
-            path,
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = ? ORDER BY ordinal_position",
-            [table],
-        )
-    ]
-    # checkpoints live next to the run file: compare their name (M1), not the directory
-    return ", ".join(
-        "regexp_replace(checkpoint, '.*/', '')" if c == "checkpoint" else f'"{c}"'
-        for c in names
-        if c not in VOLATILE_COLUMNS
-    )
-
-
-def _rows(path: Path, table: str, where: str = "true", params: list | None = None) -> list[tuple]:
-    if table == "train_steps":
-        where += f" AND metric NOT IN {TIMING_METRICS}"
-    rows = query_rows(path, f"SELECT {_columns(path, table)} FROM {table} WHERE {where} ORDER BY ALL", params)
-    if table == "stages":  # (iteration, stage, detail): the detail without its timings
-        rows = [(i, s, {k: v for k, v in json.loads(d).items() if not k.endswith("_s")}) for i, s, d in rows]
-    return rows
-
-
-def _all_rows(path: Path) -> dict[str, list[tuple]]:
-    """Every row of every table but the volatile columns (and training's own clock readings)."""
-    tables = query_rows(
-        path, "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-    )
-    return {t: _rows(path, t) for (t,) in tables}
-
-
-def _stage_rows(path: Path) -> dict[tuple[int, str], dict[str, list[tuple]]]:
-    """The rows each finished stage owns (the rows --resume deletes when it redoes a stage)."""
-    from presrm.store.stage_rows import STAGE_ROWS
-
-    return {
-        (i, s): {t: _rows(path, t, w, [i]) for t, w in STAGE_ROWS[s]}
-        for i, s in query_rows(path, "SELECT iteration, stage FROM stages")
-    }
-
-
-def _assert_ids_dense(path: Path) -> None:
-    """No duplicates, no holes: the ids of nodes and judgments are exactly 0..n-1."""
-    for table, column in (("nodes", "node_id"), ("judgments", "judgment_id")):
-        n, distinct, top = query_rows(
-            path, f"SELECT count(*), count(DISTINCT {column}), max({column}) FROM {table}"
-        )[0]
-        assert n == distinct == top + 1, table
-
-
 # 400 epochs: a train stage of ~3 s, so the kill lands inside it even on a loaded machine
 PPO_ARGS = [*SMALL_ARGS, "--set", "algo=ppo", "--set", "train.ppo_epochs=400"]
 
@@ -289,18 +199,18 @@ def test_sigkill_during_training_then_resume_gives_the_same_rows(
             pytest.fail(f"the run ended before its PPO training started (exit {proc.wait()})")
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    assert set(_stage_rows(killed)) == {(0, "eval"), (1, "search")}, (
+    assert set(stage_rows(killed)) == {(0, "eval"), (1, "search")}, (
         "the kill must land inside the train stage"
     )
-    assert _rows(killed, "train_steps") == []
+    assert rows(killed, "train_steps") == []
 
     done = subprocess.run(_cli("run", "--resume", str(killed)), env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    rows, reference = _all_rows(killed), _all_rows(reference_run())
-    assert [r[:2] for r in rows["stages"]] == [(0, "eval"), (1, "eval"), (1, "search"), (1, "train")]
-    assert rows["train_steps"], "the redone train stage logged its updates"
-    assert rows == reference
-    _assert_ids_dense(killed)
+    got, reference = all_rows(killed), all_rows(reference_run())
+    assert [r[:2] for r in got["stages"]] == [(0, "eval"), (1, "eval"), (1, "search"), (1, "train")]
+    assert got["train_steps"], "the redone train stage logged its updates"
+    assert got == reference
+    assert_ids_dense(killed)
 
 
 def _ignore_sigxfsz() -> None:
@@ -352,12 +262,12 @@ def test_file_too_large_is_a_one_line_error_and_resume_completes(
     assert "File too large" in errors[0]
 
     # The file opens read-only, and every stage that had finished is there, exactly.
-    finished = _stage_rows(run)
+    finished = stage_rows(run)
     assert set(finished) == ({(0, "eval")} if fails_in == "search" else {(0, "eval"), (1, "search")})
     reference = reference_run()
-    assert finished == {stage: rows for stage, rows in _stage_rows(reference).items() if stage in finished}
+    assert finished == {stage: rows for stage, rows in stage_rows(reference).items() if stage in finished}
 
     done = subprocess.run(_cli("run", "--resume", str(run)), env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert _all_rows(run) == _all_rows(reference)
-    _assert_ids_dense(run)
+    assert all_rows(run) == all_rows(reference)
+    assert_ids_dense(run)

@@ -31,18 +31,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from presrm import faults
 from presrm.config import JudgeConfig
 from presrm.errors import Interrupted, PresrmError
-from presrm.model.checkpoints import save_checkpoint
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
+from presrm.run.checkpoint_io import save_whole
 from presrm.run.console import console, progress_bar, summary_line
 from presrm.run.distributed import SINGLE, Dist, weights_digest
 from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
 from presrm.run.levels import level_mode, level_options, training_level
+from presrm.run.memory import stage_memory
 from presrm.run.plan import checkpoint_dir, plan
 from presrm.run.prepare import prepare_policy
+from presrm.run.resume_point import resumable_stages
 from presrm.run.stop import StopFlag
 from presrm.search.judges import own_judge_factory
 from presrm.search.modes.base import JudgeMode
@@ -55,7 +58,7 @@ from presrm.tasks import load_task
 from presrm.tasks.base import Problem, Task
 from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
 from presrm.train.default_recipe import ensure_model
-from presrm.train.value_head import ValueHead, load_value_head, save_value_head
+from presrm.train.value_head import ValueHead, load_value_head
 
 JudgeFactory = Callable[[Policy, JudgeConfig], JudgeMode]
 
@@ -122,9 +125,7 @@ class Loop:
         self.model_iteration = iteration
         if not self.dist.is_main:
             return detail
-        path = save_checkpoint(self.policy, checkpoint_dir(self.store, iteration))
-        if self.value_head is not None:
-            save_value_head(self.value_head, path)
+        path = save_whole(self.policy, self.value_head, checkpoint_dir(self.store, iteration))
         self.store.append_rows(
             "iterations",
             [
@@ -148,8 +149,8 @@ class Loop:
 
     # ---- running ----------------------------------------------------------------------------
     def run(self) -> Path:
-        done = self.dist.from_main(self.store.finished_stages)
         stages = plan(self.cfg)
+        done = self.dist.from_main(lambda: resumable_stages(self.store, stages))
         with self.stop.installed():
             for stage in stages:
                 if (stage.iteration, stage.name) in done:
@@ -160,12 +161,14 @@ class Loop:
                 self.store.discard(deletes)
                 started = time.time()
                 self.timings = {}
-                detail = getattr(self, f"_stage_{stage.name}")(stage.iteration, started) or {}
+                with stage_memory(f"M{stage.iteration} {stage.name}", self.store.path):
+                    detail = getattr(self, f"_stage_{stage.name}")(stage.iteration, started) or {}
                 wall = time.time() - started
                 # Where the stage's wall time went (sampling / judging / training / logging seconds).
                 detail.update({f"{k}_s": round(v, 3) for k, v in self.timings.items()})
                 self.store.flush(StageDone(stage.iteration, stage.name, wall, detail))
                 console.print(summary_line(stage, wall, detail))
+                faults.point("stage")
         return self.store.path
 
     def _stage_warmup(self, iteration: int, started: float) -> dict[str, Any]:
@@ -348,6 +351,7 @@ class Loop:
     ) -> list[Tree]:
         task = task or self.task
         judge = self.judge_factory(policy, self.cfg.judge) if width > 1 else None
+        faults.watch_judge(judge)
         settings = SearchSettings(
             width=width,
             max_steps=self.cfg.max_steps,
@@ -391,6 +395,7 @@ class Loop:
                 )
                 # Live progress for readers; a reader holding the lock only delays this.
                 self.store.flush(wait=False)
+                faults.point("search" if phase == "train" else "eval")
                 timings["logging"] = timings.get("logging", 0.0) + time.perf_counter() - t0
                 trees += chunk
                 advance(len(chunk))
@@ -416,6 +421,7 @@ class Loop:
         rows: list[dict[str, Any]] = []
 
         def log(step: int, metrics: dict[str, float]) -> None:
+            faults.point("train")
             for name, value in metrics.items():
                 if isinstance(value, int | float):
                     rows.append(

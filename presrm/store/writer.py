@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from presrm import __version__
+from presrm import __version__, faults
 from presrm.config import RunConfig
 from presrm.errors import StoreError
 from presrm.store.buffer import TableBuffer
@@ -216,6 +216,7 @@ class RunStore:
                         json.dumps(stage.detail),
                     ],
                 )
+            faults.point("flush")
             con.execute("COMMIT")
         except Exception as err:
             with contextlib.suppress(Exception):
@@ -228,6 +229,7 @@ class RunStore:
         # Committed: the rows are durable in the write-ahead log, so the buffer goes either way.
         self._buffers.clear()
         self._sql.clear()
+        faults.point("commit")
         try:
             # Move them into the .duckdb file now. DuckDB's own checkpoint on close swallows a
             # failure (a full disk) and leaves the data in the .wal beside the file, where a
