@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from presrm.config import load_config
+from presrm.run.closing import closing_table
 from presrm.run.levels import pick_level
 from presrm.run.start import start_run
 from presrm.store.reader import query_rows
@@ -56,6 +58,15 @@ def test_levels_advance_and_held_out_levels_are_measured(tmp_path: Path) -> None
         assert name in metrics
     low, high = metrics["greedy_gain_vs_m1:n_ops=3_low"], metrics["greedy_gain_vs_m1:n_ops=3_high"]
     assert low <= metrics["greedy_gain_vs_m1:n_ops=3"] <= high
+    # The closing table: a row per model, a column per level, the gain from M1 on.
+    table = closing_table(path)
+    assert table is not None
+    out = Console(width=200, record=True)
+    out.print(table)
+    text = out.export_text()
+    assert [c.header for c in table.columns] == ["model", "held-out", "n_ops=1", "n_ops=3"]
+    lines = [line for line in text.splitlines() if line.strip("│ ").startswith(("M0", "M1", "M2"))]
+    assert len(lines) == 3 and lines[0].count("[") == 3 and lines[2].count("[") == 6
 
 
 @pytest.mark.parametrize(

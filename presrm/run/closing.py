@@ -1,0 +1,69 @@
+"""The table a run ends with: greedy accuracy per level and iteration, with 95 % intervals and the
+paired gain over the model the iterations start from, read from the run's eval_metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from presrm.store.reader import query_rows
+
+_METRICS_SQL = "SELECT iteration, metric, value FROM eval_metrics ORDER BY iteration"
+_CONFIG_SQL = "SELECT config_json FROM runs LIMIT 1"
+
+
+def _own_level(config: dict) -> str:
+    """The name of the run's own task level: its curriculum option's value, or 'held-out'."""
+    option = config.get("curriculum", {}).get("option", "n_ops")
+    value = config.get("task_options", {}).get(option)
+    return f"{option}={value}" if value is not None else "held-out"
+
+
+def closing_table(run_file: str | Path) -> Table | None:
+    """Rows M0, M1, …; a column per evaluated level: accuracy [low, high] and the gain over the start
+    model with its interval. None when nothing was evaluated."""
+    by_iteration: dict[int, dict[str, float]] = {}
+    for iteration, metric, value in query_rows(run_file, _METRICS_SQL):
+        by_iteration.setdefault(int(iteration), {})[metric] = float(value)
+    if not by_iteration:
+        return None
+    config = json.loads(query_rows(run_file, _CONFIG_SQL)[0][0])
+    levels = {"": _own_level(config)}  # metric suffix -> column title
+    for metrics in by_iteration.values():
+        for name in metrics:
+            if name.startswith("accuracy_greedy:") and not name.endswith(("_low", "_high")):
+                suffix = name.removeprefix("accuracy_greedy")
+                levels[suffix] = suffix.removeprefix(":")
+    levels = {"": levels[""], **dict(sorted((k, v) for k, v in levels.items() if k))}
+    table = Table(
+        title="greedy accuracy on held-out problems, % [95 % interval]; gain over the start model, paired"
+    )
+    table.add_column("model")
+    for title in levels.values():
+        table.add_column(title, justify="right")
+    for iteration, metrics in sorted(by_iteration.items()):
+        cells = [f"M{iteration}"]
+        for suffix in levels:
+            cells.append(_cell(metrics, suffix))
+        table.add_row(*cells)
+    return table
+
+
+def _cell(metrics: dict[str, float], suffix: str) -> str:
+    acc = metrics.get(f"accuracy_greedy{suffix}")
+    if acc is None:
+        return "-"
+    text = f"{100 * acc:.1f}"
+    low, high = metrics.get(f"accuracy_greedy{suffix}_low"), metrics.get(f"accuracy_greedy{suffix}_high")
+    if low is not None and high is not None:
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    gain = metrics.get(f"greedy_gain_vs_m1{suffix}")
+    g_low, g_high = (
+        metrics.get(f"greedy_gain_vs_m1{suffix}_low"),
+        metrics.get(f"greedy_gain_vs_m1{suffix}_high"),
+    )
+    if gain is not None and g_low is not None and g_high is not None:
+        text += f"  {100 * gain:+.1f} [{100 * g_low:+.1f}, {100 * g_high:+.1f}]"
+    return text
