@@ -236,7 +236,8 @@ def eval_(
     modes: Annotated[
         str,
         typer.Option(
-            help="--gap: judge modes, comma-separated (likelihood, pointwise, pairwise-text, pairwise-probs, paraphrase, check)."
+            help="--gap: judge modes, comma-separated (likelihood, pointwise, pairwise-text, pairwise-probs,"
+            " paraphrase, check, repose-rest, repose-step)."
         ),
     ] = "likelihood,pointwise,pairwise-probs",
 ) -> None:
