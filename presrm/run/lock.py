@@ -2,7 +2,7 @@
 
 The lock is ``flock(2)`` on ``RUN.duckdb.lock`` beside the run file. A flock belongs to the
 open file, so the kernel drops it when the holder dies, however it dies: a run killed with
-SIGKILL leaves the (harmless, empty-of-meaning) file but never a stale lock. The holder
+SIGKILL leaves the file behind (harmless) but never a stale lock. The holder
 writes its PID and host into the file so that a refused process can say who holds it.
 Readers (``sql``, ``inspect``, ``report``, ``export``) never take it; they only ever open the
 run file read-only for one query at a time (presrm/store/db.py).
