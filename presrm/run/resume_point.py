@@ -26,7 +26,11 @@ def resumable_stages(store: RunStore, stages: list[Stage]) -> set[tuple[int, str
     model = todo[0].iteration if todo[0].name == "eval" else todo[0].iteration - 1
     if model < 1 or is_complete(checkpoint_dir(store, model)):
         return done
-    first = next(i for i, s in enumerate(stages) if s.iteration == model and s.name in TRAINING_STAGES)
+    first = next(
+        (i for i, s in enumerate(stages) if s.iteration == model and s.name in TRAINING_STAGES), None
+    )
+    if first is None:  # no stage of ours wrote it: loading it says what is wrong
+        return done
     redo = [s for s in stages[first:] if (s.iteration, s.name) in done]
     console.print(
         f"[yellow]M{model}'s checkpoint {checkpoint_dir(store, model)} is incomplete; redoing "
