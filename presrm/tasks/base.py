@@ -64,12 +64,12 @@ class Reposed:
     """The rest of a problem after some accepted steps, as a fresh question.
 
     ``state`` is the value the steps reached (the new question's start); ``remaining`` is how
-    many operations are left. With none left there is no question (``question`` is None) and
-    the rest's answer is ``state`` itself."""
+    many operations are left (None when unknown: a question the policy wrote). With none left
+    there is no question (``question`` is None) and the rest's answer is ``state`` itself."""
 
     question: str | None
     state: str
-    remaining: int
+    remaining: int | None
 
 
 class Task(abc.ABC):
