@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from presrm.errors import ConfigError
 
@@ -292,6 +292,13 @@ class CurriculumConfig(_Section):
     )
 
 
+TrackerName = Literal["tensorboard", "wandb", "trackio", "none"]
+
+
+def _no_tracker() -> list[TrackerName]:
+    return ["none"]
+
+
 class RunConfig(_Section):
     """Everything a run needs; see ``presrm schema`` / README for how it is stored."""
 
@@ -327,6 +334,17 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    report_to: list[TrackerName] = Field(
+        default_factory=_no_tracker,
+        description="experiment trackers of the training metrics, eval metrics and judge statistics:"
+        " tensorboard (RUN.trackers/tensorboard) | wandb (offline, RUN.trackers/wandb) | trackio (its"
+        " local store) | none; a list or one name",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_tracker(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     def to_json(self) -> str:
         return self.model_dump_json()

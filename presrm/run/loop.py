@@ -56,6 +56,7 @@ from presrm.store.stage_rows import STAGE_ROWS
 from presrm.store.writer import RunStore, StageDone
 from presrm.tasks import load_task
 from presrm.tasks.base import Problem, Task
+from presrm.trackers import Tracking
 from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
 from presrm.train.default_recipe import ensure_model
 from presrm.train.value_head import ValueHead, load_value_head
@@ -84,6 +85,8 @@ class Loop:
         self.value_head: ValueHead | None = None  # PPO's critic of M_model_iteration, saved with it
         self.model_iteration = -1
         self.timings: dict[str, float] = {}
+        # report_to: rank 0 alone reports, as it alone writes the run file.
+        self.tracking = Tracking(self.cfg.report_to if dist.is_main else [], store.path, store.run_id)
 
     # ---- model chain ------------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class Loop:
                 # Where the stage's wall time went (sampling / judging / training / logging seconds).
                 detail.update({f"{k}_s": round(v, 3) for k, v in self.timings.items()})
                 self.store.flush(StageDone(stage.iteration, stage.name, wall, detail))
+                self.tracking.stage_done(self.store.path, stage.iteration, stage.name, detail)
                 console.print(summary_line(stage, wall, detail))
                 faults.point("stage")
         return self.store.path
@@ -439,7 +443,13 @@ class Loop:
             return []
         console.print(f"M{iteration} {stage}: training on {n} examples")
         t0 = time.perf_counter()
-        records = fn(log)
+        with self.tracking.stage(iteration, stage) as tracked:
+
+            def log_tracked(step: int, metrics: dict[str, float]) -> None:
+                log(step, metrics)
+                tracked.log(step, metrics)  # PPO and rft; a TRL trainer reports to it itself
+
+            records = fn(log_tracked)
         self.timings["training"] = self.timings.get("training", 0.0) + time.perf_counter() - t0
         self.store.append_rows("train_steps", rows)
         return records

@@ -14,6 +14,7 @@ from presrm.run.prepare import prepare_policy
 from presrm.store.writer import ReplicaStore, RunStore, read_identity
 from presrm.tasks import load_task
 from presrm.tasks.writable import check_writable
+from presrm.trackers import check_trackers
 from presrm.train.default_recipe import ensure_model
 from presrm.train.eft_rollouts import check_eft_source
 
@@ -28,6 +29,7 @@ def start_run(cfg: RunConfig) -> Path:
             f'train.dpo.pairs = "checker" needs a task with a step checker; {cfg.task!r} has none'
         )
     check_eft_source(cfg, task)
+    check_trackers(cfg.report_to)  # a missing tracker package: one line before the run file exists
     with dist.main_first():  # the default model is built once into a cache
         ensure_model(cfg.model)
         policy = load_policy(cfg.model, device=dist.device(cfg.device), dtype=cfg.dtype, seed=cfg.seed)

@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from presrm.errors import ModelError
 from presrm.model.policy import Policy
+from presrm.trackers import trl_report_args
 
 LogFn = Callable[[int, dict[str, float]], None]
 IGNORE_INDEX = -100
@@ -50,7 +51,8 @@ def common_args(
         "logging_strategy": "steps",
         "logging_steps": 1,
         "save_strategy": "no",
-        "report_to": "none",
+        # The trackers of the stage this trainer runs in (presrm.trackers), else "none".
+        **trl_report_args(),
         "disable_tqdm": True,
         # TRL's base config defaults to bf16 and gradient checkpointing. The model's own dtype says
         # what precision to train in: bf16 autocast for a bf16 model (LoRA weights stay float32,
