@@ -95,7 +95,7 @@ def run(
         result = start_run(cfg)
     if _rank() != 0:
         return  # a data-parallel run: rank 0 speaks for it
-    from presrm.run.closing import closing_table
+    from presrm.eval.closing import closing_table
 
     table = closing_table(result)
     if table is not None:

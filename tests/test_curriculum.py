@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from presrm.config import load_config
-from presrm.run.closing import closing_table
+from presrm.eval.closing import closing_table
 from presrm.run.levels import pick_level
 from presrm.run.start import start_run
 from presrm.store.reader import query_rows

@@ -9,19 +9,14 @@ levels the killed one would have.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from presrm.config import RunConfig
-from presrm.store.reader import query_rows
+from presrm.store.training_rows import stage_details
 
 LEVEL_MODE_PREFIX = "greedy:"
 """evals.mode of a held-out level other than the run's own task: ``greedy:n_ops=4``."""
-
-_STAGES_SQL = """
-SELECT iteration, stage, detail FROM stages WHERE stage IN ('search', 'train') AND iteration < ? ORDER BY iteration
-"""
 
 
 def level_options(cfg: RunConfig, level: int | None) -> dict[str, Any]:
@@ -41,9 +36,7 @@ def training_level(run_file: str | Path, cfg: RunConfig, iteration: int) -> int 
     shares of the earlier iterations' finished stages."""
     if not cfg.curriculum.levels:
         return None
-    details: dict[int, dict[str, dict[str, Any]]] = {}
-    for it, stage, detail in query_rows(run_file, _STAGES_SQL, [iteration]):
-        details.setdefault(int(it), {})[stage] = json.loads(detail) if detail else {}
+    details = stage_details(run_file, ("search", "train"), before=iteration)
     shares = []
     for it in sorted(details):
         problems = details[it].get("search", {}).get("problems", 0)

@@ -57,7 +57,6 @@ from presrm.store.writer import RunStore, StageDone
 from presrm.tasks import load_task
 from presrm.tasks.base import Problem, Task
 from presrm.trackers import Tracking
-from presrm.train.data import dpo_pairs_from_store, ppo_rollouts_from_store
 from presrm.train.default_recipe import ensure_model
 from presrm.train.value_head import ValueHead, load_value_head
 
@@ -222,74 +221,12 @@ class Loop:
         }
 
     def _stage_train(self, iteration: int, started: float) -> dict[str, Any]:
+        from presrm.run.trainers import TRAINERS
+
         policy = self._ensure_model(iteration - 1)
-        t = self.cfg.train
-        extra: dict[str, Any] = {}
-        if self.cfg.algo == "step-dpo":
-            from presrm.train.dpo import train_step_dpo
-
-            pairs = self.dist.from_main(
-                lambda: dpo_pairs_from_store(
-                    self.store.path, policy, iteration, checker_agreed_only=t.dpo.pairs == "checker"
-                )
-            )
-            records = self._train_logged(
-                "step-dpo",
-                iteration,
-                len(pairs),
-                lambda log: train_step_dpo(policy, pairs, t.dpo, seed=self.cfg.seed + iteration, log=log),
-            )
-            n_data = len(pairs)
-        elif self.cfg.algo == "ppo":
-            from presrm.train.ppo_stage import train_ppo
-
-            rollouts = self.dist.from_main(
-                lambda: ppo_rollouts_from_store(self.store.path, policy, iteration, reward=t.reward)
-            )
-
-            def ppo(log: Callable[[int, dict], None]) -> list:
-                records, self.value_head = train_ppo(
-                    policy,
-                    rollouts,
-                    t.ppo,
-                    seed=self.cfg.seed + iteration,
-                    value_head=self.value_head,  # the critic goes on from M_{k-1}'s
-                    log=log,
-                    # Data parallel: DDP over the run's process group, each rank on its share.
-                    accelerator=self.dist.accelerator(policy.device) if self.dist.enabled else None,
-                )
-                return records
-
-            records = self._train_logged("ppo", iteration, len(rollouts), ppo)
-            n_data = len(rollouts)
-        elif self.cfg.algo == "rft":
-            records, n_data, extra = self._train_rft(policy, iteration)
+        records, n_data, extra = TRAINERS[self.cfg.algo](self, policy, iteration)
         replicas = self._finish_model(iteration, started)
         return {"algo": self.cfg.algo, "examples": n_data, "updates": len(records), **extra, **replicas}
-
-    def _train_rft(self, policy: Policy, iteration: int) -> tuple[list, int, dict[str, Any]]:
-        """Fine-tune on the search's self-verified solutions with replay (presrm.train.rft)."""
-        from presrm.train.rft import replay_examples, round_data, train_rft, verified_examples
-
-        if self.dist.enabled:
-            raise PresrmError(
-                "algo = 'rft' trains in one process: run it without torchrun or accelerate launch"
-            )
-        rft = self.cfg.train.rft
-        verified = verified_examples(self.store.path, policy, iteration, rft.min_score)
-        wanted = verified or rft.control  # the control trains on the replay even without a verified one
-        replay = (
-            replay_examples(policy, self.cfg.model, rft, seed=self.cfg.seed + iteration) if wanted else []
-        )
-        examples = round_data(verified, replay, rft.self_share, control=rft.control)
-        records = self._train_logged(
-            "rft",
-            iteration,
-            len(examples) if rft.control else len(verified),
-            lambda log: train_rft(policy, examples, rft, seed=self.cfg.seed + iteration, log=log),
-        )
-        used = 0 if rft.control else len(verified)
-        return records, used, {"verified": len(verified), "replay": len(examples) - used}
 
     def _stage_eval(self, iteration: int, started: float) -> dict[str, Any]:
         from presrm.eval.evaluate import summarize_iteration, write_summary

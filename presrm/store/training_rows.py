@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,18 @@ def search_counts(run_file: str | Path, iteration: int) -> dict[str, int]:
     """The training search's counts of ``iteration`` (:data:`SEARCH_COUNT_NAMES`)."""
     (row,) = query_rows(run_file, _SEARCH_COUNTS_SQL, [iteration] * len(SEARCH_COUNT_NAMES))
     return {name: int(value or 0) for name, value in zip(SEARCH_COUNT_NAMES, row, strict=True)}
+
+
+_STAGE_DETAILS_SQL = """
+SELECT iteration, stage, detail FROM stages WHERE list_contains(?, stage) AND iteration < ? ORDER BY iteration
+"""
+
+
+def stage_details(
+    run_file: str | Path, stages: tuple[str, ...], *, before: int
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """iteration -> stage -> its stored detail, for the finished ``stages`` of iterations < ``before``."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for iteration, stage, detail in query_rows(run_file, _STAGE_DETAILS_SQL, [list(stages), before]):
+        out.setdefault(int(iteration), {})[stage] = json.loads(detail) if detail else {}
+    return out

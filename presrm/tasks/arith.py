@@ -26,9 +26,8 @@ from typing import Any
 
 from presrm.errors import TaskError
 from presrm.steps import extract_final_answer, step_content, step_header
-from presrm.tasks.arith_rewrite import parse_question, render_question, rewrite_question
+from presrm.tasks.arith_rewrite import render_question, repose_question, rewrite_question
 from presrm.tasks.base import Problem, Reposed, Task, check_split, hash_split, number_perturbations
-from presrm.tasks.repose import number_text, operation_count, read_progress, wording_rng
 
 _MAX_OPERANDS = 8  # longer expressions are junk; matching them is exponential
 _MAX_MULTIPLIER = 9  # keeps products readable for a character-level model
@@ -162,24 +161,7 @@ class ArithTask(Task):
         None when the question is not one the task wrote, a step makes no readable progress,
         the steps perform more operations than the question has, or the state is not a
         non-negative whole number (no such start amount can be worded)."""
-        parsed = parse_question(question)
-        progress = read_progress(accepted_steps)
-        if parsed is None or progress is None:
-            return None
-        start, ops = parsed
-        if progress.answered is not None:
-            return Reposed(None, progress.answered, 0)
-        done = sum(operation_count(op) for op, _ in progress.operations)
-        state = progress.state if progress.state is not None else Fraction(start)
-        if done > len(ops) or state < 0 or state.denominator != 1:
-            return None
-        rest, text = ops[done:] if limit is None else ops[done : done + limit], number_text(state)
-        if not rest:
-            return Reposed(None, text, 0)
-        rng = wording_rng(question, text, wording)
-        return Reposed(
-            render_question(lambda seq: _pick(rng, seq), rng.random, int(state), rest), text, len(rest)
-        )
+        return repose_question(question, accepted_steps, wording, limit)
 
     # -- checking -----------------------------------------------------------------
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
 from presrm.tasks.arith_words import ITEMS, NAMES, QUESTION_LEFT, QUESTIONS, STARTS, VERBS
+from presrm.tasks.base import Reposed
+from presrm.tasks.repose import number_text, operation_count, read_progress, wording_rng
 
 _FIELDS = {
     "{name}": r"(?P<name>[A-Z][a-z]+)",
@@ -85,3 +88,28 @@ def rewrite_question(question: str, n: int, seed: int) -> list[str]:
             seen.add(text)
             out.append(text)
     return out
+
+
+def repose_question(
+    question: str, accepted_steps: Sequence[str], wording: int, limit: int | None
+) -> Reposed | None:
+    """:meth:`presrm.tasks.arith.ArithTask.repose`: the rest of ``question`` after the steps, from
+    the last result they claim, in the task's words."""
+    parsed = parse_question(question)
+    progress = read_progress(accepted_steps)
+    if parsed is None or progress is None:
+        return None
+    start, ops = parsed
+    if progress.answered is not None:
+        return Reposed(None, progress.answered, 0)
+    done = sum(operation_count(op) for op, _ in progress.operations)
+    state = progress.state if progress.state is not None else Fraction(start)
+    if done > len(ops) or state < 0 or state.denominator != 1:
+        return None
+    rest, text = ops[done:] if limit is None else ops[done : done + limit], number_text(state)
+    if not rest:
+        return Reposed(None, text, 0)
+    rng = wording_rng(question, text, wording)
+    return Reposed(
+        render_question(lambda seq: rng.choice(seq), rng.random, int(state), rest), text, len(rest)
+    )
