@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from presrm import __version__
+from presrm.cli_export import export
 from presrm.errors import Interrupted, PresrmError
 
 # Nothing presrm does may reach a model hub: models come from disk or are built here.
@@ -116,21 +117,29 @@ def inspect(
     run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb) to browse.")],
     web: Annotated[bool, typer.Option("--web", help="Serve the app to a browser on localhost.")] = False,
     port: Annotated[int, typer.Option(help="Port for --web.")] = 8000,
+    compare: Annotated[
+        Path | None,
+        typer.Option(help="A second run file over the same held-out problems: side B of the compare tab."),
+    ] = None,
 ) -> None:
     """Browse reasoning trees, compare self-scores with correctness, flag judge errors (Textual TUI)."""
     from presrm.store.db import open_run
 
-    with open_run(run_file):  # a clear one-line error before the TUI starts
-        pass
+    for path in (run_file, compare):
+        if path is not None:
+            with open_run(path):  # a clear one-line error before the TUI starts
+                pass
     if web:
         from textual_serve.server import Server
 
         command = f"{sys.executable} -m presrm.tui {json.dumps(str(run_file))}"
+        if compare is not None:
+            command += f" --compare {json.dumps(str(compare))}"
         Server(command, host="localhost", port=port).serve()
         return
     from presrm.tui.app import InspectorApp
 
-    InspectorApp(run_file).run()
+    InspectorApp(run_file, compare_file=compare).run()
 
 
 @app.command()
@@ -191,73 +200,7 @@ def schema() -> None:
     typer.echo(describe_schema())
 
 
-class ExportFormat(StrEnum):
-    tables = "tables"
-    trl_stepwise = "trl-stepwise"
-    trl_preference = "trl-preference"
-
-
-class LabelSource(StrEnum):
-    checker = "checker"
-    self = "self"
-    flags = "flags"
-
-
-@app.command()
-def export(
-    run_file: Annotated[Path, typer.Argument(help="Run file (.duckdb).")],
-    to: Annotated[Path, typer.Option("--to", help="Directory for the Parquet file(s).")],
-    flags: Annotated[
-        bool,
-        typer.Option(
-            "--flags",
-            help="Also write flags.jsonl: flagged judgments as EFT examples with corrected verdicts.",
-        ),
-    ] = False,
-    fmt: Annotated[
-        ExportFormat,
-        typer.Option(
-            "--format",
-            help="tables: one Parquet file per table; trl-stepwise: TRL's stepwise supervision (a PRM's"
-            " data); trl-preference: the step-DPO pairs as TRL's DPOTrainer reads them.",
-        ),
-    ] = ExportFormat.tables,
-    labels: Annotated[
-        LabelSource,
-        typer.Option(help="trl-stepwise: step labels from the step checker, self-scores or flags."),
-    ] = LabelSource.checker,
-    threshold: Annotated[
-        float, typer.Option(help="--labels self: a step is right at this self-score.")
-    ] = 0.5,
-    with_rejected: Annotated[
-        bool, typer.Option("--with-rejected", help="trl-stepwise: a row per rejected sibling too.")
-    ] = False,
-    iteration: Annotated[int | None, typer.Option(help="trl-*: only this iteration's search.")] = None,
-) -> None:
-    """Export a run as Parquet: every table, or the judged steps in a format TRL's trainers read."""
-    from presrm.store.flags import export_flags_jsonl
-    from presrm.store.reader import export_parquet
-
-    if fmt is ExportFormat.tables:
-        for path in export_parquet(run_file, to):
-            typer.echo(str(path))
-    else:
-        from presrm.store.trl_export import export_trl
-
-        target, n = export_trl(
-            run_file,
-            to / f"{fmt.value}.parquet",
-            fmt.value,  # type: ignore[arg-type]
-            labels=labels.value,
-            threshold=threshold,
-            with_rejected=with_rejected,
-            iteration=iteration,
-        )
-        typer.echo(f"{target} ({n} rows)")
-    if flags:
-        target = to / "flags.jsonl"
-        n = export_flags_jsonl(run_file, target)
-        typer.echo(f"{target} ({n} EFT examples; train on them with --set warmup.eft_jsonl=...)")
+app.command()(export)
 
 
 @app.command("eval")

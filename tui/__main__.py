@@ -14,16 +14,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m presrm.tui", description="Browse a presrm run file.")
     parser.add_argument("run_file", type=Path, help="the run's .duckdb file")
     parser.add_argument("--no-refresh", action="store_true", help="do not poll the file for new rows")
+    parser.add_argument("--compare", type=Path, help="a second run file: side B of the compare tab")
     args = parser.parse_args(argv)
     try:
-        with open_run(args.run_file):
-            pass
+        for path in (args.run_file, args.compare):
+            if path is not None:
+                with open_run(path):
+                    pass
     except PresrmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from presrm.tui.app import InspectorApp
 
-    InspectorApp(args.run_file, refresh_interval=None if args.no_refresh else 2.0).run()
+    refresh = None if args.no_refresh else 2.0
+    InspectorApp(args.run_file, refresh_interval=refresh, compare_file=args.compare).run()
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
@@ -36,6 +37,7 @@ from presrm.tui.messages import (
 from presrm.tui.screens.error import ErrorScreen
 from presrm.tui.screens.help import HelpScreen
 from presrm.tui.screens.main import MainScreen
+from presrm.tui.screens.pair import PairScreen
 from presrm.tui.screens.tree import TreeScreen
 
 PREFETCH_DELAY = 0.05
@@ -57,10 +59,19 @@ class InspectorApp(App[None]):
     generation: reactive[int] = reactive(0)
     """Bumped each time the tree index changed; views watch it and reload."""
 
-    def __init__(self, run_file: Path | str, *, refresh_interval: float | None = 2.0) -> None:
+    def __init__(
+        self,
+        run_file: Path | str,
+        *,
+        refresh_interval: float | None = 2.0,
+        compare_file: Path | str | None = None,
+    ) -> None:
         super().__init__()
         self.run_file = Path(run_file)
         self.index = TreeIndex(self.run_file)
+        # A second run over the same held-out problems: side B of the compare tab.
+        self.compare_file = Path(compare_file) if compare_file is not None else None
+        self.compare_index = TreeIndex(self.compare_file) if self.compare_file is not None else None
         self.refresh_interval = refresh_interval
         self.failed: str | None = None
         self._index_lock = threading.Lock()
@@ -75,10 +86,11 @@ class InspectorApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.run_file.name
-        if not self.run_file.exists():
-            # Same message as the store's, without starting any worker.
-            self._fail(f"run file not found: {self.run_file}")
-            return
+        for path in (self.run_file, self.compare_file):
+            if path is not None and not path.exists():
+                # Same message as the store's, without starting any worker.
+                self._fail(f"run file not found: {path}")
+                return
         # Read once before any view watches it: Textual initialises a reactive on its first read
         # and then calls every watcher registered so far, which made each view load twice.
         _ = self.generation
@@ -105,6 +117,8 @@ class InspectorApp(App[None]):
         with self._index_lock:
             try:
                 changed = self.index.refresh(full=full)
+                if self.compare_index is not None:
+                    changed = self.compare_index.refresh(full=full) or changed
             except PresrmError as err:
                 self.post_message(LoadFailed(str(err)))
                 return
@@ -140,6 +154,21 @@ class InspectorApp(App[None]):
             return
         self.failed = message
         self.push_screen(ErrorScreen(message))
+
+    # ---- comparing two models -----------------------------------------------------------------
+    def compare_table(self) -> pa.Table:
+        """The tree summaries of the compare tab's side B (this run's, or the second run's)."""
+        return (self.compare_index or self.index).table
+
+    def side_label(self, side: str) -> str:
+        """What names a side's run before its model (nothing when both are this run)."""
+        if self.compare_file is None:
+            return ""
+        return f"{(self.run_file if side == 'a' else self.compare_file).stem}:"
+
+    def open_pair(self, tree_a: int, tree_b: int, names: tuple[str, str]) -> None:
+        """Show one problem's two trees side by side (A's from this run, B's from side B's run)."""
+        self.push_screen(PairScreen(tree_a, tree_b, names))
 
     # ---- navigation ---------------------------------------------------------------------------
     def open_tree(self, tree_id: int, focus_node: int | None = None) -> None:

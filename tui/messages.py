@@ -10,6 +10,7 @@ from textual.worker import get_current_worker
 
 from presrm.inspect.calibration import Calibration
 from presrm.inspect.changes import DataVersion
+from presrm.inspect.flips import FlipPage
 from presrm.inspect.problems import TreePage
 from presrm.inspect.run_info import RunInfo
 from presrm.inspect.summaries import IterationSummary
@@ -54,6 +55,21 @@ class CalibrationLoaded(Message):
     """The calibration view's numbers."""
 
     calibration: Calibration
+
+
+@dataclass
+class ComparisonLoaded(Message):
+    """The compare tab's paired problems."""
+
+    page: FlipPage
+
+
+@dataclass
+class PairLoaded(Message):
+    """The two trees of one problem, side A's and side B's."""
+
+    a: TreeDetail
+    b: TreeDetail
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from presrm.display import interval_suffix
+from presrm.eval.flip_report import flip_lines
 from presrm.eval.report import ReportError, model_name, run_info_dict, run_summaries, write_report
 
 COLUMNS = (
@@ -90,6 +91,7 @@ def write_comparison(run_files: Sequence[str | Path], out_dir: str | Path) -> Pa
         lines.append(
             f"- `{setting}`: {len(gains)} run(s), mean {100 * statistics.mean(gains):+.1f} points{spread}"
         )
+    lines += flip_lines(run_files, names)
     path = out / "comparison.md"
     try:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

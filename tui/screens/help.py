@@ -14,7 +14,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Everywhere",
         [
-            ("1 / 2 / 3", "overview / problems / calibration"),
+            ("1 / 2 / 3 / 4", "overview / problems / calibration / compare"),
             ("ctrl+p", "command palette (views, filter presets, reload, export flags)"),
             ("r", "reload the run now (it also refreshes itself every 2 s while a run writes)"),
             ("?", "this help"),
@@ -50,6 +50,13 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         "Calibration",
         [
             ("enter / click", "open the tree of a listed solution"),
+        ],
+    ),
+    (
+        "Compare",
+        [
+            ("model A / B", "two iterations (or, with --compare, two runs) on the same problems"),
+            ("enter / click", "open the problem's two trees side by side (tab: switch tree, escape: back)"),
         ],
     ),
 ]
