@@ -1,6 +1,6 @@
-"""Build a base model by its recipe and measure greedy accuracy per level during its last phase.
+"""Build the default base model by its recipe and measure greedy accuracy per level during its last phase.
 
-    python benchmarks/base_curve.py --out curve.json [--every 500] [--root DIR] [--recipe repose]
+    python benchmarks/base_curve.py --out curve.json [--every 500] [--root DIR]
 
 The levels are the ones a re-posing curriculum needs: 1- and 2-operation questions whose start
 amount reaches the running totals of longer problems (``max_start``), and the standard 2-, 3- and
@@ -24,14 +24,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from presrm.intervals import wilson_interval
-from presrm.model.default import DEFAULT_RECIPE, REPOSE_RECIPE, Recipe
+from presrm.model.default import DEFAULT_RECIPE
 from presrm.model.policy import Policy
 from presrm.search.tree import LocalIds, SearchSettings
 from presrm.search.tree_search import search
 from presrm.tasks import load_task
 from presrm.train.ship_default import ship
 
-RECIPES = {"default": DEFAULT_RECIPE, "repose": REPOSE_RECIPE}
 BASE = {"max_operand": 20, "ops": "+-"}
 LEVELS: dict[str, tuple[dict[str, Any], int]] = {
     "1-op wide": ({**BASE, "n_ops": 1, "max_start": 100}, 200),
@@ -61,14 +60,13 @@ def measure(policy: Policy, step: int, rows: list[dict[str, Any]], out: Path) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="repose")
     parser.add_argument("--out", type=Path, required=True, help="the curve as JSON")
     parser.add_argument("--every", type=int, default=500, help="measure after every this many updates")
     parser.add_argument("--root", type=Path, help="ship the built model under this directory")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    recipe: Recipe = RECIPES[args.recipe]
+    recipe = DEFAULT_RECIPE
     total = recipe.converge_steps or recipe.steps
     rows: list[dict[str, Any]] = []
 

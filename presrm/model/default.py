@@ -99,8 +99,12 @@ _PHASE_TWO_FIELDS = (
 )
 
 
-# Chosen by measurement (README, "The embedded default model"): phase one as before, then 2,000
-# updates on 2-op solutions with 5 % 3-op, which converge 2-op and leave 3-op partly solved.
+# Chosen by measurement (README, "The embedded default model"): phase one as before (2-op solutions
+# and drills), then 2,000 updates on 2-op solutions whose pool also holds 1- and 2-operation
+# questions starting anywhere the running totals of a 5-operation problem reach, and 5 % 3-operation
+# ones starting up to 60: so the rest of a problem, re-posed as a fresh question from a step's
+# result, falls where the base is strong. No 4- or 5-operation solution is in its data.
+_WIDE = 100
 DEFAULT_RECIPE = Recipe(
     steps=1500,
     batch_size=16,
@@ -109,22 +113,13 @@ DEFAULT_RECIPE = Recipe(
     drill_facts=16,
     converge_steps=2000,
     harder_fraction=0.05,
-)
-
-
-# The base a re-posing curriculum starts from: phase one as the default's, then a phase two whose
-# pool also holds 1- and 2-operation questions starting anywhere the running totals of a 5-operation
-# problem reach, and 3-operation ones (the harder kind) starting up to 60: so the rest of a problem,
-# re-posed as a fresh question from a step's result, falls where the base is strong. No 4-op.
-_WIDE = 100
-REPOSE_RECIPE = replace(
-    DEFAULT_RECIPE,
     harder_options=(("n_ops", 3), ("max_start", 60)),
     mixes=(
         (0.10, (("n_ops", 1), ("max_start", _WIDE))),
         (0.10, (("max_start", _WIDE),)),
     ),
 )
+
 
 # The run settings benchmarks/measure_default.py uses with the default model. presrm.config owns
 # the defaults; these repeat them, so the benchmark's numbers are the defaults' numbers.
