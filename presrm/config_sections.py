@@ -57,6 +57,13 @@ class JudgeConfig(_Section):
         " the step: its own and all later ones; after it: the later ones) | step = the step's own"
         " operation only, as a one-operation question whose answer must equal the step's result",
     )
+    repose_propose: bool = Field(
+        True,
+        description="repose judge: the first candidates of every step are the policy's greedy step and"
+        " the step it writes for the re-posed rest (the first step of its solve, or the answer when"
+        " nothing is left), then samples; a step the model gets wrong in the long question can be"
+        " replaced by the one it writes in the short one, if the check accepts it",
+    )
     repose_wordings: int = Field(
         1,
         ge=1,

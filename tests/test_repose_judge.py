@@ -9,11 +9,14 @@ import pytest
 
 from presrm.config import load_config
 from presrm.errors import TaskError
+from presrm.model.generation import generate_steps
 from presrm.model.loading import load_policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.run.start import start_run
 from presrm.search.judge import PairRequest, PointRequest
 from presrm.search.policy_repose import PolicyReposer
 from presrm.search.repose_judge import ReposeJudge
+from presrm.steps import render_prefix
 from presrm.store.reader import query_rows
 from presrm.tasks import load_task
 from presrm.tasks.arith_rewrite import parse_question
@@ -130,3 +133,35 @@ def test_a_chat_policy_writes_the_reposed_question_itself() -> None:
     assert result.p_a in (0.0, 1.0) and lines[-1].endswith("of 1 agree")
     answered = judge.reposer.claimed(question, ("Step 1: 3 * 4 = 12", "Step 2: The answer is 7."))
     assert answered is not None and answered.state == "7" and answered.question is None
+
+
+def test_proposals_are_the_reposed_rests_next_step(tiny_judges: dict[str, ReposeJudge]) -> None:
+    judge = tiny_judges["step"]
+    done = ("Step 1: 12 + 7 = 19", "Step 2: 19 - 5 = 14")
+    assert judge.proposals([(QUESTION, done)]) == ["The answer is 14."]  # nothing left to compute
+    assert judge.proposals([(QUESTION, ("Step 1: I think.",))]) == [None]  # no readable progress
+    contexts = [(QUESTION, ()), (QUESTION, done)]
+    first = judge.first_candidates(contexts)
+    prefix = judge.policy.solution_prompt(QUESTION) + "Step 1:"
+    (greedy,) = generate_steps(judge.policy, [prefix], 1, temperature=0.0, max_new_tokens=8, seed=0)[0]
+    assert first[0][0].text == greedy.text  # the policy's own greedy step comes first
+    proposal = first[1][-1]
+    assert proposal.text == " The answer is 14."
+    # Written under another prompt, scored under this one: the policy's log-probability here.
+    after = render_prefix(judge.policy.solution_prompt(QUESTION), list(done)) + "Step 3:"
+    expected = sequence_logprobs(judge.policy, [after], [" The answer is 14.\n"])[0]
+    assert proposal.logprob == pytest.approx(expected, abs=1e-4) and proposal.n_tokens == len(
+        proposal.token_ids
+    )
+
+
+def test_the_default_base_proposes_the_step_it_gets_right_in_the_short_question() -> None:
+    """On 4-operation problems the shipped base rarely writes a right solution (it has never seen
+    one), but the step it writes for the next operation re-posed alone is nearly always right."""
+    policy = load_policy("default", device="cpu")
+    task = load_task("arith", {"n_ops": 4})
+    judge = ReposeJudge(policy, task, wordings=1, max_step_tokens=32, span="step")
+    problems = task.sample(20, "eval", seed=12345)
+    proposed = judge.proposals([(p.question, ()) for p in problems])
+    right = sum(p.steps[0] == text for p, text in zip(problems, proposed, strict=True))
+    assert right >= 17, proposed

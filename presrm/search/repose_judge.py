@@ -28,10 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from presrm.answers import answers_match
+from presrm.model.encoding import encode_continuations
+from presrm.model.generation import FINISH_NEWLINE, StepSample, generate_steps
 from presrm.model.policy import Policy
+from presrm.model.scoring import sequence_logprobs
 from presrm.search.judge import JudgeResult, PairRequest, PointRequest
 from presrm.search.reposers import make_reposer
-from presrm.search.solve import solve_greedily
+from presrm.search.solve import Solved, solve_greedily
+from presrm.steps import render_prefix, step_content, step_header
 from presrm.tasks.base import Reposed, Task
 
 Context = tuple[str, tuple[str, ...]]  # a question and the steps after it
@@ -76,6 +80,8 @@ class ReposeJudge:
         self.span = span
         self.max_rows = max_rows
         self.max_solve_steps = max_solve_steps  # a solve's step budget when the rest's length is unknown
+        # Solves of re-posed questions, kept for the expansion's scoring after its proposals.
+        self._solved: dict[str, Solved] = {}
 
     def _views(self, contexts: Sequence[Context]) -> dict[Context, list[_View] | None]:
         """Every context's rest in every wording with the policy's answer to it, all solved in one
@@ -90,14 +96,8 @@ class ReposeJudge:
         lengths = [r.remaining for rs in rests.values() for r in rs if r is not None]
         # The operations, the answer line and one step of slack (the whole budget when unknown).
         longest = max((self.max_solve_steps if n is None else n + 2 for n in lengths), default=0)
-        solved = solve_greedily(
-            self.policy,
-            questions,
-            max_steps=min(longest, self.max_solve_steps),
-            max_step_tokens=self.max_step_tokens,
-            max_rows=self.max_rows,
-        )
-        answers = dict(zip(questions, (s.answer for s in solved), strict=True))
+        solved = self._solve(questions, min(longest, self.max_solve_steps))
+        answers = {q: s.answer for q, s in zip(questions, solved, strict=True)}
         out: dict[Context, list[_View] | None] = {}
         for context, rs in rests.items():
             if any(r is None for r in rs):
@@ -108,6 +108,78 @@ class ReposeJudge:
                 for r in rs
                 if r is not None
             ]
+        return out
+
+    def _solve(self, questions: list[str], max_steps: int) -> list[Solved]:
+        """Greedy solves, each question once (also across the calls of one expansion)."""
+        if len(self._solved) > 100_000:
+            self._solved.clear()  # a bound on memory; a dropped solve is only solved again
+        todo = [q for q in dict.fromkeys(questions) if q not in self._solved]
+        fresh = solve_greedily(
+            self.policy,
+            todo,
+            max_steps=max_steps,
+            max_step_tokens=self.max_step_tokens,
+            max_rows=self.max_rows,
+        )
+        self._solved.update(zip(todo, fresh, strict=True))
+        return [self._solved[q] for q in questions]
+
+    def proposals(self, contexts: Sequence[Context]) -> list[str | None]:
+        """The next step the policy writes for the rest re-posed as a fresh question (its first
+        wording): the first step of its greedy solve, or the final answer when nothing is left.
+        None where the steps cannot be re-posed or the solve wrote no usable step."""
+        unique = list(dict.fromkeys(contexts))
+        rests = dict(
+            zip(unique, self.reposer.repose_many([(q, steps, 0) for q, steps in unique]), strict=True)
+        )
+        questions = [r.question for r in rests.values() if r is not None and r.question is not None]
+        lengths = [r.remaining for r in rests.values() if r is not None]
+        longest = max((self.max_solve_steps if n is None else n + 2 for n in lengths), default=0)
+        solved = dict(zip(questions, self._solve(questions, min(longest, self.max_solve_steps)), strict=True))
+        out: dict[Context, str | None] = {}
+        for context, rest in rests.items():
+            if rest is None:
+                out[context] = None
+            elif rest.question is None:
+                out[context] = f"The answer is {rest.state}."
+            else:
+                steps = solved[rest.question].steps
+                out[context] = step_content(steps[0]) if steps else None
+        return [out[c] for c in contexts]
+
+    def first_candidates(self, contexts: Sequence[Context]) -> list[list[StepSample]]:
+        """Per context: the policy's greedy next step, then the re-posed rest's step (when it is
+        another step). The latter was written under another prompt, so its token log-probability is
+        scored under this one: every candidate's ``logprob`` is the policy's at this prefix."""
+        fmt = self.policy.step_format
+        prefixes = [
+            render_prefix(self.policy.solution_prompt(q), list(steps), fmt) + step_header(len(steps) + 1)
+            for q, steps in contexts
+        ]
+        greedy = generate_steps(
+            self.policy,
+            prefixes,
+            1,
+            temperature=0.0,
+            max_new_tokens=self.max_step_tokens,
+            seed=0,
+            max_rows=self.max_rows,
+        )
+        proposed = self.proposals(contexts)
+        extra = [
+            i
+            for i, (content, (sample,)) in enumerate(zip(proposed, greedy, strict=True))
+            if content is not None and content != step_content(sample.text)
+        ]
+        texts = [f" {proposed[i]}" for i in extra]
+        logprobs = sequence_logprobs(
+            self.policy, [prefixes[i] for i in extra], [t + fmt.separator for t in texts]
+        )
+        tokens = encode_continuations(self.policy, [t + fmt.separator for t in texts])
+        out = [[sample] for (sample,) in greedy]
+        for i, text, logprob, ids in zip(extra, texts, logprobs, tokens, strict=True):
+            out[i].append(StepSample(text, tuple(ids), len(ids), logprob, FINISH_NEWLINE))
         return out
 
     def pointwise(self, requests: list[PointRequest]) -> list[JudgeResult]:

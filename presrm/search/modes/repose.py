@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from presrm.config import JudgeConfig
+from presrm.model.generation import StepSample
 from presrm.model.policy import Policy
 from presrm.search.judge import PairRequest
-from presrm.search.modes.base import GapSolution, JudgeMode
+from presrm.search.modes.base import Context, GapSolution, JudgeMode
 from presrm.search.modes.expansion_scores import score_points
 from presrm.search.modes.solution_scores import min_step_scores, point_siblings_right
 from presrm.search.repose_judge import MODE, SCORE_KIND, ReposeJudge
@@ -21,8 +22,10 @@ class ReposeMode(JudgeMode):
 
     no_verdict = "the accepted steps could not be re-posed (no readable progress)"
 
-    def __init__(self, verdicts: ReposeJudge) -> None:
+    def __init__(self, verdicts: ReposeJudge, *, propose: bool = False) -> None:
         super().__init__(verdicts, MODE)
+        self.judge = verdicts
+        self.propose = propose
 
     @classmethod
     def from_config(
@@ -36,7 +39,8 @@ class ReposeMode(JudgeMode):
                 span=cfg.repose_span,
                 max_step_tokens=max_step_tokens,
                 max_rows=max(64, cfg.batch_size),
-            )
+            ),
+            propose=cfg.repose_propose,
         )
 
     @classmethod
@@ -45,6 +49,9 @@ class ReposeMode(JudgeMode):
             f"{name}-rest": {"mode": name, "repose_span": "rest"},
             f"{name}-step": {"mode": name, "repose_span": "step"},
         }
+
+    def first_candidates(self, contexts: Sequence[Context]) -> list[list[StepSample]] | None:
+        return self.judge.first_candidates(contexts) if self.propose else None
 
     def score(self, expansions: Sequence[Expansion], ids: IdSource, settings: SearchSettings) -> None:
         score_points(expansions, self.verdicts, self.name, SCORE_KIND, ids)
