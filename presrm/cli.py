@@ -75,8 +75,14 @@ def run(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this run file from its last finished stage.")
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Keep other libraries' progress bars, warnings and logs.")
+    ] = False,
 ) -> None:
     """Run the self-rewarding loop: warm-up, then per iteration search -> self-judge -> train -> evaluate."""
+    from presrm.run.quiet import quiet_third_party
+
+    quiet_third_party(verbose)  # before the imports below load those libraries
     from presrm.config import load_config
     from presrm.store.writer import read_identity
 

@@ -37,7 +37,7 @@ from presrm.errors import Interrupted, PresrmError
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.model.policy import Policy
 from presrm.run.checkpoint_io import save_whole
-from presrm.run.console import console, progress_bar, summary_line
+from presrm.run.console import console, search_progress, stage_progress, summary_line, update_progress
 from presrm.run.distributed import SINGLE, Dist, weights_digest
 from presrm.run.empty_stage import check_not_empty
 from presrm.run.gather import interleave, renumber
@@ -163,7 +163,7 @@ class Loop:
                 self.store.discard(deletes)
                 started = time.time()
                 self.timings = {}
-                with stage_memory(f"M{stage.iteration} {stage.name}", self.store.path):
+                with stage_memory(f"M{stage.iteration} {stage.name}", self.store.path), stage_progress(stage):
                     detail = getattr(self, f"_stage_{stage.name}")(stage.iteration, started) or {}
                 wall = time.time() - started
                 # Where the stage's wall time went (sampling / judging / training / logging seconds).
@@ -311,7 +311,7 @@ class Loop:
         dist = self.dist
         batch = self.cfg.batch_problems * dist.world
         timings = self.timings
-        with progress_bar(f"M{iteration} {phase}", len(problems)) as advance:
+        with search_progress(iteration, phase, len(problems)) as advance:
             for start in range(0, len(problems), batch):
                 if self._stop_requested():
                     raise self._interrupted()
@@ -380,10 +380,11 @@ class Loop:
             return []
         console.print(f"M{iteration} {stage}: training on {n} examples")
         t0 = time.perf_counter()
-        with self.tracking.stage(iteration, stage) as tracked:
+        with self.tracking.stage(iteration, stage) as tracked, update_progress(iteration, stage) as seen:
 
             def log_tracked(step: int, metrics: dict[str, float]) -> None:
                 log(step, metrics)
+                seen(step)
                 tracked.log(step, metrics)  # PPO and rft; a TRL trainer reports to it itself
 
             records = fn(log_tracked)
