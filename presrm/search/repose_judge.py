@@ -72,7 +72,6 @@ class ReposeJudge:
             raise ValueError("wordings must be >= 1")
         if span not in SPANS:
             raise ValueError(f"span: expected one of {', '.join(SPANS)}, got {span!r}")
-        self.limit = 1 if span == "step" else None
         self.reposer = make_reposer(policy, task, span, max_rows)
         self.policy = policy
         self.wordings = wordings
