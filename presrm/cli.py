@@ -102,10 +102,11 @@ def run(
         result = start_run(cfg)
     if _rank() != 0:
         return  # a data-parallel run: rank 0 speaks for it
-    from presrm.eval.closing import closing_table
+    from presrm.eval.closing import TITLE, closing_table
 
     table = closing_table(result)
     if table is not None:
+        console.print(TITLE, soft_wrap=True, highlight=False, markup=False)
         console.print(table)
     console.print(f"run file: [bold]{result}[/bold]")
     console.print(

@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from presrm.store.reader import query_rows
+
+TITLE = "held-out greedy accuracy, % [95 % interval]; paired gain over the start model (M1, or M0 without a warm-up)"
+"""Printed above the table (a table's own title wraps to the table's width)."""
 
 _METRICS_SQL = "SELECT iteration, metric, value FROM eval_metrics ORDER BY iteration"
 _CONFIG_SQL = "SELECT config_json FROM runs LIMIT 1"
@@ -37,17 +41,16 @@ def closing_table(run_file: str | Path) -> Table | None:
                 suffix = name.removeprefix("accuracy_greedy")
                 levels[suffix] = suffix.removeprefix(":")
     levels = {"": levels[""], **dict(sorted((k, v) for k, v in levels.items() if k))}
+    # Short enough not to wrap in an 80-column log; the start model is M1 after a warm-up, else M0.
     table = Table(
-        title="greedy accuracy on held-out problems, % [95 % interval]; gain over the start model, paired"
+        title="held-out greedy accuracy % [95 %]; paired gain over the start model", title_justify="left"
     )
     table.add_column("model")
     for title in levels.values():
         table.add_column(title, justify="right")
     for iteration, metrics in sorted(by_iteration.items()):
-        cells = [f"M{iteration}"]
-        for suffix in levels:
-            cells.append(_cell(metrics, suffix))
-        table.add_row(*cells)
+        # Text, not markup: "[95.7, 99.5]" must print as written.
+        table.add_row(Text(f"M{iteration}"), *(Text(_cell(metrics, suffix)) for suffix in levels))
     return table
 
 
