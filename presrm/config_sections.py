@@ -177,6 +177,11 @@ class RFTConfig(_Section):
         description="base = the default model's own gold solutions of the easier levels (model ="
         " 'default' only); none = self-verified solutions alone",
     )
+    keep_earlier: bool = Field(
+        True,
+        description="train on the verified solutions of every earlier iteration too, so a level learnt"
+        " before is kept while the next is taught",
+    )
     control: bool = Field(
         False,
         description="the control arm: the same updates on the replay alone, no self-verified solution"

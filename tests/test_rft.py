@@ -33,15 +33,17 @@ def test_round_data_gives_the_verified_their_share() -> None:
 def test_base_replay_needs_the_default_model() -> None:
     policy = load_policy("tiny", device="cpu", seed=0)
     with pytest.raises(PresrmError, match="replay = 'none'"):
-        replay_examples(policy, "tiny", RFTConfig(), seed=0)
-    assert replay_examples(policy, "tiny", RFTConfig(replay="none"), seed=0) == []
+        replay_examples(policy, "tiny", RFTConfig(), seed=0, below=3)
+    assert replay_examples(policy, "tiny", RFTConfig(replay="none"), seed=0, below=3) == []
 
 
-def test_default_replay_holds_no_solution_of_the_harder_level() -> None:
+def test_default_replay_holds_no_solution_of_the_level_taught_or_above() -> None:
     policy = load_policy("default", device="cpu")
-    pool = replay_examples(policy, "default", RFTConfig(), seed=0)
-    steps = {e.completion.count("Step ") for e in pool}
-    assert len(pool) > 10_000 and max(steps) <= 3  # at most two operations and the answer line
+    below_3 = replay_examples(policy, "default", RFTConfig(), seed=0, below=3)
+    below_4 = replay_examples(policy, "default", RFTConfig(), seed=0, below=4)
+    ops = [{e.completion.count("Step ") - 1 for e in pool} for pool in (below_3, below_4)]
+    assert ops == [{1, 2}, {1, 2, 3}]  # the base's 3-op kind only when 3 is below the level taught
+    assert len(below_3) > 10_000 and len(below_4) > len(below_3)
 
 
 def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path) -> None:
@@ -110,6 +112,6 @@ def test_the_control_trains_the_same_updates_on_the_replay_alone(tmp_path: Path)
     ]
     path = start_run(load_config(None, run))
     detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'train'")[0][0])
-    pool = replay_examples(load_policy("default", device="cpu"), "default", RFTConfig(), seed=1)
+    pool = replay_examples(load_policy("default", device="cpu"), "default", RFTConfig(), seed=1, below=2)
     assert (detail["examples"], detail["replay"], detail["updates"]) == (0, len(pool), 2)
     assert "verified" in detail  # still measured

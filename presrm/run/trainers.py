@@ -68,17 +68,27 @@ def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
         raise PresrmError("algo = 'rft' trains in one process: run it without torchrun or accelerate launch")
     cfg, rft = loop.cfg, loop.cfg.train.rft
     verified = verified_examples(loop.store.path, policy, iteration, rft.min_score)
-    wanted = verified or rft.control  # the control trains on the replay even without a verified one
-    replay = replay_examples(policy, cfg.model, rft, seed=cfg.seed + iteration) if wanted else []
-    examples = round_data(verified, replay, rft.self_share, control=rft.control)
-    used = 0 if rft.control else len(verified)
+    earlier = [
+        e
+        for k in range(iteration)
+        if rft.keep_earlier
+        for e in verified_examples(loop.store.path, policy, k, rft.min_score)
+    ]
+    own = verified + earlier
+    # The first level the loop teaches itself: no replay at or above it.
+    below = min(cfg.curriculum.levels) if cfg.curriculum.levels else int(cfg.task_options.get("n_ops", 2))
+    wanted = own or rft.control  # the control trains on the replay even without a verified one
+    replay = replay_examples(policy, cfg.model, rft, seed=cfg.seed + iteration, below=below) if wanted else []
+    examples = round_data(own, replay, rft.self_share, control=rft.control)
+    used = 0 if rft.control else len(own)
     records = loop._train_logged(
         "rft",
         iteration,
         len(examples) if rft.control else used,
         lambda log: train(policy, examples, rft, seed=cfg.seed + iteration, log=log),
     )
-    return records, used, {"verified": len(verified), "replay": len(examples) - used}
+    extra = {"verified": len(verified), "verified_earlier": len(earlier), "replay": len(examples) - used}
+    return records, used, extra
 
 
 TRAINERS: dict[str, Callable[[Loop, Policy, int], Trained]] = {

@@ -7,9 +7,10 @@ was built on so that it keeps what it could already do; ``train.rft.self_share``
 of self-verified examples in the round's data. No label enters: the kept paths are chosen by
 the policy's own judgments, and the replay holds only what the base was trained on.
 
-Where ``model = "default"`` the replay is the base recipe's second-phase pool without its
-harder kind: gold solutions of the easier levels only, so a level the loop teaches itself has
-no label anywhere in its data.
+Where ``model = "default"`` the replay is the base recipe's second-phase pool, limited to the
+kinds below the level the loop teaches itself: that level and those above it have no label
+anywhere in the data. The verified solutions of earlier iterations stay in the data
+(``train.rft.keep_earlier``), so a level learnt before is not forgotten when the next one is taught.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def verified_examples(
     return out
 
 
-def replay_examples(policy: Policy, model_spec: str, cfg: RFTConfig, seed: int) -> list[SFTExample]:
-    """The replay pool (shuffled by ``seed``): the default base's easier-level gold solutions, or
-    none (``train.rft.replay = "none"``)."""
+def replay_examples(
+    policy: Policy, model_spec: str, cfg: RFTConfig, seed: int, *, below: int
+) -> list[SFTExample]:
+    """The replay pool (shuffled by ``seed``): the default base's own gold solutions of the kinds
+    with fewer than ``below`` operations (the level the loop teaches itself and any above it hold no
+    label; the base's own 2-operation kind is always kept), or none (``train.rft.replay = "none"``)."""
     if cfg.replay == "none":
         return []
     if model_spec.strip() != DEFAULT_SPEC:
@@ -58,8 +62,15 @@ def replay_examples(policy: Policy, model_spec: str, cfg: RFTConfig, seed: int) 
             f"train.rft.replay = 'base' replays the embedded default model's own data, and model is"
             f" {model_spec!r}: set train.rft.replay = 'none'"
         )
+    recipe = DEFAULT_RECIPE
+    harder = recipe.harder_fraction if recipe.harder()["n_ops"] < below else 0.0
+    mixes = tuple(
+        m
+        for m, (_, options) in zip(recipe.mixes, recipe.mix_options(), strict=True)
+        if options["n_ops"] < below
+    )
     easier = replace(
-        DEFAULT_RECIPE, harder_fraction=0.0, data_seed=DEFAULT_RECIPE.data_seed + 7919 * (seed + 1)
+        recipe, harder_fraction=harder, mixes=mixes, data_seed=recipe.data_seed + 7919 * (seed + 1)
     )
     pool = converge_examples(policy, easier)
     random.Random(f"{seed}:rft-replay").shuffle(pool)
