@@ -168,7 +168,7 @@ def test_cached_default_model_writes_the_step_format_and_solves_some_problems() 
     assert sum(t.final is not None for t in trees) >= 36
     accuracy = sum(t.correct for t in trees) / len(trees)
     # Converged on its own difficulty (measured 100 %), partial on the harder kind: the headroom
-    # the self-rewarding loop works on (measured 42.7 %: README, "The embedded default model").
+    # the self-rewarding loop works on (README, "The embedded default model").
     assert accuracy >= 0.9, accuracy
     harder = load_task("arith", dm.DEFAULT_RECIPE.harder())
     trees = search(
