@@ -107,7 +107,7 @@ def run(
     table = closing_table(result)
     if table is not None:
         console.print(TITLE, soft_wrap=True, highlight=False, markup=False)
-        console.print(table)
+        console.print(table, width=None if console.is_terminal else 200)  # a log file: no wrapping
     console.print(f"run file: [bold]{result}[/bold]")
     console.print(
         Text.assemble(

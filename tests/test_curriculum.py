@@ -45,7 +45,9 @@ def test_levels_advance_and_held_out_levels_are_measured(tmp_path: Path) -> None
     path = start_run(load_config(None, [*RUN, f"out={str(tmp_path / 'run.duckdb')!r}"]))
     assert _levels(path) == [(1, 2), (2, 3)]
     # The second iteration trains on the first one's verified solutions too (train.rft.keep_earlier).
-    trained = query_rows(path, "SELECT iteration, detail FROM stages WHERE stage = 'train' ORDER BY iteration")
+    trained = query_rows(
+        path, "SELECT iteration, detail FROM stages WHERE stage = 'train' ORDER BY iteration"
+    )
     first, second = (json.loads(detail) for _, detail in trained)
     assert second["verified_earlier"] == first["verified"] > 0
     assert second["examples"] == first["verified"] + second["verified"]

@@ -11,7 +11,10 @@ from rich.text import Text
 
 from presrm.store.reader import query_rows
 
-TITLE = "held-out greedy accuracy, % [95 % interval]; paired gain over the start model (M1, or M0 without a warm-up)"
+TITLE = (
+    "held-out greedy accuracy, % [95 % interval]; paired gain over the start model"
+    " (M1, or M0 without a warm-up)"
+)
 """Printed above the table (a table's own title wraps to the table's width)."""
 
 _METRICS_SQL = "SELECT iteration, metric, value FROM eval_metrics ORDER BY iteration"
@@ -41,10 +44,7 @@ def closing_table(run_file: str | Path) -> Table | None:
                 suffix = name.removeprefix("accuracy_greedy")
                 levels[suffix] = suffix.removeprefix(":")
     levels = {"": levels[""], **dict(sorted((k, v) for k, v in levels.items() if k))}
-    # Short enough not to wrap in an 80-column log; the start model is M1 after a warm-up, else M0.
-    table = Table(
-        title="held-out greedy accuracy % [95 %]; paired gain over the start model", title_justify="left"
-    )
+    table = Table()
     table.add_column("model")
     for title in levels.values():
         table.add_column(title, justify="right")
