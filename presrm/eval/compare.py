@@ -69,7 +69,9 @@ def write_comparison(run_files: Sequence[str | Path], out_dir: str | Path) -> Pa
         write_report(run_file, out / name)
         info = run_info_dict(Path(run_file))
         summaries = run_summaries(run_file)
-        setting = " / ".join((info["model"], _task(info), info["judge_mode"] or "auto", info["algo"]))
+        # A control run (train.rft.control) is its own setting, never averaged with the runs it controls.
+        algo = info["algo"] + (" control" if info.get("control") == "True" else "")
+        setting = " / ".join((info["model"], _task(info), info["judge_mode"] or "auto", algo))
         for it, summary in sorted(summaries.items()):
             rows.append(
                 [name, setting, info["seed"], model_name(info, it), *(_cell(summary, m) for m, _ in COLUMNS)]

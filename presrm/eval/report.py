@@ -45,7 +45,8 @@ def run_info_dict(run_file: Path) -> dict[str, str]:
     with open_run(run_file) as con:
         row = con.execute(
             "SELECT run_id, created_at, presrm_version, model, task, algo, seed,"
-            " json_extract_string(config_json, '$.judge.mode'), json_extract(config_json, '$.task_options')"
+            " json_extract_string(config_json, '$.judge.mode'), json_extract(config_json, '$.task_options'),"
+            " coalesce(json_extract(config_json, '$.train.rft.control')::BOOLEAN, false)"
             " FROM runs LIMIT 1"
         ).fetchone()
         names = dict(
@@ -63,6 +64,7 @@ def run_info_dict(run_file: Path) -> dict[str, str]:
         "seed",
         "judge_mode",
         "task_options",
+        "control",
     )
     info = {k: ("" if v is None else str(v)) for k, v in zip(keys, row or [None] * len(keys), strict=True)}
     info.update({f"name_{int(k)}": str(v) for k, v in names.items()})
