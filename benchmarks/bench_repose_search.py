@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--wordings", type=int, default=2)
     parser.add_argument("--span", choices=("step", "rest"), default="step")
     parser.add_argument(
+        "--width", type=int, default=4, help="candidates per step (the greedy one and the re-posed one first)"
+    )
+    parser.add_argument(
         "--no-propose", action="store_true", help="samples only, no re-posed step among the candidates"
     )
     parser.add_argument("--checkpoint", help="a presrm checkpoint instead of the embedded default model")
@@ -83,7 +86,12 @@ def main() -> None:
     )
     judge = make_judge(policy, cfg, task, max_step_tokens=32)
     settings = SearchSettings(
-        width=4, max_steps=max_steps, temperature=0.8, greedy_candidate=True, switch_margin=0.0, seed=1
+        width=args.width,
+        max_steps=max_steps,
+        temperature=0.8,
+        greedy_candidate=True,
+        switch_margin=0.0,
+        seed=1,
     )
     started = time.perf_counter()
     trees = search(policy, judge, task, problems, settings, LocalIds())
@@ -94,7 +102,7 @@ def main() -> None:
     kept_right = sum(k and r for k, r in zip(kept, s, strict=True))
     print(
         f"arith n_ops={args.n_ops}, {len(problems)} held-out problems (seed 12345); repose judge: span {args.span},"
-        f" {args.wordings} wording(s), proposals {'off' if args.no_propose else 'on'}"
+        f" {args.wordings} wording(s), proposals {'off' if args.no_propose else 'on'}, width {args.width}"
     )
     print(f"greedy:  {pct(wilson_interval(sum(g), len(g)))}  ({greedy_s:.0f} s)")
     print(f"search:  {pct(wilson_interval(sum(s), len(s)))}  ({search_s:.0f} s)")

@@ -36,6 +36,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+
+# What `presrm run` runs without a config file; shipped inside the package.
+QUICKSTART = Path(__file__).resolve().parent / "quickstart.toml"
 err_console = Console(stderr=True)
 
 
@@ -63,7 +66,8 @@ class OutputFormat(StrEnum):
 @app.command()
 def run(
     config: Annotated[
-        Path | None, typer.Argument(help="TOML config file; omit to use the embedded default run.")
+        Path | None,
+        typer.Argument(help="TOML config file; omit to run the quick start (presrm/quickstart.toml)."),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -98,7 +102,7 @@ def run(
         overrides = list(set_ or [])
         if out is not None:
             overrides.append(f"out={json.dumps(str(out))}")
-        cfg = load_config(config, overrides)
+        cfg = load_config(config if config is not None else QUICKSTART, overrides)
         result = start_run(cfg)
     if _rank() != 0:
         return  # a data-parallel run: rank 0 speaks for it
@@ -336,7 +340,8 @@ def solve(
 
 @app.command("config")
 def show_config() -> None:
-    """List every config key with its type, default and meaning."""
+    """List every config key with its type, default and meaning (a config file starts from these
+    defaults; `presrm run` without one runs presrm/quickstart.toml)."""
     from presrm.config import describe_fields
 
     table = Table(header_style="bold")
@@ -345,6 +350,7 @@ def show_config() -> None:
     for row in describe_fields():
         table.add_row(*[Text(c) for c in row])
     console.print(table)
+    console.print(f"presrm run without a config file runs {QUICKSTART}")
 
 
 def _rank() -> int:

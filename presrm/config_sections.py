@@ -177,6 +177,12 @@ class RFTConfig(_Section):
         description="base = the default model's own gold solutions of the easier levels (model ="
         " 'default' only); none = self-verified solutions alone",
     )
+    balance_below: bool = Field(
+        True,
+        description="replay = 'base': add as many of the base's own solutions of the level just below the first"
+        " level taught as the stage has self-verified solutions (a level taught alone makes the model"
+        " write its number of steps on the level below too)",
+    )
     keep_earlier: bool = Field(
         True,
         description="train on the verified solutions of every earlier iteration too, so a level learnt"

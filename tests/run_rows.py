@@ -11,8 +11,12 @@ from pathlib import Path
 
 from presrm.store.reader import query_rows
 
+# A config of no keys: the built-in defaults, which the settings below change.
+BUILTIN = str(Path(__file__).parent / "data" / "builtin.toml")
+
 # Small enough to run three times in a test, big enough that step-DPO has pairs to train on.
 SMALL_ARGS = [
+    BUILTIN,
     "--set",
     "model=tiny",
     "--set",

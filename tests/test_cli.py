@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from run_rows import BUILTIN
 
 from presrm.config import RunConfig, load_config
 from presrm.store.writer import RunStore
@@ -97,21 +98,24 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, run_file: Path) -> None:
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("widht = 3\n")
     assert_one_line_error(presrm("run", str(bad_toml)), "unknown key 'widht'")
-    assert_one_line_error(presrm("run", "--set", "width=1"), "width", ">= 2")
+    assert_one_line_error(presrm("run", BUILTIN, "--set", "width=1"), "width", ">= 2")
     assert_one_line_error(
-        presrm("run", "--set", "model=/no/such/model", "--out", str(tmp_path / "r.duckdb")), "/no/such/model"
+        presrm("run", BUILTIN, "--set", "model=/no/such/model", "--out", str(tmp_path / "r.duckdb")),
+        "/no/such/model",
     )
     assert not (tmp_path / "r.duckdb").exists(), "a failed start must not leave a run file behind"
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + b"\0" * 64)
     assert_one_line_error(
-        presrm("run", "--set", f"model={str(corrupt)!r}", "--out", str(tmp_path / "g.duckdb")), "corrupt.gguf"
+        presrm("run", BUILTIN, "--set", f"model={str(corrupt)!r}", "--out", str(tmp_path / "g.duckdb")),
+        "corrupt.gguf",
     )
     bad_jsonl = tmp_path / "bad.jsonl"
     bad_jsonl.write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
     assert_one_line_error(
         presrm(
             "run",
+            BUILTIN,
             "--set",
             f"task='jsonl:{bad_jsonl}'",
             "--set",
@@ -126,6 +130,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, run_file: Path) -> None:
     assert_one_line_error(
         presrm(
             "run",
+            BUILTIN,
             "--set",
             f"task='jsonl:{empty}'",
             "--set",
@@ -140,6 +145,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, run_file: Path) -> None:
     assert_one_line_error(
         presrm(
             "run",
+            BUILTIN,
             "--set",
             f"task='jsonl:{good}'",
             "--set",
@@ -158,7 +164,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, run_file: Path) -> None:
     assert_one_line_error(presrm("inspect", str(foreign)), "not a presrm run database")
     assert_one_line_error(presrm("inspect", str(tmp_path / "missing.duckdb")), "not found")
     assert_one_line_error(presrm("run", "--resume", str(foreign)), "not a presrm run database")
-    assert_one_line_error(presrm("run", "--set", "model=tiny", "--out", str(run_file)), "already exists")
+    assert_one_line_error(
+        presrm("run", BUILTIN, "--set", "model=tiny", "--out", str(run_file)), "already exists"
+    )
 
 
 def test_unwritable_output_location(tmp_path: Path) -> None:
@@ -166,7 +174,7 @@ def test_unwritable_output_location(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     assert_one_line_error(
-        presrm("run", "--set", "model=tiny", "--out", str(blocker / "run.duckdb")),
+        presrm("run", BUILTIN, "--set", "model=tiny", "--out", str(blocker / "run.duckdb")),
         "cannot create the output directory",
     )
 

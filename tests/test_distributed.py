@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from run_rows import BUILTIN
 
 from presrm.errors import PresrmError
 from presrm.model.adapters import prepare_for_training
@@ -141,7 +142,7 @@ def test_two_process_run_to_the_end_and_resume(tmp_path: Path, algo: str) -> Non
     out = tmp_path / "run.duckdb"
     t0 = time.perf_counter()
     sets = [a for s in [*SETTINGS, f"algo={algo}"] for a in ("--set", s)]
-    proc = launch("run", *sets, "--out", str(out))
+    proc = launch("run", BUILTIN, *sets, "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.count("run file:") == 1  # rank 0 alone speaks
     check_complete(out)

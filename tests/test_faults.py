@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from run_rows import SMALL_ARGS, all_rows, assert_ids_dense, rows, stage_rows
+from run_rows import BUILTIN, SMALL_ARGS, all_rows, assert_ids_dense, rows, stage_rows
 
 from presrm.store.reader import query_rows
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 ARGS = [
+    BUILTIN,
     "--set",
     "model=tiny",
     "--set",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_rows import BUILTIN
 
 from presrm.config import JudgeConfig, load_config
 from presrm.model.loading import load_checkpoint, load_policy
@@ -138,6 +139,7 @@ def _snapshot(path: Path) -> dict[str, list[tuple]]:
 
 
 KILL_ARGS = [
+    BUILTIN,
     "--set",
     "model=tiny",
     "--set",

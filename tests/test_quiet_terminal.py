@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_rows import BUILTIN
 
 from presrm.errors import PresrmError
 from presrm.run.plain_progress import PlainProgress, duration, every_from_env
@@ -43,7 +44,17 @@ def _run(tmp_path: Path, *extra: str, every: str = "0.1") -> subprocess.Complete
     sets = [a for key, value in TINY.items() for a in ("--set", f"{key}={value}")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PRESRM_PROGRESS_EVERY": every}
     env.pop("PYTHONWARNINGS", None)
-    cmd = [sys.executable, "-m", "presrm.cli", "run", *sets, "--out", str(tmp_path / "run.duckdb"), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "presrm.cli",
+        "run",
+        BUILTIN,
+        *sets,
+        "--out",
+        str(tmp_path / "run.duckdb"),
+        *extra,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from run_rows import assert_ids_dense, stage_rows
+from run_rows import BUILTIN, assert_ids_dense, stage_rows
 from test_distributed import launch
 
 from presrm.store.reader import query_rows
@@ -38,7 +38,7 @@ SETTINGS = [
     "batch_problems=1",
     "algo=step-dpo",
 ]
-SETS = [a for s in SETTINGS for a in ("--set", s)]
+SETS = [BUILTIN, *(a for s in SETTINGS for a in ("--set", s))]
 
 
 def one_process(*args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:

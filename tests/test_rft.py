@@ -14,7 +14,7 @@ from presrm.model.loading import load_checkpoint, load_policy
 from presrm.run.start import start_run
 from presrm.store.reader import query_rows
 from presrm.train.examples import SFTExample
-from presrm.train.rft import replay_examples, round_data, verified_examples
+from presrm.train.rft import level_below_examples, replay_examples, round_data, verified_examples
 
 
 def _examples(n: int, tag: str) -> list[SFTExample]:
@@ -44,6 +44,21 @@ def test_default_replay_holds_no_solution_of_the_level_taught_or_above() -> None
     ops = [{e.completion.count("Step ") - 1 for e in pool} for pool in (below_3, below_4)]
     assert ops == [{1, 2}, {1, 2, 3}]  # the base's 3-op kind only when 3 is below the level taught
     assert len(below_3) > 10_000 and len(below_4) > len(below_3)
+
+
+def test_the_level_below_the_taught_one_is_replayed_as_often_as_the_verified() -> None:
+    policy = load_policy("default", device="cpu")
+    cfg, three, four = RFTConfig(), {"n_ops": 3}, {"n_ops": 4}
+    below_4 = level_below_examples(policy, "default", cfg, 0, options=three, count=37)
+    assert len(below_4) == 37
+    assert {e.completion.count("Step ") - 1 for e in below_4} == {3}
+    assert len(set(below_4)) == 37  # fresh problems, not one repeated
+    assert level_below_examples(policy, "default", cfg, 1, options=three, count=37) != below_4
+    # The base was never trained on 4 operations: a level the loop taught itself has no gold data.
+    assert level_below_examples(policy, "default", cfg, 0, options=four, count=10) == []
+    off = [RFTConfig(balance_below=False), RFTConfig(replay="none")]
+    assert all(level_below_examples(policy, "default", c, 0, options=three, count=10) == [] for c in off)
+    assert level_below_examples(policy, "default", cfg, 0, options=three, count=0) == []
 
 
 def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path) -> None:
@@ -80,9 +95,18 @@ def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path)
     assert len(kept) == 6
     assert all(e.prompt.startswith("Question: ") and e.completion.startswith("Step 1: ") for e in kept)
     detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'train'")[0][0])
-    assert (detail["algo"], detail["verified"], detail["replay"], detail["updates"]) == (
+    # Replay: as much of the base's data as the verified, and as many of its 1-op solutions (the
+    # level below the 2-op one taught here).
+    assert (
+        detail["algo"],
+        detail["verified"],
+        detail["replay"],
+        detail["level_below"],
+        detail["updates"],
+    ) == (
         "rft",
         len(kept),
+        2 * len(kept),
         len(kept),
         3,
     )
@@ -113,5 +137,7 @@ def test_the_control_trains_the_same_updates_on_the_replay_alone(tmp_path: Path)
     path = start_run(load_config(None, run))
     detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'train'")[0][0])
     pool = replay_examples(load_policy("default", device="cpu"), "default", RFTConfig(), seed=1, below=2)
-    assert (detail["examples"], detail["replay"], detail["updates"]) == (0, len(pool), 2)
-    assert "verified" in detail  # still measured
+    # The same replay as the self-trained arm would get: the pool and the level below, as many of
+    # those as the search verified.
+    assert detail["level_below"] == detail["verified"]
+    assert (detail["examples"], detail["replay"], detail["updates"]) == (0, len(pool) + detail["verified"], 2)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_rows import BUILTIN
 
 from presrm.config import load_config
 from presrm.errors import RunBusyError
@@ -65,7 +66,7 @@ def test_a_second_writer_is_refused_by_name_and_readers_go_on(run_file: Path, tm
     holder = f"PID {os.getpid()} on host {socket.gethostname()}"
     before = run_file.read_bytes()
     resume = presrm("run", "--resume", str(run_file))
-    again = presrm("run", *[a for s in CONFIG for a in ("--set", s)], "--out", str(run_file))
+    again = presrm("run", BUILTIN, *[a for s in CONFIG for a in ("--set", s)], "--out", str(run_file))
     reader = presrm("sql", str(run_file), "SELECT count(*) FROM nodes", "-f", "csv")
     export = presrm("export", str(run_file), "--to", str(tmp_path / "parquet"))
     for refused in (resume, again):

@@ -61,7 +61,8 @@ def train_ppo(loop: Loop, policy: Policy, iteration: int) -> Trained:
 
 def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
     """Fine-tune on the search's self-verified solutions with replay (presrm.train.rft)."""
-    from presrm.train.rft import replay_examples, round_data, verified_examples
+    from presrm.run.levels import level_options
+    from presrm.train.rft import level_below_examples, replay_examples, round_data, verified_examples
     from presrm.train.rft import train_rft as train
 
     if loop.dist.enabled:
@@ -78,16 +79,30 @@ def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
     # The first level the loop teaches itself: no replay at or above it.
     below = min(cfg.curriculum.levels) if cfg.curriculum.levels else int(cfg.task_options.get("n_ops", 2))
     wanted = own or rft.control  # the control trains on the replay even without a verified one
-    replay = replay_examples(policy, cfg.model, rft, seed=cfg.seed + iteration, below=below) if wanted else []
+    seed = cfg.seed + iteration
+    replay = replay_examples(policy, cfg.model, rft, seed=seed, below=below) if wanted else []
     examples = round_data(own, replay, rft.self_share, control=rft.control)
+    level_below = (
+        level_below_examples(
+            policy, cfg.model, rft, seed, options=level_options(cfg, below - 1), count=len(own)
+        )
+        if wanted and cfg.task == "arith"
+        else []
+    )
+    examples += level_below
     used = 0 if rft.control else len(own)
     records = loop._train_logged(
         "rft",
         iteration,
         len(examples) if rft.control else used,
-        lambda log: train(policy, examples, rft, seed=cfg.seed + iteration, log=log),
+        lambda log: train(policy, examples, rft, seed=seed, log=log),
     )
-    extra = {"verified": len(verified), "verified_earlier": len(earlier), "replay": len(examples) - used}
+    extra = {
+        "verified": len(verified),
+        "verified_earlier": len(earlier),
+        "replay": len(examples) - used,
+        "level_below": len(level_below),
+    }
     return records, used, extra
 
 

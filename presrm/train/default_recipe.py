@@ -178,12 +178,14 @@ def train_examples(
     progress: ProgressFn | None = None,
     log_every: int = 50,
     on_step: Callable[[int], None] | None = None,
+    on_loss: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train ``policy.model`` in place for ``steps`` updates (loss on completions only).
 
     A plain torch loop rather than TRL: for a sub-million-parameter model the trainer's
     per-step overhead is a large share of the step. Epochs repeat the examples in a
-    fresh order. ``on_step(k)`` is called after update k. Returns the loss of every step.
+    fresh order. ``on_step(k)`` is called after update k, ``on_loss(k, loss)`` with its loss (as it
+    happens, for a live progress display). Returns the loss of every step.
     """
     if steps < 1 or batch_size < 1 or not examples:
         raise ValueError("steps and batch_size must be >= 1 and examples non-empty")
@@ -220,6 +222,8 @@ def train_examples(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
+            if on_loss is not None:
+                on_loss(step + 1, losses[-1])
             if progress is not None and ((step + 1) % log_every == 0 or step + 1 == steps):
                 recent = losses[-log_every:]
                 progress(

@@ -9,7 +9,9 @@ the policy's own judgments, and the replay holds only what the base was trained 
 
 Where ``model = "default"`` the replay is the base recipe's second-phase pool, limited to the
 kinds below the level the loop teaches itself: that level and those above it have no label
-anywhere in the data. The verified solutions of earlier iterations stay in the data
+anywhere in the data. The level just below it is replayed as often as there are verified solutions
+(``train.rft.balance_below``): a level taught alone makes the model write its number of steps on the
+level below too. The verified solutions of earlier iterations stay in the data
 (``train.rft.keep_earlier``), so a level learnt before is not forgotten when the next one is taught.
 """
 
@@ -19,6 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from presrm.config import RFTConfig
 from presrm.errors import PresrmError
@@ -26,8 +29,9 @@ from presrm.model.default import DEFAULT_RECIPE, DEFAULT_SPEC
 from presrm.model.policy import Policy
 from presrm.steps import step_content
 from presrm.store.training_rows import accepted_paths
+from presrm.tasks import load_task
 from presrm.train.default_recipe import converge_examples, train_examples
-from presrm.train.eft import solution_text
+from presrm.train.eft import ift_examples, solution_text
 from presrm.train.examples import SFTExample
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -77,6 +81,26 @@ def replay_examples(
     return pool
 
 
+def level_below_examples(
+    policy: Policy, model_spec: str, cfg: RFTConfig, seed: int, *, options: dict[str, Any], count: int
+) -> list[SFTExample]:
+    """``count`` fresh gold solutions of the arith task with ``options``: the run's own task at the
+    level just below the first one taught. None when the base was never trained on that number of
+    operations (the level was taught by the loop itself), ``train.rft.balance_below`` is off, the
+    replay is off or ``count`` is 0. Taught alone, a level teaches its number of steps: the model then
+    writes that many on the level below as well, so the round's data holds that level as often as
+    the new one."""
+    if not cfg.balance_below or cfg.replay == "none" or count < 1 or model_spec.strip() != DEFAULT_SPEC:
+        return []
+    recipe = DEFAULT_RECIPE
+    kinds = [recipe.options(), recipe.harder(), *(o for _, o in recipe.mix_options())]
+    if options.get("n_ops") not in {kind["n_ops"] for kind in kinds}:
+        return []
+    task = load_task("arith", options)
+    problems = task.sample(count, "train", seed=recipe.data_seed + 104_729 * (seed + 1))
+    return ift_examples(policy, task, problems)
+
+
 def round_data(
     verified: list[SFTExample], replay: list[SFTExample], self_share: float, *, control: bool = False
 ) -> list[SFTExample]:
@@ -95,10 +119,12 @@ def train_rft(
     policy: Policy, examples: list[SFTExample], cfg: RFTConfig, *, seed: int, log: LogFn | None = None
 ) -> list[float]:
     """``cfg.updates`` updates of ``cfg.batch_size`` on ``examples`` (loss on the solutions only)."""
-    losses = train_examples(
-        policy, examples, steps=cfg.updates, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
+    return train_examples(
+        policy,
+        examples,
+        steps=cfg.updates,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=seed,
+        on_loss=None if log is None else lambda step, loss: log(step, {"loss": loss}),
     )
-    if log is not None:
-        for step, loss in enumerate(losses, start=1):
-            log(step, {"loss": loss})
-    return losses
