@@ -71,7 +71,7 @@ def test_levels_advance_and_held_out_levels_are_measured(tmp_path: Path) -> None
     out = Console(width=200, record=True)
     out.print(table)
     text = out.export_text()
-    assert [c.header for c in table.columns] == ["model", "held-out", "n_ops=1", "n_ops=3"]
+    assert [c.header for c in table.columns] == ["model", "held-out", "n_ops=1", "n_ops=3 taught"]
     lines = [line for line in text.splitlines() if line.strip("│ ").startswith(("M0", "M1", "M2"))]
     assert len(lines) == 3 and lines[0].count("[") == 3 and lines[2].count("[") == 6
 

@@ -21,11 +21,37 @@ _METRICS_SQL = "SELECT iteration, metric, value FROM eval_metrics ORDER BY itera
 _CONFIG_SQL = "SELECT config_json FROM runs LIMIT 1"
 
 
-def _own_level(config: dict) -> str:
-    """The name of the run's own task level: its curriculum option's value, or 'held-out'."""
+def _level_value(config: dict) -> object:
+    """The run's own task level: its curriculum option's value (None where the task has none)."""
     option = config.get("curriculum", {}).get("option", "n_ops")
-    value = config.get("task_options", {}).get(option)
-    return f"{option}={value}" if value is not None else "held-out"
+    return config.get("task_options", {}).get(option)
+
+
+def _columns(config: dict, suffixes: set[str]) -> list[tuple[str, str]]:
+    """(metric suffix, column title) per evaluated level, in the order of the levels; a level the
+    curriculum teaches is marked "taught"."""
+    curriculum = config.get("curriculum", {})
+    option, taught = curriculum.get("option", "n_ops"), set(curriculum.get("levels", []))
+    own = _level_value(config)
+    levels: list[tuple[object, str]] = [(own, "")] + [
+        (_parse(suffix.removeprefix(":").removeprefix(f"{option}=")), suffix) for suffix in suffixes
+    ]
+
+    def title(value: object, suffix: str) -> str:
+        if value is None:
+            return "held-out" if not suffix else suffix.removeprefix(":")
+        return f"{option}={value}" + (" taught" if value in taught else "")
+
+    numeric = all(isinstance(v, int) for v, _ in levels)
+    ordered = sorted(levels, key=lambda vs: vs[0]) if numeric else levels  # type: ignore[arg-type,return-value]
+    return [(suffix, title(value, suffix)) for value, suffix in ordered]
+
+
+def _parse(text: str) -> object:
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def closing_table(run_file: str | Path) -> Table | None:
@@ -37,20 +63,20 @@ def closing_table(run_file: str | Path) -> Table | None:
     if not by_iteration:
         return None
     config = json.loads(query_rows(run_file, _CONFIG_SQL)[0][0])
-    levels = {"": _own_level(config)}  # metric suffix -> column title
-    for metrics in by_iteration.values():
-        for name in metrics:
-            if name.startswith("accuracy_greedy:") and not name.endswith(("_low", "_high")):
-                suffix = name.removeprefix("accuracy_greedy")
-                levels[suffix] = suffix.removeprefix(":")
-    levels = {"": levels[""], **dict(sorted((k, v) for k, v in levels.items() if k))}
+    suffixes = {
+        name.removeprefix("accuracy_greedy")
+        for metrics in by_iteration.values()
+        for name in metrics
+        if name.startswith("accuracy_greedy:") and not name.endswith(("_low", "_high"))
+    }
+    columns = _columns(config, suffixes)
     table = Table()
     table.add_column("model")
-    for title in levels.values():
+    for _, title in columns:
         table.add_column(title, justify="right")
     for iteration, metrics in sorted(by_iteration.items()):
         # Text, not markup: "[95.7, 99.5]" must print as written.
-        table.add_row(Text(f"M{iteration}"), *(Text(_cell(metrics, suffix)) for suffix in levels))
+        table.add_row(Text(f"M{iteration}"), *(Text(_cell(metrics, suffix)) for suffix, _ in columns))
     return table
 
 

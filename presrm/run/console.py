@@ -75,9 +75,12 @@ def search_progress(
 
 
 @contextlib.contextmanager
-def update_progress(iteration: int, trainer: str) -> Iterator[Callable[[int], None]]:
-    """A training count: ``seen(step)`` with the trainer's update number, which may skip."""
-    with progress_bar(f"M{iteration} {trainer}", None, "updates") as advance:
+def update_progress(
+    iteration: int, trainer: str, total: int | None = None
+) -> Iterator[Callable[[int], None]]:
+    """A training count: ``seen(step)`` with the trainer's update number, which may skip; ``total``:
+    the number of updates where the trainer knows it (a done/total line with the time left)."""
+    with progress_bar(f"M{iteration} {trainer}", total, "updates") as advance:
         last = 0
 
         def seen(step: int) -> None:

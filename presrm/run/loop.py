@@ -357,7 +357,12 @@ class Loop:
         judge_eft_test(policy, self.cfg, self.task, self.store, iteration)
 
     def _train_logged(
-        self, stage: str, iteration: int, n: int, fn: Callable[[Callable[[int, dict], None]], list]
+        self,
+        stage: str,
+        iteration: int,
+        n: int,
+        fn: Callable[[Callable[[int, dict], None]], list],
+        updates: int | None = None,
     ) -> list:
         rows: list[dict[str, Any]] = []
 
@@ -380,7 +385,10 @@ class Loop:
             return []
         console.print(f"M{iteration} {stage}: training on {n} examples")
         t0 = time.perf_counter()
-        with self.tracking.stage(iteration, stage) as tracked, update_progress(iteration, stage) as seen:
+        with (
+            self.tracking.stage(iteration, stage) as tracked,
+            update_progress(iteration, stage, updates) as seen,
+        ):
 
             def log_tracked(step: int, metrics: dict[str, float]) -> None:
                 log(step, metrics)

@@ -96,6 +96,7 @@ def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
         iteration,
         len(examples) if rft.control else used,
         lambda log: train(policy, examples, rft, seed=seed, log=log),
+        updates=rft.updates,
     )
     extra = {
         "verified": len(verified),
