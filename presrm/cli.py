@@ -239,8 +239,14 @@ def eval_(
             " paraphrase, check, repose-rest, repose-step)."
         ),
     ] = "likelihood,pointwise,pairwise-probs",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="--gap: keep other libraries' progress bars, warnings and logs.")
+    ] = False,
 ) -> None:
     """Evaluation metrics per iteration (accuracy, judge accuracy, calibration), computed from stored rows."""
+    from presrm.run.quiet import quiet_third_party
+
+    quiet_third_party(verbose)  # --gap loads a model
     from presrm.eval.evaluate import recompute_metrics, run_iterations, summarize_iteration
 
     if gap:
@@ -298,8 +304,14 @@ def solve(
     max_steps: Annotated[int, typer.Option(help="Step expansions, rollbacks included.")] = 20,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the candidates.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Keep other libraries' progress bars, warnings and logs.")
+    ] = False,
 ) -> None:
     """Answer a question with self-judged best-of-width search per step (test-time scaling)."""
+    from presrm.run.quiet import quiet_third_party
+
+    quiet_third_party(verbose)  # before the imports below load those libraries
     from presrm.config import JudgeConfig
     from presrm.display import visible
     from presrm.model.loading import load_checkpoint, load_policy

@@ -132,3 +132,16 @@ def test_a_count_writes_each_tenth_but_not_faster_than_a_sixth_of_the_interval()
         "M1 search  15/100 problems (15 %)  20s elapsed, about 1m53s left",
         "M1 search  26/100 problems (26 %)  40s elapsed, about 1m54s left",
     ]
+
+
+def test_solve_prints_its_answer_and_no_other_librarys_output() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONWARNINGS", None)
+    question = "Ana has 3 apples. She buys 2 more. How many apples does she have now?"
+    cmd = [sys.executable, "-m", "presrm.cli", "solve", question, "--width", "2", "--max-steps", "4"]
+    quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "answer:" in quiet.stdout
+    assert not NOISE.search(quiet.stdout + quiet.stderr), quiet.stdout + quiet.stderr
+    loud = subprocess.run([*cmd, "--verbose"], env=env, capture_output=True, text=True, timeout=300)
+    assert "Loading weights" in loud.stdout + loud.stderr  # what the quiet call leaves out
