@@ -56,7 +56,9 @@ def _parse(text: str) -> object:
 
 def closing_table(run_file: str | Path) -> Table | None:
     """Rows M0, M1, …; a column per evaluated level: accuracy [low, high] and the gain over the start
-    model with its interval. None when nothing was evaluated."""
+    model with its interval; where the run evaluated its search too (``eval_search``), a column of
+    search accuracy on the run's own level and its paired gain over greedy. None when nothing was
+    evaluated."""
     by_iteration: dict[int, dict[str, float]] = {}
     for iteration, metric, value in query_rows(run_file, _METRICS_SQL):
         by_iteration.setdefault(int(iteration), {})[metric] = float(value)
@@ -74,25 +76,34 @@ def closing_table(run_file: str | Path) -> Table | None:
     table.add_column("model")
     for _, title in columns:
         table.add_column(title, justify="right")
+    searched = any("accuracy_search" in metrics for metrics in by_iteration.values())
+    if searched:
+        own = next(title for suffix, title in columns if suffix == "")
+        table.add_column(f"search, {own}; − greedy", justify="right")
     for iteration, metrics in sorted(by_iteration.items()):
         # Text, not markup: "[95.7, 99.5]" must print as written.
-        table.add_row(Text(f"M{iteration}"), *(Text(_cell(metrics, suffix)) for suffix, _ in columns))
+        cells = [_cell(metrics, suffix) for suffix, _ in columns]
+        if searched:
+            cells.append(_with_gain(metrics, "accuracy_search", "search_gain"))
+        table.add_row(Text(f"M{iteration}"), *(Text(cell) for cell in cells))
     return table
 
 
 def _cell(metrics: dict[str, float], suffix: str) -> str:
-    acc = metrics.get(f"accuracy_greedy{suffix}")
+    return _with_gain(metrics, f"accuracy_greedy{suffix}", f"greedy_gain_vs_m1{suffix}")
+
+
+def _with_gain(metrics: dict[str, float], accuracy: str, gain_name: str) -> str:
+    """``accuracy [low, high]``, then the paired gain ``gain_name`` with its interval where stored."""
+    acc = metrics.get(accuracy)
     if acc is None:
         return "-"
     text = f"{100 * acc:.1f}"
-    low, high = metrics.get(f"accuracy_greedy{suffix}_low"), metrics.get(f"accuracy_greedy{suffix}_high")
+    low, high = metrics.get(f"{accuracy}_low"), metrics.get(f"{accuracy}_high")
     if low is not None and high is not None:
         text += f" [{100 * low:.1f}, {100 * high:.1f}]"
-    gain = metrics.get(f"greedy_gain_vs_m1{suffix}")
-    g_low, g_high = (
-        metrics.get(f"greedy_gain_vs_m1{suffix}_low"),
-        metrics.get(f"greedy_gain_vs_m1{suffix}_high"),
-    )
+    gain = metrics.get(gain_name)
+    g_low, g_high = metrics.get(f"{gain_name}_low"), metrics.get(f"{gain_name}_high")
     if gain is not None and g_low is not None and g_high is not None:
         text += f"  {100 * gain:+.1f} [{100 * g_low:+.1f}, {100 * g_high:+.1f}]"
     return text
