@@ -61,6 +61,7 @@ from presrm.train.default_recipe import ensure_model
 from presrm.train.value_head import ValueHead, load_value_head
 
 JudgeFactory = Callable[[Policy, JudgeConfig], JudgeMode]
+TrainFn = Callable[[Callable[[int, dict], None]], list]  # trains, calling log(step, metrics) per update
 
 
 class Loop:
@@ -357,12 +358,7 @@ class Loop:
         judge_eft_test(policy, self.cfg, self.task, self.store, iteration)
 
     def _train_logged(
-        self,
-        stage: str,
-        iteration: int,
-        n: int,
-        fn: Callable[[Callable[[int, dict], None]], list],
-        updates: int | None = None,
+        self, stage: str, iteration: int, n: int, fn: TrainFn, updates: int | None = None
     ) -> list:
         rows: list[dict[str, Any]] = []
 
@@ -370,15 +366,8 @@ class Loop:
             faults.point("train")
             for name, value in metrics.items():
                 if isinstance(value, int | float):
-                    rows.append(
-                        {
-                            "iteration": iteration,
-                            "stage": stage,
-                            "step": step,
-                            "metric": name,
-                            "value": float(value),
-                        }
-                    )
+                    row = {"iteration": iteration, "stage": stage, "step": step, "metric": name}
+                    rows.append({**row, "value": float(value)})
 
         if not check_not_empty(stage, iteration, n, self.cfg, self.store.path, self.dist):
             console.print(f"[yellow]M{iteration} {stage}: no training data; the model is unchanged[/yellow]")
