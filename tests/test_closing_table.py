@@ -32,3 +32,15 @@ def test_a_searched_run_gets_a_search_column_with_its_gain_over_greedy(tmp_path:
         assert search_cell.startswith(f"{acc:.1f} [{low:.1f}, {high:.1f}]")
         gain = 100 * metrics["search_gain"]
         assert f"{gain:+.1f} [" in search_cell
+
+
+def test_levels_are_columns_in_numeric_order_whatever_the_set_order() -> None:
+    from presrm.eval.closing import _columns
+
+    no_level = {"task_options": {}, "curriculum": {"levels": [2, 3]}}
+    taught_4 = {"task_options": {"n_ops": 4}, "curriculum": {"levels": [4]}}
+    for suffixes in ([":n_ops=10", ":n_ops=3", ":n_ops=1"], [":n_ops=1", ":n_ops=3", ":n_ops=10"]):
+        titles = [title for _, title in _columns(no_level, set(suffixes))]
+        assert titles == ["held-out", "n_ops=1", "n_ops=3 taught", "n_ops=10"]
+        titles = [title for _, title in _columns(taught_4, set(suffixes))]
+        assert titles == ["n_ops=1", "n_ops=3", "n_ops=4 taught", "n_ops=10"]

@@ -42,9 +42,14 @@ def _columns(config: dict, suffixes: set[str]) -> list[tuple[str, str]]:
             return "held-out" if not suffix else suffix.removeprefix(":")
         return f"{option}={value}" + (" taught" if value in taught else "")
 
-    numeric = all(isinstance(v, int) for v, _ in levels)
-    ordered = sorted(levels, key=lambda vs: vs[0]) if numeric else levels  # type: ignore[arg-type,return-value]
-    return [(suffix, title(value, suffix)) for value, suffix in ordered]
+    def order(level: tuple[object, str]) -> tuple[int, int, str]:
+        """Numeric levels in order; a run's own level without a value first, named levels last."""
+        value, suffix = level
+        if isinstance(value, int):
+            return (1, value, suffix)
+        return (0 if not suffix else 2, 0, suffix)
+
+    return [(suffix, title(value, suffix)) for value, suffix in sorted(levels, key=order)]
 
 
 def _parse(text: str) -> object:
