@@ -39,10 +39,8 @@ def _diff(i: Interval | None) -> str:
     return "–" if i is None else f"{100 * i.estimate:+.1f} [{100 * i.low:+.1f}, {100 * i.high:+.1f}]"
 
 
-def _level(run: Path, mode: str) -> str:
-    """A held-out level's name; the run's own task level by its option (e.g. ``n_ops=4``)."""
-    if mode != "greedy":
-        return mode.removeprefix(LEVEL_MODE_PREFIX)
+def own_level(run: Path) -> str:
+    """The name of the run's own task level by its option (e.g. ``n_ops=4``)."""
     config = json.loads(query_rows(run, "SELECT config_json FROM runs LIMIT 1")[0][0])
     option = config.get("curriculum", {}).get("option", "n_ops")
     value = config.get("task_options", {}).get(option)
@@ -55,6 +53,7 @@ def rows(self_run: Path, control_run: Path, iteration: int) -> list[list[str]]:
         outcomes(self_run, iteration),
         outcomes(control_run, iteration),
     )
+    own = own_level(self_run)
     table = []
     for mode in sorted(base):
         ids = sorted(base[mode])
@@ -65,7 +64,7 @@ def rows(self_run: Path, control_run: Path, iteration: int) -> list[list[str]]:
         mc = [control[mode][i] for i in ids]
         table.append(
             [
-                _level(self_run, mode),
+                own if mode == "greedy" else mode.removeprefix(LEVEL_MODE_PREFIX),
                 _pct(wilson_interval(sum(m0), len(m0))),
                 _pct(wilson_interval(sum(mk), len(mk))),
                 _pct(wilson_interval(sum(mc), len(mc))),

@@ -42,7 +42,7 @@ def presrm_args(command: list[str]) -> list[str] | None:
 
 
 COMMANDS = shell_commands(README.read_text(encoding="utf-8"))
-PRESRM = [(i, args) for i, c in enumerate(COMMANDS) if (args := presrm_args(c)) is not None]
+PRESRM = [args for command in COMMANDS if (args := presrm_args(command)) is not None]
 
 
 def test_the_readme_has_the_quick_start_commands() -> None:
@@ -52,8 +52,8 @@ def test_the_readme_has_the_quick_start_commands() -> None:
     assert len(PRESRM) >= 8
 
 
-@pytest.mark.parametrize(("index", "args"), PRESRM, ids=[" ".join(a)[:60] for _, a in PRESRM])
-def test_every_presrm_command_in_the_readme_parses(index: int, args: list[str]) -> None:
+@pytest.mark.parametrize("args", PRESRM, ids=[" ".join(a)[:60] for a in PRESRM])
+def test_every_presrm_command_in_the_readme_parses(args: list[str]) -> None:
     group = typer.main.get_command(app)
     with group.make_context("presrm", list(args), resilient_parsing=False) as ctx:
         name = args[0]  # the README passes no option before the command
