@@ -5,7 +5,10 @@
 
 Prints greedy accuracy, the search's accuracy and its paired gain (95 % intervals), and how many of
 the search's solutions passed every check (every chosen step accepted, an answer at the end) with
-the share of those that are right: the precision a self-training round would train on. The search is
+the share of those that are right: the precision a self-training round would train on, and
+``auroc_min``, the AUROC of each search solution's lowest graded step score against its final
+correctness, computed from the same ``evals`` rows a run stores (rows with no judged step are left
+out, as ``presrm eval`` leaves them out). The search is
 the one examples/repose-curriculum.toml runs: width 4 at T 0.8, the greedy step first, kept unless
 another candidate scores higher.
 """
@@ -13,6 +16,7 @@ another candidate scores higher.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 
@@ -22,10 +26,12 @@ import torch
 
 from presrm.config import JudgeConfig
 from presrm.intervals import Interval, paired_difference, wilson_interval
+from presrm.metrics import auroc
 from presrm.model.loading import load_checkpoint, load_policy
 from presrm.search.judges import make_judge
 from presrm.search.tree import LocalIds, SearchSettings, Tree
 from presrm.search.tree_search import search
+from presrm.store.rows import eval_rows
 from presrm.tasks import load_task
 
 
@@ -41,6 +47,17 @@ def verified(tree: Tree) -> bool:
         and path[-1].is_final
         and all((n.self_score or 0.0) >= 1.0 for n in path if n.self_score is not None)
     )
+
+
+def least_share(tree: Tree) -> float | None:
+    """The least graded step score on the chosen path (the ``evals.min_score`` a run stores)."""
+    scores = [n.soft_score for n in tree.path if n.soft_score is not None]
+    return min(scores) if scores else None
+
+
+def least_token_probability(tree: Tree) -> float:
+    """The least per-token probability (geometric mean) of a chosen step."""
+    return min((math.exp(n.logprob / max(n.n_tokens, 1)) for n in tree.path), default=0.0)
 
 
 def main() -> None:
@@ -112,6 +129,20 @@ def main() -> None:
         f"passed every check: {sum(kept)} of {len(kept)}; right among them: {kept_right}"
         + (f" = {pct(precision)}" if precision is not None else "")
     )
+    rows = [r for r in eval_rows(trees, iteration=0, mode="search") if r["min_score"] is not None]
+    area = auroc([r["min_score"] for r in rows], [bool(r["correct"]) for r in rows])
+    print(f"auroc_min: {'-' if area is None else f'{area:.3f}'} over {len(rows)} scored solutions")
+    # Most chosen paths agree at every step (min score 1.0), so auroc_min is mostly ties. A
+    # diagnostic of what a finer score could add: ties broken by the path's least per-token
+    # probability of a chosen step (no model call; the policy's own confidence, no label).
+    finer = [
+        min_share + least_token_probability(t) / 10
+        for t in trees
+        if (min_share := least_share(t)) is not None
+    ]
+    labels = [bool(t.correct) for t in trees if least_share(t) is not None]
+    area = auroc(finer, labels)
+    print(f"  ties broken by the least step token probability: {'-' if area is None else f'{area:.3f}'}")
 
 
 if __name__ == "__main__":
