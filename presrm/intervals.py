@@ -41,7 +41,9 @@ def paired_difference(a: Sequence[bool], b: Sequence[bool], z: float = Z95) -> I
     """Mean of ``a_i - b_i`` over paired outcomes with a normal 95 % interval; ``None`` for n < 2.
 
     When every difference is equal (e.g. both settings agree on every problem), the sample
-    variance is 0 and so is the interval's width: the data show no disagreement at all.
+    variance is 0 and so is the interval's width: the data show no disagreement at all. The
+    interval is clipped to [-1, 1], where a difference of two 0/1 outcomes lies: a small sample
+    with a large gain would otherwise reach past it.
     """
     if len(a) != len(b):
         raise ValueError("paired outcomes differ in length")
@@ -52,4 +54,4 @@ def paired_difference(a: Sequence[bool], b: Sequence[bool], z: float = Z95) -> I
     mean = sum(diffs) / n
     var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
     half = z * math.sqrt(var / n)
-    return Interval(mean, mean - half, mean + half, n)
+    return Interval(mean, max(-1.0, mean - half), min(1.0, mean + half), n)

@@ -52,3 +52,11 @@ def test_paired_difference_degenerate_and_bad_input() -> None:
     assert same is not None and (same.low, same.high) == (0.0, 0.0)
     with pytest.raises(ValueError):
         paired_difference([True, True], [True])
+
+
+def test_paired_difference_stays_within_minus_one_to_one() -> None:
+    # 10 of 12 fixed, none broken: mean 0.833, sample sd 0.389, so mean + 1.96 sd / sqrt(12) = 1.05.
+    ci = paired_difference([i < 10 for i in range(12)], [False] * 12)
+    assert ci is not None and ci.high == 1.0 and ci.low == pytest.approx(0.833 - 0.220, abs=1e-3)
+    worse = paired_difference([False] * 12, [i < 10 for i in range(12)])
+    assert worse is not None and worse.low == -1.0
