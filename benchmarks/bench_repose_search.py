@@ -1,7 +1,7 @@
 """Greedy decoding against the step search with the re-posing judge, on held-out arith problems.
 
     python benchmarks/bench_repose_search.py [--n-ops 4] [--problems 150] [--wordings 2] [--no-propose]
-        [--span step] [--checkpoint DIR]
+        [--span step] [--inverse] [--checkpoint DIR]
 
 Prints greedy accuracy, the search's accuracy and its paired gain (95 % intervals), and how many of
 the search's solutions passed every check (every chosen step accepted, an answer at the end) with
@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument(
         "--no-propose", action="store_true", help="samples only, no re-posed step among the candidates"
     )
+    parser.add_argument(
+        "--inverse", action="store_true", help="also undo each step (judge.repose_inverse; step span only)"
+    )
     parser.add_argument("--checkpoint", help="a presrm checkpoint instead of the embedded default model")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -99,6 +102,7 @@ def main() -> None:
         repose_span=args.span,
         repose_wordings=args.wordings,
         repose_propose=not args.no_propose,
+        repose_inverse=args.inverse,
         switch_margin=0.0,
     )
     judge = make_judge(policy, cfg, task, max_step_tokens=32)
@@ -119,6 +123,7 @@ def main() -> None:
     kept_right = sum(k and r for k, r in zip(kept, s, strict=True))
     print(
         f"arith n_ops={args.n_ops}, {len(problems)} held-out problems (seed 12345); repose judge: span {args.span},"
+        f"{' steps undone too,' if args.inverse else ''}"
         f" {args.wordings} wording(s), proposals {'off' if args.no_propose else 'on'}, width {args.width}"
     )
     print(f"greedy:  {pct(wilson_interval(sum(g), len(g)))}  ({greedy_s:.0f} s)")

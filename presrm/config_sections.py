@@ -57,6 +57,13 @@ class JudgeConfig(_Section):
         " the step: its own and all later ones; after it: the later ones) | step = the step's own"
         " operation only, as a one-operation question whose answer must equal the step's result",
     )
+    repose_inverse: bool = Field(
+        False,
+        description="repose judge, step span: also undo each step (its operation inverted, from the"
+        " result it claims, as a fresh one-operation question whose answer must be the value before"
+        " the step); other arithmetic facts than the step's own, so a slip repeated by the forward"
+        " view need not repeat here; each wording is one more comparison in the share (arith only)",
+    )
     repose_propose: bool = Field(
         True,
         description="repose judge: the first candidates of every step are the policy's greedy step and"

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from presrm.config import load_config
-from presrm.errors import TaskError
+from presrm.config import JudgeConfig, load_config
+from presrm.errors import ConfigError, TaskError
 from presrm.model.generation import generate_steps
 from presrm.model.loading import load_policy
 from presrm.model.scoring import sequence_logprobs
 from presrm.run.start import start_run
 from presrm.search.judge import PairRequest, PointRequest
+from presrm.search.judges import make_judge
+from presrm.search.modes.repose import ReposeMode
 from presrm.search.policy_repose import PolicyReposer
 from presrm.search.repose_judge import ReposeJudge
 from presrm.steps import render_prefix
@@ -165,3 +167,64 @@ def test_the_default_base_proposes_the_step_it_gets_right_in_the_short_question(
     proposed = judge.proposals([(p.question, ()) for p in problems])
     right = sum(p.steps[0] == text for p, text in zip(problems, proposed, strict=True))
     assert right >= 17, proposed
+
+
+def test_inverse_checks_are_more_comparisons_in_the_share() -> None:
+    policy = load_policy("tiny", device="cpu", seed=0)
+    task = load_task("arith", {"n_ops": 2})
+    judge = ReposeJudge(policy, task, wordings=2, max_step_tokens=8, span="step", inverse=True)
+    done = ("Step 1: 12 + 7 = 19",)
+    step, final = judge.pointwise(
+        [
+            PointRequest(QUESTION, done, "Step 2: 19 - 5 = 14"),
+            PointRequest(QUESTION, (*done, "Step 2: 19 - 5 = 14"), "Step 3: The answer is 14."),
+        ]
+    )
+    lines = step.raw_output.splitlines()
+    undone = [line for line in lines if line.startswith("step undone: ")]
+    # Two wordings of "from 14, 5 more" whose answers must be 19, the value before the step.
+    assert [_asked(line.split(" (before the step", 1)[0]) for line in undone] == [(14, [("+", 5)])] * 2
+    assert all(line.endswith("(before the step: 19)") for line in undone)
+    assert lines[-1].endswith("of 4 agree")  # 2 forward comparisons + 2 inverse ones
+    agreeing = int(lines[-1].split(" of ")[0])
+    assert step.p_a == pytest.approx(agreeing / 4)
+    # A final answer has no operation to undo: only its forward comparison.
+    assert not any(line.startswith("step undone") for line in final.raw_output.splitlines())
+    assert (final.verdict, final.p_a) == ("Yes", 1.0)
+    # The config reaches the judge the search builds.
+    cfg = JudgeConfig(mode="repose", repose_span="step", repose_inverse=True)
+    built = make_judge(policy, cfg, task, max_step_tokens=8)
+    assert isinstance(built, ReposeMode) and built.judge.inverse
+
+
+def test_inverse_needs_the_step_span_and_a_task_that_can_undo_a_step() -> None:
+    policy = load_policy("tiny", device="cpu", seed=0)
+    with pytest.raises(ConfigError, match="repose_span"):
+        ReposeJudge(policy, load_task("arith", {}), wordings=1, max_step_tokens=8, inverse=True)
+    with pytest.raises(TaskError) as err:  # rg tasks can neither cut a rest to one step nor undo one
+        ReposeJudge(
+            policy, load_task("rg:chain_sum", {}), wordings=1, max_step_tokens=8, span="step", inverse=True
+        )
+    assert "\n" not in str(err.value)
+
+
+def test_the_default_base_undoes_a_slip_its_forward_check_repeats() -> None:
+    """The shipped base adds from 0 one too high ("0 + 9 = 10") in the step and in the re-posed
+    one-operation question alike, so the forward check accepts the slip; undone ("from 10, 9 fewer")
+    it comes to 1, not 0, and the step is no longer accepted."""
+    policy = load_policy("default", device="cpu")
+    task = load_task("arith", {"n_ops": 4})
+    question = (
+        "Raj has 2 marbles. He uses 1, then gives away 1, then buys 9 more, then gets 20 more."
+        " How many marbles does Raj have in the end?"
+    )
+    done = ("Step 1: 2 - 1 = 1", "Step 2: 1 - 1 = 0")
+    slip, right = (
+        PointRequest(question, done, "Step 3: 0 + 9 = 10"),
+        PointRequest(question, ("Step 1: 2 - 1 = 1",), "Step 2: 1 - 1 = 0"),
+    )
+    forward = ReposeJudge(policy, task, wordings=2, max_step_tokens=32, span="step")
+    both = ReposeJudge(policy, task, wordings=2, max_step_tokens=32, span="step", inverse=True)
+    assert forward.pointwise([slip])[0].p_a == 1.0
+    assert both.pointwise([slip])[0].p_a < 1.0
+    assert both.pointwise([right])[0].p_a == 1.0

@@ -141,3 +141,47 @@ def test_rg_cannot_cut_an_expression() -> None:
     task = load_task("rg:chain_sum", {})
     with pytest.raises(TaskError, match="repose_span"):
         task.repose("State the final answer to the following arithmetic problem: 1 + 2 =", [], limit=1)
+
+
+def test_arith_inverse_of_a_right_step_comes_back_to_the_value_before_it() -> None:
+    task = load_task("arith", {"n_ops": 4})
+    for problem in task.sample(40, "eval", seed=11):
+        start, ops = parse_question(problem.question)  # type: ignore[misc]
+        for k in range(1, 5):
+            steps = _steps(problem, k)
+            undone = task.repose_inverse(problem.question, steps, wording=k % 2)
+            before = start if k == 1 else int(problem.steps[k - 2].split("=")[1])
+            assert undone is not None and undone.state == str(before) and undone.remaining == 1
+            claimed = int(problem.steps[k - 1].split("=")[1])
+            op, b = ops[k - 1]
+            assert parse_question(undone.question or "") == (claimed, [("-" if op == "+" else "+", b)])
+            assert _arith_value(undone.question or "") == before  # a right step's inverse gives it back
+
+
+def test_arith_inverse_starts_from_a_wrong_claim_and_refuses_what_it_cannot_word() -> None:
+    task = load_task("arith", {"n_ops": 2, "ops": "+-*"})
+    question = "Tom has 12 apples. He buys 7 more, then gives away 5. How many apples does he have now?"
+    undone = task.repose_inverse(question, ["Step 1: 12 + 7 = 20"])
+    assert (
+        undone is not None
+        and undone.state == "12"
+        and parse_question(undone.question or "") == (20, [("-", 7)])
+    )
+    assert task.repose_inverse(question, ["Step 1: 12 + 7 = 19", "Step 2: The answer is 14."]) is None
+    assert task.repose_inverse(question, ["Step 1: Let me think."]) is None
+    assert task.repose_inverse(question, []) is None
+    assert task.repose_inverse(question, ["Step 1: 12 + 7 - 5 = 14"]) is None  # two operations at once
+    times = "Ana has 3 pens. She has 4 times as many, then buys 2 more. How many pens does she have now?"
+    assert parse_question(times) == (3, [("*", 4), ("+", 2)])
+    assert task.repose_inverse(times, ["Step 1: 3 * 4 = 12"]) is None  # no words for a division
+    assert task.repose_inverse(times, ["Step 1: 3 * 4 = 12", "Step 2: 12 + 2 = 14"]) is not None
+    first, second = (task.repose_inverse(question, ["Step 1: 12 + 7 = 19"], wording=w) for w in (0, 1))
+    assert first is not None and second is not None and first.question != second.question
+    assert task.repose_inverse(question, ["Step 1: 12 + 7 = 19"], wording=0) == first  # deterministic
+
+
+@pytest.mark.parametrize("spec", ["rg:chain_sum", "rg:gsm_symbolic"])
+def test_tasks_that_cannot_undo_a_step_refuse_in_one_line(spec: str) -> None:
+    with pytest.raises(TaskError) as err:
+        load_task(spec, {}).repose_inverse("How many?", [])
+    assert "\n" not in str(err.value) and "repose_inverse" in str(err.value)

@@ -20,6 +20,13 @@ No label is read: only the question's text, the steps and the policy's own answe
 A step that states the final answer is checked against the view before it (nothing is left after
 it). With several wordings every (before, after) pair of wordings is one comparison, and a step's
 score is the share that agree: a graded score with up to ``wordings² + 1`` levels.
+
+With ``inverse`` (step span only) each step is also undone (:meth:`Task.repose_inverse`): from the
+result it claims, its operation inverted, as a fresh one-operation question whose answer must come
+back to the value before the step. Its arithmetic is other facts than the step's own (``20 - 7``
+checks ``12 + 7 = 20``), so a slip the model makes the same way in the step and in its forward view
+(an addition from 0 that comes out one too high) need not repeat there. Each wording is one more
+comparison in the share.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from presrm.answers import answers_match
+from presrm.errors import ConfigError
 from presrm.model.encoding import encode_continuations
 from presrm.model.generation import FINISH_NEWLINE, StepSample, generate_steps
 from presrm.model.policy import Policy
@@ -52,6 +60,16 @@ class _View:
     answer: str | None
 
 
+@dataclass(frozen=True)
+class _Undone:
+    """One wording of a step undone: its question, the policy's answer, and the value before the
+    step that a right step's inverse comes back to."""
+
+    question: str
+    answer: str | None
+    expected: str
+
+
 class ReposeJudge:
     """Scores steps by whether the policy's solves of the rest before and after them agree."""
 
@@ -65,6 +83,7 @@ class ReposeJudge:
         wordings: int,
         max_step_tokens: int,
         span: str = "rest",
+        inverse: bool = False,
         max_rows: int = 64,
         max_solve_steps: int = 10,
     ) -> None:
@@ -72,7 +91,13 @@ class ReposeJudge:
             raise ValueError("wordings must be >= 1")
         if span not in SPANS:
             raise ValueError(f"span: expected one of {', '.join(SPANS)}, got {span!r}")
+        if inverse and span != "step":
+            raise ConfigError("judge.repose_inverse undoes one step: it needs judge.repose_span = 'step'")
         self.reposer = make_reposer(policy, task, span, max_rows)
+        if inverse:
+            task.repose_inverse("", ())  # a task that cannot undo a step refuses here, in one line
+        self.task = task
+        self.inverse = inverse
         self.policy = policy
         self.wordings = wordings
         self.max_step_tokens = max_step_tokens
@@ -191,7 +216,26 @@ class ReposeJudge:
         before_views = self._views(befores)
         # After the step only its claimed result matters: the state, with nothing to solve.
         after_views = {c: _claimed(self.reposer.claimed(*c)) for c in dict.fromkeys(afters)}
-        return [_judge(before_views[b], after_views[a]) for b, a in zip(befores, afters, strict=True)]
+        undone = self._undone(afters) if self.inverse else {}
+        return [
+            _judge(before_views[b], after_views[a], undone.get(a, []))
+            for b, a in zip(befores, afters, strict=True)
+        ]
+
+    def _undone(self, afters: Sequence[Context]) -> dict[Context, list[_Undone]]:
+        """Every step undone in every wording, with the policy's answer to it, solved in one batched
+        call; a step the task cannot undo (a multiplication, a final answer) has no such check."""
+        unique = list(dict.fromkeys(afters))
+        asked = {
+            c: [r for w in range(self.wordings) if (r := self.task.repose_inverse(c[0], c[1], w)) is not None]
+            for c in unique
+        }
+        questions = [r.question for rs in asked.values() for r in rs if r.question is not None]
+        answers = {q: s.answer for q, s in zip(questions, self._solve(questions, 3), strict=True)}
+        return {
+            c: [_Undone(r.question, answers[r.question], r.state) for r in rs if r.question is not None]
+            for c, rs in asked.items()
+        }
 
     def pairwise(self, requests: list[PairRequest]) -> list[JudgeResult]:
         """A beats B when more of A's comparisons agree; equal shares are no verdict."""
@@ -213,7 +257,9 @@ def _claimed(rest: Reposed | None) -> list[_View] | None:
     return None if rest is None else [_View(None, rest.state)]
 
 
-def _judge(before: list[_View] | None, after: list[_View] | None) -> JudgeResult:
+def _judge(
+    before: list[_View] | None, after: list[_View] | None, undone: Sequence[_Undone] = ()
+) -> JudgeResult:
     if before is None:
         return JudgeResult(
             None, "the accepted steps cannot be read as progress: no rest to re-pose", None, None, None
@@ -225,16 +271,25 @@ def _judge(before: list[_View] | None, after: list[_View] | None) -> JudgeResult
         for b in before
         for a in after
     )
-    share = agree / (len(before) * len(after))
+    agree += sum(bool(u.answer is not None and answers_match(u.answer, u.expected)) for u in undone)
+    total = len(before) * len(after) + len(undone)
+    share = agree / total
     lines = [f"rest before the step: {_show(v)}" for v in before]
     lines += [f"rest after the step: {_show(v)}" for v in after]
-    lines.append(f"{agree} of {len(before) * len(after)} agree")
+    lines += [
+        f"step undone: {u.question} -> {_answer(u.answer)} (before the step: {u.expected})" for u in undone
+    ]
+    lines.append(f"{agree} of {total} agree")
     return JudgeResult("Yes" if share >= 0.5 else "No", "\n".join(lines), None, share, 1.0 - share)
+
+
+def _answer(answer: str | None) -> str:
+    return answer if answer is not None else "(no answer)"
 
 
 def _show(view: _View) -> str:
     """A view for the judgment's raw text (the inspector shows why a step was rejected)."""
-    answer = view.answer if view.answer is not None else "(no answer)"
+    answer = _answer(view.answer)
     if view.question is None:
         return f"nothing left to do, the value is {answer}"
     return f"{view.question} -> {answer}"

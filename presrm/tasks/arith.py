@@ -26,7 +26,7 @@ from typing import Any
 
 from presrm.errors import TaskError
 from presrm.steps import extract_final_answer, step_content, step_header
-from presrm.tasks.arith_rewrite import render_question, repose_question, rewrite_question
+from presrm.tasks.arith_rewrite import inverse_question, render_question, repose_question, rewrite_question
 from presrm.tasks.base import Problem, Reposed, Task, check_split, hash_split, number_perturbations
 
 _MAX_OPERANDS = 8  # longer expressions are junk; matching them is exponential
@@ -162,6 +162,17 @@ class ArithTask(Task):
         the steps perform more operations than the question has, or the state is not a
         non-negative whole number (no such start amount can be worded)."""
         return repose_question(question, accepted_steps, wording, limit)
+
+    def repose_inverse(self, question: str, steps: Sequence[str], wording: int = 0) -> Reposed | None:
+        """The last step's operation undone, from the result it claims (``+`` and ``-`` undo each
+        other; ``*`` has no word for its inverse here)::
+
+            Tom has 12 apples. He buys 7 more, then gives away 5. How many ...?
+            "Step 1: 12 + 7 = 20":  Ana has 20 pens. She gives away 7. How many ...?  (must be 12)
+
+        None where :meth:`repose` gives None, where the last step performs no single operation of
+        the question, or where the operation is a multiplication."""
+        return inverse_question(question, steps, wording)
 
     # -- checking -----------------------------------------------------------------
 

@@ -113,3 +113,31 @@ def repose_question(
     return Reposed(
         render_question(lambda seq: rng.choice(seq), rng.random, int(state), rest), text, len(rest)
     )
+
+
+_INVERSE = {"+": "-", "-": "+"}
+
+
+def inverse_question(question: str, steps: Sequence[str], wording: int) -> Reposed | None:
+    """:meth:`presrm.tasks.arith.ArithTask.repose_inverse`: the question's operation that the last
+    step performed, inverted and applied to the result it claims; ``state`` is the value before it."""
+    parsed = parse_question(question)
+    if parsed is None or not steps:
+        return None
+    before, after = read_progress(steps[:-1]), read_progress(steps)
+    if before is None or after is None or before.answered is not None or after.answered is not None:
+        return None
+    start, ops = parsed
+    done = sum(operation_count(op) for op, _ in before.operations)
+    performed = after.operations[len(before.operations) :]
+    if len(performed) != 1 or operation_count(performed[0][0]) != 1 or done >= len(ops):
+        return None  # the step does not perform exactly the question's next operation
+    op, amount = ops[done]
+    state = before.state if before.state is not None else Fraction(start)
+    claimed = after.state
+    if op not in _INVERSE or claimed is None or claimed < 0 or claimed.denominator != 1:
+        return None
+    text = number_text(claimed)
+    rng = wording_rng(f"inverse:{question}", text, wording)
+    inverse = render_question(lambda seq: rng.choice(seq), rng.random, int(claimed), [(_INVERSE[op], amount)])
+    return Reposed(inverse, number_text(state), 1)

@@ -111,6 +111,17 @@ class Task(abc.ABC):
             " rg:basic_arithmetic can)"
         )
 
+    def repose_inverse(self, question: str, steps: Sequence[str], wording: int = 0) -> Reposed | None:
+        """The last of ``steps`` undone: a fresh one-operation question that starts from the result
+        the step claims and applies the inverse of the operation it performed. ``state`` is the
+        value before the step, which a right step's inverse comes back to. None when the steps
+        cannot be read or the operation has no inverse the task can word. Only the question and
+        the steps are read, never an answer. A task that cannot undo a step says so."""
+        raise TaskError(
+            f"task {self.name} cannot word the inverse of a step, so judge.repose_inverse does not"
+            " work with it (arith can)"
+        )
+
     @abc.abstractmethod
     def check_step(self, problem: Problem, previous_steps: list[str], step_text: str) -> bool | None:
         """Whether a full step text ("Step k: ...") is correct after ``previous_steps``.

@@ -37,6 +37,7 @@ class ReposeMode(JudgeMode):
                 task,
                 wordings=cfg.repose_wordings,
                 span=cfg.repose_span,
+                inverse=cfg.repose_inverse,
                 max_step_tokens=max_step_tokens,
                 max_rows=max(64, cfg.batch_size),
             ),
