@@ -164,14 +164,8 @@ class ArithTask(Task):
         return repose_question(question, accepted_steps, wording, limit)
 
     def repose_inverse(self, question: str, steps: Sequence[str], wording: int = 0) -> Reposed | None:
-        """The last step's operation undone, from the result it claims (``+`` and ``-`` undo each
-        other; ``*`` has no word for its inverse here)::
-
-            Tom has 12 apples. He buys 7 more, then gives away 5. How many ...?
-            "Step 1: 12 + 7 = 20":  Ana has 20 pens. She gives away 7. How many ...?  (must be 12)
-
-        None where :meth:`repose` gives None, where the last step performs no single operation of
-        the question, or where the operation is a multiplication."""
+        """The last step's operation undone from the result it claims (``+`` and ``-`` undo each
+        other; ``*`` has no inverse wording): see :func:`presrm.tasks.arith_rewrite.inverse_question`."""
         return inverse_question(question, steps, wording)
 
     # -- checking -----------------------------------------------------------------

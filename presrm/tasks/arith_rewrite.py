@@ -120,7 +120,13 @@ _INVERSE = {"+": "-", "-": "+"}
 
 def inverse_question(question: str, steps: Sequence[str], wording: int) -> Reposed | None:
     """:meth:`presrm.tasks.arith.ArithTask.repose_inverse`: the question's operation that the last
-    step performed, inverted and applied to the result it claims; ``state`` is the value before it."""
+    step performed, inverted and applied to the result it claims; ``state`` is the value before it::
+
+        Tom has 12 apples. He buys 7 more, then gives away 5. How many ...?
+        "Step 1: 12 + 7 = 20":  Ana has 20 pens. She gives away 7. How many ...?  (must be 12)
+
+    None where the steps cannot be read, where the last one performs no single operation of the
+    question, or where that operation is a multiplication."""
     parsed = parse_question(question)
     if parsed is None or not steps:
         return None
