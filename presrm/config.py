@@ -156,6 +156,9 @@ def _format_error(err: ValidationError, source: str) -> str:
         return f"{source}: unknown key '{key}'"
     if kind == "missing":
         return f"{source}: missing key '{key}'"
+    if kind == "value_error" and isinstance(first.get("input"), dict):
+        # A rule across a section's keys: its message names them, the section's values add nothing.
+        return f"{source}: {(first.get('ctx') or {}).get('error', first['msg'])}"
     ctx = first.get("ctx") or {}
     expected = {
         "int_parsing": "an integer",

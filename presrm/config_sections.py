@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -96,6 +96,13 @@ class JudgeConfig(_Section):
         " step, else a tie (the paper's) | debiased = a pair whose orders disagree goes to the step whose"
         " P(win), averaged over both orders, is higher (cancels a judge's position bias)",
     )
+
+    @model_validator(mode="after")
+    def _inverse_needs_the_step_span(self) -> JudgeConfig:
+        # Checked with the config, so a run does not stop at its first search.
+        if self.repose_inverse and self.repose_span != "step":
+            raise ValueError("judge.repose_inverse undoes one step: it needs judge.repose_span = 'step'")
+        return self
 
 
 class SFTConfig(_Section):

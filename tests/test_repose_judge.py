@@ -198,6 +198,13 @@ def test_inverse_checks_are_more_comparisons_in_the_share() -> None:
 
 
 def test_inverse_needs_the_step_span_and_a_task_that_can_undo_a_step() -> None:
+    # In a config: one line before any run starts.
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["judge.mode='repose'", "judge.repose_span='rest'", "judge.repose_inverse=true"])
+    assert str(err.value).endswith(
+        "judge.repose_inverse undoes one step: it needs judge.repose_span = 'step'"
+    )
+    assert load_config(None, ["judge.repose_span='step'", "judge.repose_inverse=true"]).judge.repose_inverse
     policy = load_policy("tiny", device="cpu", seed=0)
     with pytest.raises(ConfigError, match="repose_span"):
         ReposeJudge(policy, load_task("arith", {}), wordings=1, max_step_tokens=8, inverse=True)
