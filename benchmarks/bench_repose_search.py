@@ -49,12 +49,6 @@ def verified(tree: Tree) -> bool:
     )
 
 
-def least_share(tree: Tree) -> float | None:
-    """The least graded step score on the chosen path (the ``evals.min_score`` a run stores)."""
-    scores = [n.soft_score for n in tree.path if n.soft_score is not None]
-    return min(scores) if scores else None
-
-
 def least_token_probability(tree: Tree) -> float:
     """The least per-token probability (geometric mean) of a chosen step."""
     return min((math.exp(n.logprob / max(n.n_tokens, 1)) for n in tree.path), default=0.0)
@@ -134,19 +128,19 @@ def main() -> None:
         f"passed every check: {sum(kept)} of {len(kept)}; right among them: {kept_right}"
         + (f" = {pct(precision)}" if precision is not None else "")
     )
-    rows = [r for r in eval_rows(trees, iteration=0, mode="search") if r["min_score"] is not None]
-    area = auroc([r["min_score"] for r in rows], [bool(r["correct"]) for r in rows])
-    print(f"auroc_min: {'-' if area is None else f'{area:.3f}'} over {len(rows)} scored solutions")
+    # Each solution's least graded step score, as the run's evals rows store it (unscored ones left out).
+    scored = [
+        (t, r["min_score"])
+        for t, r in zip(trees, eval_rows(trees, iteration=0, mode="search"), strict=True)
+        if r["min_score"] is not None
+    ]
+    labels = [bool(t.correct) for t, _ in scored]
+    area = auroc([score for _, score in scored], labels)
+    print(f"auroc_min: {'-' if area is None else f'{area:.3f}'} over {len(scored)} scored solutions")
     # Most chosen paths agree at every step (min score 1.0), so auroc_min is mostly ties. A
     # diagnostic of what a finer score could add: ties broken by the path's least per-token
     # probability of a chosen step (no model call; the policy's own confidence, no label).
-    finer = [
-        min_share + least_token_probability(t) / 10
-        for t in trees
-        if (min_share := least_share(t)) is not None
-    ]
-    labels = [bool(t.correct) for t in trees if least_share(t) is not None]
-    area = auroc(finer, labels)
+    area = auroc([score + least_token_probability(t) / 10 for t, score in scored], labels)
     print(f"  ties broken by the least step token probability: {'-' if area is None else f'{area:.3f}'}")
 
 
