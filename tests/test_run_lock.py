@@ -69,7 +69,8 @@ def test_a_second_writer_is_refused_by_name_and_readers_go_on(run_file: Path, tm
     again = presrm("run", BUILTIN, *[a for s in CONFIG for a in ("--set", s)], "--out", str(run_file))
     reader = presrm("sql", str(run_file), "SELECT count(*) FROM nodes", "-f", "csv")
     export = presrm("export", str(run_file), "--to", str(tmp_path / "parquet"))
-    for refused in (resume, again):
+    recompute = presrm("eval", str(run_file), "--recompute")  # it rewrites eval_metrics: a writer
+    for refused in (resume, again, recompute):
         line = one_line_error(finished(refused))
         assert line.startswith(f"error: {run_file} is being written by another presrm process ({holder}")
     assert run_file.read_bytes() == before, "a refused writer changed the run file"

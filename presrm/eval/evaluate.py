@@ -83,6 +83,7 @@ from presrm.metrics import (
     reliability_table,
 )
 from presrm.run.levels import LEVEL_MODE_PREFIX
+from presrm.run.lock import RunLock
 from presrm.store.db import open_run
 from presrm.store.writer import RunStore
 
@@ -303,14 +304,20 @@ def recompute_metrics(
     """Re-summarise ``iterations`` (default: all) from the stored rows and rewrite their eval_metrics.
 
     For runs written by an older presrm, or after the definitions here changed.
-    Iterations with nothing to summarise get no rows. Returns the summaries.
+    Iterations with nothing to summarise get no rows. Returns the summaries. It writes, so it
+    takes the run's lock: a run still being written is refused (RunBusyError) before anything is
+    computed, as a second ``presrm run --resume`` would be.
     """
-    wanted = run_iterations(run_file) if iterations is None else list(iterations)
-    summaries = {it: summarize_iteration(run_file, it) for it in wanted}
-    store = RunStore.open(run_file)
-    for it, summary in summaries.items():
-        write_summary(store, it, summary)
-    store.flush()
+    lock = RunLock.acquire(run_file)
+    try:
+        wanted = run_iterations(run_file) if iterations is None else list(iterations)
+        summaries = {it: summarize_iteration(run_file, it) for it in wanted}
+        store = RunStore.open(run_file)
+        for it, summary in summaries.items():
+            write_summary(store, it, summary)
+        store.flush()
+    finally:
+        lock.release()
     return summaries
 
 
