@@ -197,6 +197,12 @@ class RFTConfig(_Section):
         " level taught as the stage has self-verified solutions (a level taught alone makes the model"
         " write its number of steps on the level below too)",
     )
+    balance_checks: bool = Field(
+        False,
+        description="replay = 'base': add as many of the base's own 1-operation solutions as the stage has"
+        " self-verified solutions (the questions the step-span re-posing judge asks; a model taught only"
+        " longer solutions writes extra steps on them, and its checks reject right steps)",
+    )
     keep_earlier: bool = Field(
         True,
         description="train on the verified solutions of every earlier iteration too, so a level learnt"

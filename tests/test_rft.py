@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from presrm.model.loading import load_checkpoint, load_policy
 from presrm.run.start import start_run
 from presrm.store.reader import query_rows
 from presrm.train.examples import SFTExample
-from presrm.train.rft import level_below_examples, replay_examples, round_data, verified_examples
+from presrm.train.rft import (
+    check_level_examples,
+    level_below_examples,
+    replay_examples,
+    round_data,
+    verified_examples,
+)
 
 
 def _examples(n: int, tag: str) -> list[SFTExample]:
@@ -61,6 +68,25 @@ def test_the_level_below_the_taught_one_is_replayed_as_often_as_the_verified() -
     assert level_below_examples(policy, "default", cfg, 0, options=three, count=0) == []
 
 
+def test_the_checks_level_is_added_as_often_as_the_verified_when_asked() -> None:
+    policy = load_policy("default", device="cpu")
+    on = RFTConfig(balance_checks=True)
+    checks = check_level_examples(policy, "default", on, 0, count=41)
+    assert len(checks) == 41 and len(set(checks)) == 41
+    assert {e.completion.count("Step ") - 1 for e in checks} == {1}  # the questions the judge asks
+    # Start amounts as wide as the base's own 1-op kind, beyond the 2-op task's 20.
+    starts = [int(re.findall(r"\d+", e.prompt)[0]) for e in checks]
+    assert max(starts) > 20
+    assert check_level_examples(policy, "default", on, 1, count=41) != checks
+    below = level_below_examples(policy, "default", on, 0, options={"n_ops": 1}, count=41)
+    assert {e.prompt for e in below}.isdisjoint(e.prompt for e in checks)  # drawn apart
+    off = [RFTConfig(), RFTConfig(balance_checks=True, replay="none")]
+    assert all(check_level_examples(policy, "default", c, 0, count=10) == [] for c in off)
+    assert check_level_examples(policy, "default", on, 0, count=0) == []
+    tiny = load_policy("tiny", device="cpu", seed=0)
+    assert check_level_examples(tiny, "tiny", on, 0, count=5) == []
+
+
 def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path) -> None:
     run = [
         "model=default",
@@ -78,6 +104,7 @@ def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path)
         "train.rft.batch_size=4",
         "train.rft.self_share=0.5",
         "train.rft.min_score=0.0",  # every answered path: training happens whatever the base judges
+        "train.rft.balance_checks=true",
         f"out={str(tmp_path / 'run.duckdb')!r}",
     ]
     path = start_run(load_config(None, run))
@@ -95,18 +122,20 @@ def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path)
     assert len(kept) == 6
     assert all(e.prompt.startswith("Question: ") and e.completion.startswith("Step 1: ") for e in kept)
     detail = json.loads(query_rows(path, "SELECT detail FROM stages WHERE stage = 'train'")[0][0])
-    # Replay: as much of the base's data as the verified, and as many of its 1-op solutions (the
-    # level below the 2-op one taught here).
+    # Replay: as much of the base's data as the verified, as many of its 1-op solutions as the
+    # level below the 2-op one taught here, and as many again as the judge's own check level.
     assert (
         detail["algo"],
         detail["verified"],
         detail["replay"],
         detail["level_below"],
+        detail["check_level"],
         detail["updates"],
     ) == (
         "rft",
         len(kept),
-        2 * len(kept),
+        3 * len(kept),
+        len(kept),
         len(kept),
         3,
     )

@@ -62,7 +62,13 @@ def train_ppo(loop: Loop, policy: Policy, iteration: int) -> Trained:
 def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
     """Fine-tune on the search's self-verified solutions with replay (presrm.train.rft)."""
     from presrm.run.levels import level_options
-    from presrm.train.rft import level_below_examples, replay_examples, round_data, verified_examples
+    from presrm.train.rft import (
+        check_level_examples,
+        level_below_examples,
+        replay_examples,
+        round_data,
+        verified_examples,
+    )
     from presrm.train.rft import train_rft as train
 
     if loop.dist.enabled:
@@ -89,7 +95,12 @@ def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
         if wanted and cfg.task == "arith"
         else []
     )
-    examples += level_below
+    check_level = (
+        check_level_examples(policy, cfg.model, rft, seed, count=len(own))
+        if wanted and cfg.task == "arith"
+        else []
+    )
+    examples += level_below + check_level
     used = 0 if rft.control else len(own)
     records = loop._train_logged(
         "rft",
@@ -103,6 +114,7 @@ def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
         "verified_earlier": len(earlier),
         "replay": len(examples) - used,
         "level_below": len(level_below),
+        "check_level": len(check_level),
     }
     return records, used, extra
 

@@ -13,6 +13,8 @@ anywhere in the data. The level just below it is replayed as often as there are 
 (``train.rft.balance_below``): a level taught alone makes the model write its number of steps on the
 level below too. The verified solutions of earlier iterations stay in the data
 (``train.rft.keep_earlier``), so a level learnt before is not forgotten when the next one is taught.
+``train.rft.balance_checks`` adds the base's 1-operation solutions as often too: they are the
+questions the step-span re-posing judge asks, so the judge keeps what it checks with.
 """
 
 from __future__ import annotations
@@ -90,15 +92,44 @@ def level_below_examples(
     replay is off or ``count`` is 0. Taught alone, a level teaches its number of steps: the model then
     writes that many on the level below as well, so the round's data holds that level as often as
     the new one."""
-    if not cfg.balance_below or cfg.replay == "none" or count < 1 or model_spec.strip() != DEFAULT_SPEC:
+    if not cfg.balance_below:
+        return []
+    return _base_gold(
+        policy, model_spec, cfg, options, count, seed=DEFAULT_RECIPE.data_seed + 104_729 * (seed + 1)
+    )
+
+
+def check_level_examples(
+    policy: Policy, model_spec: str, cfg: RFTConfig, seed: int, *, count: int
+) -> list[SFTExample]:
+    """``count`` fresh gold solutions of the base's own 1-operation kind (its start amounts as wide
+    as the base's): the questions the step-span re-posing judge asks. None unless
+    ``train.rft.balance_checks``, with the replay on and ``count`` above 0. The replay holds that
+    kind at its base share only, and a model taught longer solutions then writes extra steps on a
+    1-operation question: its checks start rejecting right steps."""
+    if not cfg.balance_checks:
+        return []
+    one_op = [options for _, options in DEFAULT_RECIPE.mix_options() if options["n_ops"] == 1]
+    if not one_op:
+        return []
+    return _base_gold(
+        policy, model_spec, cfg, one_op[0], count, seed=DEFAULT_RECIPE.data_seed + 130_363 * (seed + 1)
+    )
+
+
+def _base_gold(
+    policy: Policy, model_spec: str, cfg: RFTConfig, options: dict[str, Any], count: int, *, seed: int
+) -> list[SFTExample]:
+    """``count`` fresh gold arith solutions with ``options``, when the replay is on, the model is the
+    default one and its base was trained on that number of operations (none otherwise)."""
+    if cfg.replay == "none" or count < 1 or model_spec.strip() != DEFAULT_SPEC:
         return []
     recipe = DEFAULT_RECIPE
     kinds = [recipe.options(), recipe.harder(), *(o for _, o in recipe.mix_options())]
     if options.get("n_ops") not in {kind["n_ops"] for kind in kinds}:
         return []
     task = load_task("arith", options)
-    problems = task.sample(count, "train", seed=recipe.data_seed + 104_729 * (seed + 1))
-    return ift_examples(policy, task, problems)
+    return ift_examples(policy, task, task.sample(count, "train", seed=seed))
 
 
 def round_data(
