@@ -165,6 +165,20 @@ def test_two_process_run_to_the_end_and_resume(tmp_path: Path, algo: str) -> Non
     print(f"{algo}: run and resume (two 2-process launches) in {time.perf_counter() - t0:.1f}s")
 
 
+@pytest.mark.slow
+def test_a_run_file_rank_0_refuses_stops_every_rank(tmp_path: Path) -> None:
+    out = tmp_path / "run.duckdb"
+    out.write_bytes(b"not presrm's")  # rank 0 refuses to create over it; rank 1 must not wait for it
+    sets = [a for s in SETTINGS for a in ("--set", s)]
+    proc = launch("run", BUILTIN, *sets, "--out", str(out))  # a hang fails on launch's timeout
+    assert proc.returncode != 0, proc.stderr[-4000:]
+    # Both ranks stop on the same one-line error; before, rank 1 died in a traceback when rank 0
+    # left the process group. (The launcher's own traceback, for the failed exit, is accelerate's.)
+    assert f"[rank 1] error: {out} already exists: use --resume" in proc.stderr, proc.stderr[-4000:]
+    assert "[rank1]: Traceback" not in proc.stderr, proc.stderr[-4000:]
+    assert out.read_bytes() == b"not presrm's"
+
+
 # ---- in-process pieces ---------------------------------------------------------------------
 
 

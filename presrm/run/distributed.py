@@ -92,6 +92,22 @@ class Dist:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    def on_main(self, fn: Callable[[], T]) -> T | None:
+        """``fn()`` on rank 0 alone (``None`` on the other ranks), kept where it was made: a run
+        file, a lock. A PresrmError it raises is raised on every rank, so that no rank waits at
+        the next collective for a rank 0 that has stopped."""
+        made: T | None = None
+        failure: PresrmError | None = None
+        if self.is_main:
+            try:
+                made = fn()
+            except PresrmError as err:
+                failure = err
+        failure = self.from_main(lambda: failure)
+        if failure is not None:
+            raise failure
+        return made
+
     def gather(self, obj: T) -> list[T] | None:
         """Every rank's ``obj`` on rank 0, in rank order; ``None`` on the other ranks."""
         if not self.enabled:

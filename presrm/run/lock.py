@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from presrm.errors import PresrmError, RunBusyError, StoreError
+from presrm.errors import RunBusyError, StoreError
 
 if TYPE_CHECKING:  # the lock itself needs no torch: a refused process stops before importing it
     from presrm.run.distributed import Dist
@@ -86,14 +86,4 @@ def _holder(fd: int) -> str:
 def hold_run_lock(run: Path, dist: Dist) -> RunLock | None:
     """Rank 0 takes the run's lock (the other ranks hold ``None``); when it cannot, every rank
     raises the same error. A collective: all ranks of a data-parallel run call it together."""
-    lock: RunLock | None = None
-    refusal: PresrmError | None = None
-    if dist.is_main:
-        try:
-            lock = RunLock.acquire(run)
-        except PresrmError as err:
-            refusal = err
-    refusal = dist.from_main(lambda: refusal)
-    if refusal is not None:
-        raise refusal
-    return lock
+    return dist.on_main(lambda: RunLock.acquire(run))

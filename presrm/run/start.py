@@ -37,7 +37,7 @@ def start_run(cfg: RunConfig) -> Path:
     # Locked before the file exists: of two `run --out X` started together, one creates X.
     lock = hold_run_lock(Path(cfg.out), dist)
     try:
-        created = RunStore.create(cfg.out, cfg) if dist.is_main else None
+        created = dist.on_main(lambda: RunStore.create(cfg.out, cfg))  # refused: on every rank
         run_id = dist.from_main(lambda: created.run_id if created is not None else "")
         store = created if created is not None else ReplicaStore(cfg.out, run_id, cfg)
         loop = Loop(store, dist=dist)
@@ -56,7 +56,8 @@ def resume_run(path: Path) -> Path:
     dist = setup(cfg.device)
     lock = hold_run_lock(Path(path), dist)  # a second writer would redo the same stages: refused
     try:
-        store = RunStore.open(path) if dist.is_main else ReplicaStore(path, run_id, cfg)
+        opened = dist.on_main(lambda: RunStore.open(path))
+        store = opened if opened is not None else ReplicaStore(path, run_id, cfg)
         return _run(Loop(store, dist=dist))
     finally:
         if lock is not None:
