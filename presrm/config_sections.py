@@ -213,6 +213,12 @@ class RFTConfig(_Section):
         description="the control arm: the same updates on the replay alone, no self-verified solution"
         " (the search still runs and is stored, so its verified share is still measured)",
     )
+    control_replay: Literal["all", "matched"] = Field(
+        "all",
+        description="control = true: all = the whole replay pool; matched = the self-trained arm's own"
+        " data with its verified solutions left out (as much replay as self_share gives them, and the"
+        " balance_below / balance_checks solutions): each gold level as often as in the self-trained arm",
+    )
 
 
 class TrainConfig(_Section):

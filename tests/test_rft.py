@@ -35,6 +35,9 @@ def test_round_data_gives_the_verified_their_share() -> None:
     assert len(round_data(verified, replay[:5], 0.1)) == 15  # all the replay there is
     assert round_data([], replay, 0.25) == []  # no verified solution: nothing to train on
     assert round_data(verified, replay, 0.25, control=True) == replay  # the control: replay alone
+    # The matched control: the self-trained arm's replay, its verified solutions left out.
+    assert round_data(verified, replay, 0.25, control=True, matched=True) == replay[:30]
+    assert round_data([], replay, 0.25, control=True, matched=True) == []
 
 
 def test_base_replay_needs_the_default_model() -> None:
@@ -146,8 +149,10 @@ def test_a_run_trains_on_the_paths_whose_every_step_was_accepted(tmp_path: Path)
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_the_control_trains_the_same_updates_on_the_replay_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("replay", ["all", "matched"])
+def test_the_control_trains_the_same_updates_on_the_replay_alone(tmp_path: Path, replay: str) -> None:
     run = [
+        f"train.rft.control_replay={replay!r}",
         "model=default",
         "problems=2",
         "eval_problems=2",
@@ -168,5 +173,7 @@ def test_the_control_trains_the_same_updates_on_the_replay_alone(tmp_path: Path)
     pool = replay_examples(load_policy("default", device="cpu"), "default", RFTConfig(), seed=1, below=2)
     # The same replay as the self-trained arm would get: the pool and the level below, as many of
     # those as the search verified.
-    assert detail["level_below"] == detail["verified"]
-    assert (detail["examples"], detail["replay"], detail["updates"]) == (0, len(pool) + detail["verified"], 2)
+    assert detail["level_below"] == detail["verified"] > 0
+    # all: the whole pool; matched: as much as the default self_share (0.25) gives the verified.
+    drawn = len(pool) if replay == "all" else 3 * detail["verified"]
+    assert (detail["examples"], detail["replay"], detail["updates"]) == (0, drawn + detail["verified"], 2)

@@ -87,7 +87,8 @@ def train_rft(loop: Loop, policy: Policy, iteration: int) -> Trained:
     wanted = own or rft.control  # the control trains on the replay even without a verified one
     seed = cfg.seed + iteration
     replay = replay_examples(policy, cfg.model, rft, seed=seed, below=below) if wanted else []
-    examples = round_data(own, replay, rft.self_share, control=rft.control)
+    matched = rft.control_replay == "matched"
+    examples = round_data(own, replay, rft.self_share, control=rft.control, matched=matched)
     level_below = (
         level_below_examples(
             policy, cfg.model, rft, seed, options=level_options(cfg, below - 1), count=len(own)

@@ -133,17 +133,23 @@ def _base_gold(
 
 
 def round_data(
-    verified: list[SFTExample], replay: list[SFTExample], self_share: float, *, control: bool = False
+    verified: list[SFTExample],
+    replay: list[SFTExample],
+    self_share: float,
+    *,
+    control: bool = False,
+    matched: bool = False,
 ) -> list[SFTExample]:
     """The verified examples with as much replay as makes them ``self_share`` of the whole (all
     the replay there is, if that is less; only the verified examples without a replay pool).
-    ``control``: the replay alone, all of it."""
-    if control:
+    ``control``: the replay alone, all of it; with ``matched``, only the replay the verified
+    examples would have been given."""
+    if control and not matched:
         return list(replay)
     if not verified or not replay or self_share >= 1.0:
-        return list(verified)
+        return [] if control else list(verified)
     wanted = round(len(verified) * (1.0 - self_share) / self_share)
-    return list(verified) + replay[:wanted]
+    return replay[:wanted] if control else list(verified) + replay[:wanted]
 
 
 def train_rft(
