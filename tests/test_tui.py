@@ -295,19 +295,21 @@ def cursor_tree(table: DataTable) -> int:
 
 
 async def rest_on_row(pilot: Pilot, loads: CountingLoads, *keys: str) -> tuple[int, int]:
-    """Open the problems table, move its cursor and let it rest there until its tree is being read
-    ahead; returns (that tree, the reads so far)."""
+    """Open the problems table, move its cursor and let it rest there until its tree has been read
+    ahead or is being read (an earlier screen may have read it already); returns (that tree, how
+    often it has been read). Reads are counted per tree: the read-ahead of a row the cursor passed
+    can be cancelled and still finish later (a thread runs to its end)."""
     await pilot.press("2")
     await settle(pilot)
     table = pilot.app.screen.query_one("#problems-table", DataTable)
     await pilot.press(*keys)
     for _ in range(500):  # the read-ahead starts PREFETCH_DELAY after the cursor stops; bounded wait
-        if loads.calls and loads.calls[-1] == cursor_tree(table):
+        if cursor_tree(table) in loads.calls:
             break
         await pilot.pause(PREFETCH_DELAY / 5)
     tree_id = cursor_tree(table)
-    assert loads.calls[-1] == tree_id
-    return tree_id, len(loads.calls)
+    assert tree_id in loads.calls, (tree_id, loads.calls)
+    return tree_id, loads.calls.count(tree_id)
 
 
 def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
@@ -319,11 +321,11 @@ def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
     async def scenario(app: InspectorApp, pilot: Pilot) -> None:
         tree_id, _ = await rest_on_row(pilot, loads, "down", "down")
         await settle(pilot)
-        reads = len(loads.calls)
+        reads = loads.calls.count(tree_id)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id
-        assert len(loads.calls) == reads  # opened from the read-ahead copy: no second read
+        assert loads.calls.count(tree_id) == reads  # opened from the read-ahead copy: no second read
         question = Q.load_tree(run_db, tree_id).question
         assert flat(question) in flat(rendered(app.screen.query_one("#tree-title", Static)))
         await pilot.press("escape")
@@ -366,6 +368,34 @@ def test_the_tree_under_the_cursor_is_read_ahead_and_never_shown_stale(
     run(run_db, scenario)
 
 
+def test_a_read_of_a_row_the_cursor_left_keeps_the_copy_of_the_row_it_came_back_to(
+    run_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = CountingLoads(delay=0.5)
+    monkeypatch.setattr(app_module, "load_tree", loads)
+
+    async def scenario(app: InspectorApp, pilot: Pilot) -> None:
+        tree_id, _ = await rest_on_row(pilot, loads, "down")
+        await settle(pilot)  # its copy is in
+        table = app.screen.query_one("#problems-table", DataTable)
+        before = len(loads.calls)
+        await pilot.press("down")
+        for _ in range(500):  # until the next row's read-ahead is under way (it takes 0.5 s)
+            if loads.calls[before:]:
+                break
+            await pilot.pause(PREFETCH_DELAY / 5)
+        assert loads.calls[before:] == [cursor_tree(table)] and cursor_tree(table) != tree_id
+        await pilot.press("up")  # back while the other row is still being read
+        await settle(pilot)
+        reads = loads.calls.count(tree_id)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id
+        assert loads.calls.count(tree_id) == reads  # the later read did not replace its copy
+
+    run(run_db, scenario)
+
+
 def test_enter_while_the_tree_is_read_ahead_waits_for_it(
     run_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -377,7 +407,7 @@ def test_enter_while_the_tree_is_read_ahead_waits_for_it(
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, TreeScreen) and app.screen.tree_id == tree_id
-        assert len(loads.calls) == reads  # the open waited for the read in flight
+        assert loads.calls.count(tree_id) == reads  # the open waited for the read in flight
 
     run(run_db, scenario)
 

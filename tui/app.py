@@ -81,6 +81,7 @@ class InspectorApp(App[None]):
         # file open and a query. One tree, valid while the index generation it was read at lasts.
         self._prefetched: TreePrefetched | None = None
         self._prefetching: int | None = None
+        self._wanted: int | None = None  # the tree under a table's cursor, last asked for
         self._prefetch_timer: Timer | None = None
         self._open_pending: tuple[int, int | None] | None = None
 
@@ -190,6 +191,7 @@ class InspectorApp(App[None]):
 
     def prefetch_tree(self, tree_id: int) -> None:
         """Read ahead the tree under a table's cursor once the cursor rests there."""
+        self._wanted = tree_id
         if self._prefetch_timer is not None:
             self._prefetch_timer.stop()
             self._prefetch_timer = None
@@ -218,7 +220,9 @@ class InspectorApp(App[None]):
         tree_id = message.detail.tree_id
         if self._prefetching == tree_id:
             self._prefetching = None
-        self._prefetched = message
+        # A read of a row the cursor has left must not replace the copy of the row it rests on.
+        if tree_id == self._wanted or self._wanted is None or self._read_ahead(self._wanted) is None:
+            self._prefetched = message
         pending, self._open_pending = self._open_pending, None
         if pending is not None and pending[0] == tree_id:
             if message.generation == self.generation:
