@@ -200,8 +200,8 @@ class RFTConfig(_Section):
     balance_checks: bool = Field(
         False,
         description="replay = 'base': add as many of the base's own 1-operation solutions as the stage has"
-        " self-verified solutions (the questions the step-span re-posing judge asks; a model taught only"
-        " longer solutions writes extra steps on them, and its checks reject right steps)",
+        " self-verified solutions (the questions the step-span re-posing judge asks: a model trained on"
+        " longer solutions answers them worse, and its checks then reject right steps)",
     )
     keep_earlier: bool = Field(
         True,

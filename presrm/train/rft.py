@@ -105,8 +105,8 @@ def check_level_examples(
     """``count`` fresh gold solutions of the base's own 1-operation kind (its start amounts as wide
     as the base's): the questions the step-span re-posing judge asks. None unless
     ``train.rft.balance_checks``, with the replay on and ``count`` above 0. The replay holds that
-    kind at its base share only, and a model taught longer solutions then writes extra steps on a
-    1-operation question: its checks start rejecting right steps."""
+    kind at its base share only, and a model trained on longer solutions answers 1-operation
+    questions worse: its checks start rejecting right steps."""
     if not cfg.balance_checks:
         return []
     one_op = [options for _, options in DEFAULT_RECIPE.mix_options() if options["n_ops"] == 1]
