@@ -294,6 +294,14 @@ def cursor_tree(table: DataTable) -> int:
     return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
 
+async def wait_for_read(pilot: Pilot, done: Callable[[], bool]) -> None:
+    """Pause until ``done()``; a read-ahead starts PREFETCH_DELAY after the cursor stops (bounded)."""
+    for _ in range(500):
+        if done():
+            return
+        await pilot.pause(PREFETCH_DELAY / 5)
+
+
 async def rest_on_row(pilot: Pilot, loads: CountingLoads, *keys: str) -> tuple[int, int]:
     """Open the problems table, move its cursor and let it rest there until its tree has been read
     ahead or is being read (an earlier screen may have read it already); returns (that tree, how
@@ -303,10 +311,7 @@ async def rest_on_row(pilot: Pilot, loads: CountingLoads, *keys: str) -> tuple[i
     await settle(pilot)
     table = pilot.app.screen.query_one("#problems-table", DataTable)
     await pilot.press(*keys)
-    for _ in range(500):  # the read-ahead starts PREFETCH_DELAY after the cursor stops; bounded wait
-        if cursor_tree(table) in loads.calls:
-            break
-        await pilot.pause(PREFETCH_DELAY / 5)
+    await wait_for_read(pilot, lambda: cursor_tree(table) in loads.calls)
     tree_id = cursor_tree(table)
     assert tree_id in loads.calls, (tree_id, loads.calls)
     return tree_id, loads.calls.count(tree_id)
@@ -380,10 +385,7 @@ def test_a_read_of_a_row_the_cursor_left_keeps_the_copy_of_the_row_it_came_back_
         table = app.screen.query_one("#problems-table", DataTable)
         before = len(loads.calls)
         await pilot.press("down")
-        for _ in range(500):  # until the next row's read-ahead is under way (it takes 0.5 s)
-            if loads.calls[before:]:
-                break
-            await pilot.pause(PREFETCH_DELAY / 5)
+        await wait_for_read(pilot, lambda: bool(loads.calls[before:]))  # under way; it takes 0.5 s
         assert loads.calls[before:] == [cursor_tree(table)] and cursor_tree(table) != tree_id
         await pilot.press("up")  # back while the other row is still being read
         await settle(pilot)
